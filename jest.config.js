@@ -1,0 +1,22 @@
+/** Jest projects: one per package, each resolving @dynamo-ts/* to sources so tests need no build. */
+const moduleNameMapper = {
+  '^@dynamo-ts/(runtime|router|sdk|frontend)$': '<rootDir>/../../packages/$1/src/index.ts',
+  '^@dynamo-ts/(runtime|router|sdk|frontend)/(.*)$': '<rootDir>/../../packages/$1/src/$2',
+};
+const project = (dir, name) => ({
+  displayName: name,
+  rootDir: dir,
+  testEnvironment: 'node',
+  testMatch: ['<rootDir>/test/**/*.test.ts'],
+  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/../../tsconfig.test.json', isolatedModules: true }] },
+  moduleNameMapper,
+});
+module.exports = {
+  projects: [
+    project('packages/runtime', 'runtime'),
+    project('packages/router', 'router'),
+    project('packages/sdk', 'sdk'),
+    project('packages/frontend', 'frontend'),
+    project('examples/hello-world', 'hello-world'),
+  ],
+};

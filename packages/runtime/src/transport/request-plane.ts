@@ -1,0 +1,83 @@
+import type { CallOptions } from '../options';
+import type { Logger } from '../logger';
+
+/** Per-request options of {@link RequestPlane.request}. */
+export interface RequestOptions extends CallOptions {
+  /** Carried to the handler as `ctx.requestId`; generated when absent. */
+  requestId?: string;
+  /** String headers carried to the handler. */
+  headers?: Record<string, string>;
+  /** Absolute deadline (epoch ms) carried to the handler; the stream fails with TIMEOUT after it. */
+  deadline?: number;
+}
+
+/** What a handler gets with each request. */
+export interface RequestContext {
+  readonly requestId: string;
+  /** Fires when the caller cancels, abandons the stream, or the endpoint closes. */
+  readonly signal: AbortSignal;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly deadline?: number;
+  /** The subject the request arrived on. */
+  readonly subject: string;
+}
+
+/**
+ * An endpoint handler: takes the decoded request, yields response items (JSON values).
+ * Throwing sends an error frame (`{code, message}`) to the caller.
+ */
+export type RequestHandler = (request: unknown, ctx: RequestContext) => AsyncIterable<unknown>;
+
+/** Options of {@link RequestPlane.serve}. */
+export interface ServeOptions {
+  logger?: Logger;
+}
+
+/** An endpoint being served on one subject. */
+export interface ServedEndpoint {
+  readonly subject: string;
+  /** Streams currently in flight. */
+  readonly inflight: number;
+  /**
+   * Stops taking new requests (callers then see no responders and fail over), waits for the
+   * in-flight streams to finish for at most `timeoutMs` (default 30 s), then cancels what remains.
+   */
+  drain(options?: { timeoutMs?: number }): Promise<void>;
+  /** Stops at once, cancelling in-flight streams. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * The response of one request: iterate it for the handler's items in order. Errors (remote
+ * error frames, no responders, timeouts, cancellation) are thrown from the iteration with their
+ * code. Breaking out of the iteration, or {@link ResponseStream.cancel}, cancels the handler.
+ */
+export interface ResponseStream<T = unknown> extends AsyncIterable<T> {
+  readonly requestId: string;
+  cancel(reason?: unknown): void;
+}
+
+/**
+ * Request/streaming-response transport between processes.
+ *
+ * Implementations: `MemoryRequestPlane` (embedded default) and `NatsRequestPlane`.
+ *
+ * Semantics every implementation keeps (checked by `describeRequestPlaneCompliance`):
+ * - payloads and items are JSON values and are copied (never shared by reference);
+ * - a request to a subject nobody serves fails with `NoRespondersError` (code UNAVAILABLE)
+ *   before any item, so the caller can fail over;
+ * - a request whose encoded size exceeds {@link RequestPlane.maxPayload} fails with PAYLOAD_TOO_LARGE;
+ * - cancelling (signal, `cancel()`, or `break`) fires the handler's `ctx.signal`;
+ * - a handler error reaches the caller with the same code and message;
+ * - `timeoutMs` bounds the whole stream; `deadline` too.
+ */
+export interface RequestPlane {
+  /** Largest encoded request the transport accepts, in bytes. */
+  readonly maxPayload: number;
+  serve(subject: string, handler: RequestHandler, options?: ServeOptions): Promise<ServedEndpoint>;
+  request<T = unknown>(subject: string, payload: unknown, options?: RequestOptions): ResponseStream<T>;
+  /** Drains every served endpoint, then closes. */
+  drain(options?: { timeoutMs?: number }): Promise<void>;
+  /** Closes at once. Idempotent. */
+  close(): Promise<void>;
+}
