@@ -41,6 +41,8 @@ export interface WorkQueueStats {
 
 /** Options shared by every {@link WorkQueue} implementation. */
 export interface WorkQueueOptions {
+  /** Namespace of the queue (subjects and stream names derive from it, see names.ts). */
+  namespace: string;
   /** Queue name, matching `^[A-Za-z0-9][A-Za-z0-9_-]*$`. */
   name: string;
   /** A delivered job not acked (nor kept alive with inProgress) within this is redelivered. Default 30000. */
