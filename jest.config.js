@@ -8,10 +8,11 @@ const project = (dir, name) => ({
   rootDir: dir,
   testEnvironment: 'node',
   testMatch: ['<rootDir>/test/**/*.test.ts'],
-  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/../../tsconfig.test.json', isolatedModules: true }] },
+  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/../../tsconfig.test.json'}] },
   moduleNameMapper,
 });
 module.exports = {
+  maxWorkers: 2,
   projects: [
     project('packages/runtime', 'runtime'),
     project('packages/router', 'router'),

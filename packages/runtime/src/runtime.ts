@@ -1,0 +1,566 @@
+import os from 'node:os';
+import type { Discovery, KvEvent } from './discovery/discovery';
+import type { EventPlane, EventSubscription } from './events/event-plane';
+import { CancelledError, ClosedError, isDynamoError, NotFoundError, TimeoutError, UnavailableError } from './errors';
+import { noopLogger, type Logger } from './logger';
+import {
+  configKey,
+  endpointSubject,
+  eventSubject,
+  instanceKey,
+  instancesPrefix,
+  parseInstanceKey,
+  validateName,
+} from './names';
+import type { CallOptions } from './options';
+import type { WorkQueue, WorkQueueOptions } from './queue/work-queue';
+import type {
+  RequestHandler,
+  RequestOptions,
+  RequestPlane,
+  ResponseStream,
+  ServedEndpoint,
+} from './transport/request-plane';
+
+/** What discovery holds about one served endpoint instance (the JSON value of its key). */
+export interface InstanceInfo {
+  namespace: string;
+  component: string;
+  endpoint: string;
+  /** The lease id (hex) of the process serving it. */
+  instanceId: string;
+  /** Human name (e.g. the worker name). */
+  name: string;
+  hostname: string;
+  pid: number;
+  /** Request-plane subject to call it on. */
+  subject: string;
+  /** ISO time it registered. */
+  startedAt: string;
+  /** Free-form, e.g. `{model: 'hello-world'}`. */
+  metadata: Record<string, unknown>;
+}
+
+/** The planes a runtime runs on: memory for embedded, etcd + NATS for distributed. */
+export interface RuntimeBackends {
+  discovery: Discovery;
+  requestPlane: RequestPlane;
+  eventPlane: EventPlane;
+  /** Opens a work queue on the backend's queue service. */
+  openQueue(options: WorkQueueOptions): Promise<WorkQueue>;
+}
+
+/** Options of {@link DistributedRuntime}. */
+export interface DistributedRuntimeOptions extends RuntimeBackends {
+  logger?: Logger;
+  /** Reported in instance records. Default `os.hostname()`. */
+  hostname?: string;
+  /**
+   * Called by {@link DistributedRuntime.close} after the planes it owns are closed (e.g. to close
+   * a NATS connection shared by them).
+   */
+  onClose?: () => Promise<void>;
+}
+
+/** One served endpoint instance, registered in discovery. */
+export interface ServedInstance {
+  readonly info: InstanceInfo;
+  readonly inflight: number;
+  /** Deregisters, then drains the endpoint (in-flight streams finish, bounded by `timeoutMs`). */
+  drain(options?: { timeoutMs?: number }): Promise<void>;
+}
+
+/**
+ * The handle of one process (or one embedded "process") on the runtime planes: its lease,
+ * what it serves, its clients. Names go namespace -> component -> endpoint -> instance.
+ */
+export class DistributedRuntime {
+  readonly logger: Logger;
+  readonly hostname: string;
+  private readonly served = new Set<ServedInstance>();
+  private readonly clients = new Set<EndpointClient>();
+  private closed = false;
+
+  constructor(private readonly options: DistributedRuntimeOptions) {
+    this.logger = options.logger ?? noopLogger;
+    this.hostname = options.hostname ?? os.hostname();
+  }
+
+  /** The instance id of this process: its discovery lease id. */
+  get instanceId(): string {
+    return this.options.discovery.leaseId;
+  }
+  get discovery(): Discovery {
+    return this.options.discovery;
+  }
+  get requestPlane(): RequestPlane {
+    return this.options.requestPlane;
+  }
+  get eventPlane(): EventPlane {
+    return this.options.eventPlane;
+  }
+
+  /** A namespace handle. */
+  namespace(name: string): Namespace {
+    return new Namespace(this, validateName('namespace', name));
+  }
+
+  /** Opens a work queue of `namespace`. */
+  async openQueue(options: WorkQueueOptions): Promise<WorkQueue> {
+    this.assertOpen();
+    return this.options.openQueue(options);
+  }
+
+  /** @internal */
+  track<T extends ServedInstance | EndpointClient>(x: T): T {
+    if (isEndpointClient(x)) this.clients.add(x);
+    else this.served.add(x);
+    return x;
+  }
+  /** @internal */
+  untrack(x: ServedInstance | EndpointClient): void {
+    if (isEndpointClient(x)) this.clients.delete(x);
+    else this.served.delete(x);
+  }
+
+  /** Throws CLOSED once the runtime is closing. */
+  assertOpen(): void {
+    if (this.closed) throw new ClosedError('runtime is closed');
+  }
+
+  /**
+   * Graceful stop: deregisters and drains every served endpoint (bounded by `timeoutMs`),
+   * closes clients, revokes the lease and closes the planes. Idempotent.
+   */
+  async close(options: { timeoutMs?: number } = {}): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.served].map((s) => s.drain(options)));
+    for (const c of this.clients) c.close();
+    await this.options.discovery.close();
+    await this.options.requestPlane.drain(options);
+    await this.options.eventPlane.close();
+    await this.options.onClose?.();
+  }
+}
+
+function isEndpointClient(x: unknown): x is EndpointClient {
+  return x instanceof EndpointClient;
+}
+
+/** A namespace: components, events, live config. */
+export class Namespace {
+  constructor(
+    readonly runtime: DistributedRuntime,
+    readonly name: string,
+  ) {}
+
+  component(name: string): Component {
+    return new Component(this, validateName('component', name));
+  }
+
+  /** Reads the live config value `dynamo/{ns}/config/{name}` (JSON), or undefined. */
+  async getConfig<T = unknown>(name: string, options?: CallOptions): Promise<T | undefined> {
+    const v = await this.runtime.discovery.get(configKey(this.name, validateName('config name', name)), options);
+    return v === undefined ? undefined : (JSON.parse(v) as T);
+  }
+
+  /** Writes a live config value (not leased: it outlives this process). */
+  async putConfig(name: string, value: unknown, options?: CallOptions): Promise<void> {
+    await this.runtime.discovery.put(configKey(this.name, validateName('config name', name)), JSON.stringify(value), {
+      ...options,
+      lease: false,
+    });
+  }
+
+  /**
+   * Calls `onChange` with the current value of a live config key and every later change
+   * (undefined when deleted or unparseable). Returns a function that stops watching.
+   */
+  watchConfig<T = unknown>(name: string, onChange: (value: T | undefined) => void): () => void {
+    const key = configKey(this.name, validateName('config name', name));
+    const watch = this.runtime.discovery.watchPrefix(key);
+    const log = this.runtime.logger;
+    void (async () => {
+      try {
+        for await (const ev of watch) {
+          if (ev.type === 'synced' || ev.key !== key) continue;
+          if (ev.type === 'delete') onChange(undefined);
+          else {
+            try {
+              onChange(JSON.parse(ev.value) as T);
+            } catch (e) {
+              log.warn('live config is not valid JSON; ignored', { key, error: (e as Error).message });
+            }
+          }
+        }
+      } catch (e) {
+        log.warn('config watch ended', { key, error: (e as Error).message });
+      }
+    })();
+    return () => watch.close();
+  }
+}
+
+/** A component: endpoints and its event topics. */
+export class Component {
+  constructor(
+    readonly namespace: Namespace,
+    readonly name: string,
+  ) {}
+
+  get runtime(): DistributedRuntime {
+    return this.namespace.runtime;
+  }
+
+  endpoint(name: string): Endpoint {
+    return new Endpoint(this, validateName('endpoint', name));
+  }
+
+  /** Subject of one of this component's event topics. */
+  eventSubject(topic: string): string {
+    return eventSubject(this.namespace.name, this.name, validateName('topic', topic));
+  }
+
+  /** Publishes on `dynamo.{ns}.events.{component}.{topic}`. */
+  async publish(topic: string, data: unknown): Promise<void> {
+    await this.runtime.eventPlane.publish(this.eventSubject(topic), data);
+  }
+
+  /** Subscribes to one of this component's topics. */
+  subscribe<T = unknown>(topic: string, options?: { signal?: AbortSignal }): EventSubscription<T> {
+    return this.runtime.eventPlane.subscribe<T>(this.eventSubject(topic), options);
+  }
+}
+
+/** Options of {@link Endpoint.serve}. */
+export interface EndpointServeOptions {
+  /** Human name in discovery (e.g. the worker name). Default the host name. */
+  name?: string;
+  metadata?: Record<string, unknown>;
+}
+
+/** How an {@link EndpointClient} picks an instance. */
+export type RouterMode = 'random' | 'round-robin';
+
+/** An endpoint: serve it, or call it through a client. */
+export class Endpoint {
+  constructor(
+    readonly component: Component,
+    readonly name: string,
+  ) {}
+
+  get runtime(): DistributedRuntime {
+    return this.component.runtime;
+  }
+  get namespaceName(): string {
+    return this.component.namespace.name;
+  }
+
+  /** The subject this process serves the endpoint on. */
+  get subject(): string {
+    return endpointSubject(this.namespaceName, this.component.name, this.name, this.runtime.instanceId);
+  }
+
+  /**
+   * Serves the endpoint with `handler` on this process's subject, then registers the instance
+   * in discovery under the process lease. Drain deregisters first, then finishes in-flight work.
+   */
+  async serve(handler: RequestHandler, options: EndpointServeOptions = {}): Promise<ServedInstance> {
+    const rt = this.runtime;
+    rt.assertOpen();
+    const ns = this.namespaceName;
+    const info: InstanceInfo = {
+      namespace: ns,
+      component: this.component.name,
+      endpoint: this.name,
+      instanceId: rt.instanceId,
+      name: options.name ?? rt.hostname,
+      hostname: rt.hostname,
+      pid: process.pid,
+      subject: this.subject,
+      startedAt: new Date().toISOString(),
+      metadata: options.metadata ?? {},
+    };
+    const key = instanceKey(ns, this.component.name, this.name, rt.instanceId);
+    const logger = rt.logger.child({ component: this.component.name, endpoint: this.name });
+    const served: ServedEndpoint = await rt.requestPlane.serve(info.subject, handler, { logger });
+    try {
+      await rt.discovery.put(key, JSON.stringify(info), { lease: true });
+    } catch (e) {
+      await served.close();
+      throw e;
+    }
+    let draining: Promise<void> | undefined;
+    const instance: ServedInstance = {
+      info,
+      get inflight() {
+        return served.inflight;
+      },
+      drain: (opts = {}) => {
+        draining ??= (async () => {
+          try {
+            await rt.discovery.delete(key);
+          } catch (e) {
+            logger.warn('could not deregister; the lease will expire it', { key, error: (e as Error).message });
+          }
+          await served.drain(opts);
+          rt.untrack(instance);
+        })();
+        return draining;
+      },
+    };
+    return rt.track(instance);
+  }
+
+  /** A client of this endpoint that follows its live instances. */
+  async client(): Promise<EndpointClient> {
+    this.runtime.assertOpen();
+    const c = new EndpointClient(this);
+    await c.start();
+    return this.runtime.track(c);
+  }
+}
+
+/** An instance joining or leaving an endpoint. */
+export interface InstanceChange {
+  type: 'added' | 'removed';
+  instance: InstanceInfo;
+}
+
+/** Options of {@link EndpointClient.generate}. */
+export interface ClientRequestOptions extends RequestOptions {
+  /** Call this instance only (no failover). */
+  instanceId?: string;
+  /** How to pick when `instanceId` is not given. Default `round-robin`. */
+  mode?: RouterMode;
+  /** Attempts on other instances when one is unavailable before any data arrived. Default 3. */
+  maxAttempts?: number;
+}
+
+/**
+ * A client of one endpoint: follows its instances through a discovery watch and calls them
+ * (random, round-robin or direct). A request that fails with UNAVAILABLE before any item
+ * arrived is retried on another instance (not for direct calls), and the failed instance is
+ * marked down until discovery says it is back.
+ */
+export class EndpointClient {
+  private readonly live = new Map<string, InstanceInfo>();
+  private readonly down = new Set<string>();
+  private readonly listeners = new Set<(c: InstanceChange) => void>();
+  private readonly waiters = new Set<() => void>();
+  private watch: { close(): void } | undefined;
+  private rr = 0;
+  private closed = false;
+
+  constructor(readonly endpoint: Endpoint) {}
+
+  /** @internal Starts the watch; resolves once the current instances are known. */
+  async start(): Promise<void> {
+    const ep = this.endpoint;
+    const prefix = instancesPrefix(ep.namespaceName, ep.component.name, ep.name);
+    const watch = ep.runtime.discovery.watchPrefix(prefix);
+    this.watch = watch;
+    let synced!: () => void;
+    const ready = new Promise<void>((r) => (synced = r));
+    const log = ep.runtime.logger;
+    void (async () => {
+      try {
+        for await (const ev of watch) this.apply(ev, synced);
+      } catch (e) {
+        if (!this.closed) log.warn('instance watch ended', { prefix, error: (e as Error).message });
+      } finally {
+        synced();
+      }
+    })();
+    await ready;
+  }
+
+  private apply(ev: KvEvent, synced: () => void): void {
+    if (ev.type === 'synced') {
+      synced();
+      return;
+    }
+    const parsed = parseInstanceKey(ev.key);
+    if (!parsed) return;
+    if (ev.type === 'put') {
+      let info: InstanceInfo;
+      try {
+        info = JSON.parse(ev.value) as InstanceInfo;
+      } catch {
+        return;
+      }
+      const known = this.live.has(parsed.instanceId);
+      this.live.set(parsed.instanceId, info);
+      this.down.delete(parsed.instanceId);
+      if (!known) this.emit({ type: 'added', instance: info });
+      for (const w of [...this.waiters]) w();
+    } else {
+      const info = this.live.get(parsed.instanceId);
+      if (!info) return;
+      this.live.delete(parsed.instanceId);
+      this.down.delete(parsed.instanceId);
+      this.emit({ type: 'removed', instance: info });
+    }
+  }
+
+  private emit(c: InstanceChange): void {
+    for (const l of this.listeners) {
+      try {
+        l(c);
+      } catch (e) {
+        this.endpoint.runtime.logger.error('instance listener threw', { error: (e as Error).message });
+      }
+    }
+  }
+
+  /** Live instances (not marked down), in a stable order. */
+  instances(): InstanceInfo[] {
+    return [...this.live.values()].filter((i) => !this.down.has(i.instanceId));
+  }
+
+  /** Ids of the live instances. */
+  instanceIds(): string[] {
+    return this.instances().map((i) => i.instanceId);
+  }
+
+  /** Calls `listener` on each instance joining or leaving. Returns an unsubscribe function. */
+  onChange(listener: (c: InstanceChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Marks an instance down at once (e.g. it stopped answering) until discovery reports it again. */
+  markDown(instanceId: string): void {
+    if (!this.live.has(instanceId) || this.down.has(instanceId)) return;
+    this.down.add(instanceId);
+    const info = this.live.get(instanceId)!;
+    this.endpoint.runtime.logger.warn('instance marked down', { instance_id: instanceId, name: info.name });
+    this.emit({ type: 'removed', instance: info });
+  }
+
+  /** Resolves when at least `min` instances are live. */
+  async waitForInstances(options: { min?: number } & CallOptions = {}): Promise<InstanceInfo[]> {
+    const min = options.min ?? 1;
+    if (this.instances().length >= min) return this.instances();
+    return await new Promise<InstanceInfo[]>((resolve, reject) => {
+      const cleanup = (): void => {
+        this.waiters.delete(check);
+        if (timer) clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
+      };
+      const check = (): void => {
+        if (this.instances().length >= min) {
+          cleanup();
+          resolve(this.instances());
+        }
+      };
+      const onAbort = (): void => {
+        cleanup();
+        reject(new CancelledError('wait for instances cancelled'));
+      };
+      const timer =
+        options.timeoutMs !== undefined
+          ? setTimeout(() => {
+              cleanup();
+              reject(new TimeoutError(`fewer than ${min} instances of ${this.describe()} after ${options.timeoutMs} ms`));
+            }, options.timeoutMs)
+          : undefined;
+      this.waiters.add(check);
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  private describe(): string {
+    const ep = this.endpoint;
+    return `${ep.namespaceName}/${ep.component.name}/${ep.name}`;
+  }
+
+  private pick(mode: RouterMode, exclude: ReadonlySet<string>): InstanceInfo | undefined {
+    const all = this.instances().filter((i) => !exclude.has(i.instanceId));
+    if (all.length === 0) return undefined;
+    if (mode === 'random') return all[Math.floor(Math.random() * all.length)];
+    const i = all[this.rr++ % all.length];
+    return i;
+  }
+
+  /**
+   * Sends `payload` to an instance and returns its response stream. With `instanceId` the call
+   * goes to that instance only (NOT_FOUND if it is not live); otherwise one is picked by `mode`
+   * and, while no item has arrived, an UNAVAILABLE failure moves the request to another instance.
+   */
+  generate<T = unknown>(payload: unknown, options: ClientRequestOptions = {}): ResponseStream<T> {
+    const plane = this.endpoint.runtime.requestPlane;
+    const requestId = options.requestId ?? globalThis.crypto.randomUUID();
+    const opts: RequestOptions = { ...options, requestId };
+    if (options.instanceId !== undefined) {
+      const info = this.live.get(options.instanceId);
+      if (!info) return failedStream<T>(requestId, new NotFoundError(`instance ${options.instanceId} of ${this.describe()} is not live`));
+      return plane.request<T>(info.subject, payload, opts);
+    }
+    const maxAttempts = options.maxAttempts ?? 3;
+    const mode = options.mode ?? 'round-robin';
+    let current: ResponseStream<T> | undefined;
+    let cancelled: unknown;
+    const self = this;
+    async function* run(): AsyncGenerator<T> {
+      const tried = new Set<string>();
+      for (let attempt = 1; ; attempt++) {
+        const target = self.pick(mode, tried);
+        if (!target) throw new UnavailableError(`no live instance of ${self.describe()}`);
+        tried.add(target.instanceId);
+        if (cancelled !== undefined) throw new CancelledError();
+        current = plane.request<T>(target.subject, payload, opts);
+        let sent = false;
+        try {
+          for await (const item of current) {
+            sent = true;
+            yield item;
+          }
+          return;
+        } catch (e) {
+          if (sent || !isDynamoError(e) || e.code !== 'UNAVAILABLE' || attempt >= maxAttempts) throw e;
+          self.markDown(target.instanceId);
+          self.endpoint.runtime.logger.warn('instance unavailable; retrying on another', {
+            request_id: requestId,
+            instance_id: target.instanceId,
+            attempt,
+          });
+        }
+      }
+    }
+    const gen = run();
+    return {
+      requestId,
+      cancel(reason?: unknown) {
+        cancelled = reason ?? new CancelledError();
+        current?.cancel(reason);
+        void gen.return(undefined);
+      },
+      [Symbol.asyncIterator]() {
+        return gen;
+      },
+    };
+  }
+
+  /** Stops following instances. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.watch?.close();
+    this.endpoint.runtime.untrack(this);
+  }
+}
+
+function failedStream<T>(requestId: string, error: Error): ResponseStream<T> {
+  return {
+    requestId,
+    cancel() {},
+    [Symbol.asyncIterator]() {
+      return {
+        next: () => Promise.reject(error),
+        return: () => Promise.resolve({ done: true, value: undefined }),
+      } as AsyncIterator<T>;
+    },
+  };
+}

@@ -1,0 +1,58 @@
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { InvalidArgumentError, NotFoundError } from '@dynamo-ts/runtime';
+import { isServiceDefinition, type ServiceDefinition } from './service';
+
+const EXTENSIONS = ['', '.ts', '.js', '.cjs', '/index.ts', '/index.js'];
+let tsxRegistered = false;
+
+/** Splits `path/to/module:Service` (the service part is required). */
+export function parseTarget(target: string): { modulePath: string; exportName: string } {
+  const i = target.lastIndexOf(':');
+  if (i <= 0 || i === target.length - 1) {
+    throw new InvalidArgumentError(`target ${JSON.stringify(target)} must be <module>:<Service>, e.g. components/graph:Frontend`);
+  }
+  return { modulePath: target.slice(0, i), exportName: target.slice(i + 1) };
+}
+
+/** Resolves a module path (extension optional) against `cwd`. */
+export function resolveModule(modulePath: string, cwd: string): string {
+  const base = path.resolve(cwd, modulePath);
+  for (const ext of EXTENSIONS) {
+    const p = base + ext;
+    if (existsSync(p) && !p.endsWith(path.sep)) {
+      try {
+        if (statSync(p).isFile()) return p;
+      } catch {
+        /* next */
+      }
+    }
+  }
+  throw new NotFoundError(`module ${modulePath} not found (looked for ${EXTENSIONS.map((e) => base + e).join(', ')})`);
+}
+
+/**
+ * Loads `<module>:<Service>` (TypeScript through tsx, or JavaScript) and returns the service
+ * definition it exports under that name.
+ */
+export function loadService(target: string, cwd = process.cwd()): ServiceDefinition {
+  const { modulePath, exportName } = parseTarget(target);
+  const file = resolveModule(modulePath, cwd);
+  if (/\.[cm]?tsx?$/.test(file) && !tsxRegistered) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    (require('tsx/cjs/api') as { register(): void }).register();
+    tsxRegistered = true;
+  }
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const mod = require(file) as Record<string, unknown>;
+  const svc = mod[exportName];
+  if (!isServiceDefinition(svc)) {
+    const found = Object.entries(mod)
+      .filter(([, v]) => isServiceDefinition(v))
+      .map(([k]) => k);
+    throw new NotFoundError(
+      `${file} exports no service named ${exportName}` + (found.length ? ` (it exports: ${found.join(', ')})` : ''),
+    );
+  }
+  return svc;
+}

@@ -1,0 +1,73 @@
+import os from 'node:os';
+import Ajv from 'ajv';
+import { DEFAULT_NAMESPACE, InvalidArgumentError, NAME_PATTERN, type LogLevel } from '@dynamo-ts/runtime';
+import { describeAjvError } from './config';
+import type { ServeSettings } from './service';
+
+/** Everything the CLI reads from the environment, validated. */
+export interface EnvSettings extends ServeSettings {
+  mode: 'embedded' | 'distributed';
+  natsServers: string[];
+  etcdEndpoints: string[];
+  logLevel: LogLevel;
+  logFormat: 'json' | 'pretty';
+}
+
+const ENV_SCHEMA = {
+  type: 'object',
+  properties: {
+    NATS_SERVER: { type: 'string', minLength: 1 },
+    ETCD_ENDPOINTS: { type: 'string', minLength: 1 },
+    DYNAMO_NAMESPACE: { type: 'string', pattern: NAME_PATTERN.source },
+    DYNAMO_PORT: { type: 'string', pattern: '^[0-9]{1,5}$' },
+    DYNAMO_WORKER_NAME: { type: 'string', minLength: 1, maxLength: 128 },
+    DYNAMO_LEASE_TTL: { type: 'string', pattern: '^[0-9]+(\\.[0-9]+)?$' },
+    DYNAMO_LOG_LEVEL: { enum: ['error', 'warn', 'info', 'debug'] },
+    DYNAMO_LOG_FORMAT: { enum: ['json', 'pretty'] },
+  },
+};
+const validate = new Ajv({ allErrors: true, strict: false }).compile(ENV_SCHEMA);
+
+/**
+ * Reads and validates the environment (the only place dynamo-ts reads it). NATS_SERVER and
+ * ETCD_ENDPOINTS both set select distributed mode, neither embedded; one alone is an error.
+ */
+export function settingsFromEnv(env: NodeJS.ProcessEnv, options: { stderrIsTTY?: boolean } = {}): EnvSettings {
+  const picked: Record<string, string> = {};
+  for (const k of Object.keys(ENV_SCHEMA.properties)) {
+    const v = env[k];
+    if (v !== undefined && v !== '') picked[k] = v;
+  }
+  if (!validate(picked)) {
+    const msgs = (validate.errors ?? []).map((e) => describeAjvError('environment', e).replace('environment.', ''));
+    throw new InvalidArgumentError(`invalid environment: ${msgs.join('; ')}`);
+  }
+  const nats = picked.NATS_SERVER;
+  const etcd = picked.ETCD_ENDPOINTS;
+  if ((nats === undefined) !== (etcd === undefined)) {
+    throw new InvalidArgumentError(
+      `${nats ? 'NATS_SERVER' : 'ETCD_ENDPOINTS'} is set but ${nats ? 'ETCD_ENDPOINTS' : 'NATS_SERVER'} is not: ` +
+        'set both for distributed mode, or neither for the embedded (single-process) mode',
+    );
+  }
+  const port = picked.DYNAMO_PORT !== undefined ? Number(picked.DYNAMO_PORT) : 8000;
+  if (port > 65535) throw new InvalidArgumentError(`DYNAMO_PORT must be at most 65535 (got ${port})`);
+  const ttlS = picked.DYNAMO_LEASE_TTL !== undefined ? Number(picked.DYNAMO_LEASE_TTL) : 10;
+  if (ttlS < 1) throw new InvalidArgumentError(`DYNAMO_LEASE_TTL must be at least 1 second (got ${ttlS})`);
+  const split = (s: string | undefined): string[] =>
+    (s ?? '')
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean);
+  return {
+    mode: nats ? 'distributed' : 'embedded',
+    natsServers: split(nats),
+    etcdEndpoints: split(etcd),
+    namespace: picked.DYNAMO_NAMESPACE ?? DEFAULT_NAMESPACE,
+    port,
+    workerName: picked.DYNAMO_WORKER_NAME ?? os.hostname(),
+    leaseTtlMs: Math.round(ttlS * 1000),
+    logLevel: (picked.DYNAMO_LOG_LEVEL as LogLevel | undefined) ?? 'info',
+    logFormat: (picked.DYNAMO_LOG_FORMAT as 'json' | 'pretty' | undefined) ?? (options.stderrIsTTY ? 'pretty' : 'json'),
+  };
+}

@@ -1,0 +1,41 @@
+import { settingsFromEnv } from '@dynamo-ts/sdk';
+
+describe('settingsFromEnv', () => {
+  it('defaults to the embedded mode', () => {
+    const s = settingsFromEnv({});
+    expect(s.mode).toBe('embedded');
+    expect(s.namespace).toBe('dynamo-demo');
+    expect(s.port).toBe(8000);
+    expect(s.leaseTtlMs).toBe(10000);
+  });
+
+  it('selects distributed mode when both NATS_SERVER and ETCD_ENDPOINTS are set', () => {
+    const s = settingsFromEnv({
+      NATS_SERVER: 'nats://127.0.0.1:4222',
+      ETCD_ENDPOINTS: 'http://127.0.0.1:2379,http://127.0.0.1:2380',
+      DYNAMO_WORKER_NAME: 'node1',
+      DYNAMO_LEASE_TTL: '3',
+    });
+    expect(s.mode).toBe('distributed');
+    expect(s.etcdEndpoints).toEqual(['http://127.0.0.1:2379', 'http://127.0.0.1:2380']);
+    expect(s.workerName).toBe('node1');
+    expect(s.leaseTtlMs).toBe(3000);
+  });
+
+  it('names the missing variable when only one of them is set', () => {
+    expect(() => settingsFromEnv({ NATS_SERVER: 'nats://127.0.0.1:4222' })).toThrow(
+      /NATS_SERVER is set but ETCD_ENDPOINTS is not/,
+    );
+    expect(() => settingsFromEnv({ ETCD_ENDPOINTS: 'http://127.0.0.1:2379' })).toThrow(
+      /ETCD_ENDPOINTS is set but NATS_SERVER is not/,
+    );
+  });
+
+  it('names bad variables', () => {
+    expect(() => settingsFromEnv({ DYNAMO_PORT: 'eighty' })).toThrow(/DYNAMO_PORT/);
+    expect(() => settingsFromEnv({ DYNAMO_PORT: '70000' })).toThrow(/DYNAMO_PORT must be at most 65535/);
+    expect(() => settingsFromEnv({ DYNAMO_NAMESPACE: 'a b' })).toThrow(/DYNAMO_NAMESPACE/);
+    expect(() => settingsFromEnv({ DYNAMO_LOG_LEVEL: 'loud' })).toThrow(/DYNAMO_LOG_LEVEL/);
+    expect(() => settingsFromEnv({ DYNAMO_LEASE_TTL: '0.5' })).toThrow(/DYNAMO_LEASE_TTL must be at least 1 second/);
+  });
+});
