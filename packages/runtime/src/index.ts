@@ -6,3 +6,4 @@ export * from './discovery/discovery';
 export * from './transport/request-plane';
 export * from './events/event-plane';
 export * from './queue/work-queue';
+export * from './runtime';
