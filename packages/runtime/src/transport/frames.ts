@@ -1,0 +1,132 @@
+/**
+ * The wire protocol of `NatsRequestPlane` (NATS core, no JetStream).
+ *
+ * Subjects
+ * - A served endpoint subscribes to its request subject (`dynamo.{ns}.{component}.{endpoint}.{instanceId}`)
+ *   in the queue group {@link QUEUE_GROUP}, so several processes serving one subject share the load.
+ * - Each plane owns one inbox prefix `P` (`_INBOX.<nuid>`) and ONE wildcard subscription `P.*`.
+ *   Every stream a plane calls gets a token `t` and the reply subject `P.t`; every request a
+ *   plane serves gets a token `u` and the control subject `P.u` (tokens never repeat in a plane).
+ *
+ * Request (caller -> request subject), with NATS reply subject = the caller's `P.t`:
+ * - headers {@link HDR_REQUEST_ID} (always), {@link HDR_DEADLINE} (epoch ms, optional),
+ *   {@link HDR_HEADERS} (the caller's string headers as one JSON object, optional),
+ *   {@link HDR_WINDOW} (flow-control window in items, optional: absent = unbounded);
+ * - body: the request payload as JSON. Header + body must fit the server's `max_payload`.
+ * - Nobody subscribed: the server answers the reply subject with an empty `503` status
+ *   message (headers are on): the caller fails with NoRespondersError before any item.
+ *
+ * Frames (server -> caller's `P.t`), plain bodies (no NATS headers), published with NATS
+ * reply subject = the server's control subject `P.u` (so a caller that died makes the
+ * server's next frame bounce back as a `503`, which cancels the handler):
+ * - `a<control subject>`          ack: always the first frame; tells the caller where to cancel
+ * - `d<seq> <json item>`          data: seq = 1, 2, 3, ... (gaps and reordering are detected)
+ * - `h<seq>`                      heartbeat: sent when the stream was idle for a heartbeat interval;
+ *                                 seq = data frames sent so far (a lost trailing data frame shows)
+ * - `e<seq>`                      end: seq = data frames sent in all
+ * - `x<seq> <json {code,message}>` error: the handler failed (or the endpoint refused/closed)
+ *
+ * Control (caller -> server's `P.u`):
+ * - `c` or `c<json {code,message}>`  cancel: fires the handler's `ctx.signal` (with that reason)
+ * - `w<n>`                          credit: the caller has consumed `n` items in all (cumulative);
+ *                                   the server sends data frame `s` only while `s - n <= window`,
+ *                                   pausing the handler otherwise (backpressure). Sent every half
+ *                                   window consumed, and again on a heartbeat when the caller's
+ *                                   buffer is empty (so a lost credit cannot stall the stream).
+ *
+ * A caller that receives no frame for `heartbeatTimeoutMs` (the ack included) fails the stream
+ * with TIMEOUT naming the subject and cancels it.
+ */
+
+/** Queue group of every served endpoint subscription. */
+export const QUEUE_GROUP = 'dynamo';
+/** Header: the request id (`ctx.requestId`). */
+export const HDR_REQUEST_ID = 'Dynamo-Request-Id';
+/** Header: absolute deadline, epoch milliseconds. */
+export const HDR_DEADLINE = 'Dynamo-Deadline';
+/** Header: the caller's headers as one JSON object of strings. */
+export const HDR_HEADERS = 'Dynamo-Headers';
+/** Header: the caller's flow-control window, in items (see the `w` frame). */
+export const HDR_WINDOW = 'Dynamo-Window';
+
+/** First byte of each frame. */
+export const FrameType = {
+  Ack: 0x61, // 'a'
+  Data: 0x64, // 'd'
+  Heartbeat: 0x68, // 'h'
+  End: 0x65, // 'e'
+  Error: 0x78, // 'x'
+  Cancel: 0x63, // 'c'
+  Credit: 0x77, // 'w'
+} as const;
+
+/** Frame type byte (see {@link FrameType}). */
+export type FrameTypeCode = (typeof FrameType)[keyof typeof FrameType];
+
+const SPACE = 0x20;
+const ZERO = 0x30;
+const NINE = 0x39;
+const decoder = new TextDecoder();
+
+/** `a<control subject>` */
+export function ackFrame(controlSubject: string): string {
+  return 'a' + controlSubject;
+}
+
+/** `d<seq> <json>` (the item already JSON-encoded). */
+export function dataFrame(seq: number, json: string): string {
+  return 'd' + seq + ' ' + json;
+}
+
+/** `h<seq>` */
+export function heartbeatFrame(seq: number): string {
+  return 'h' + seq;
+}
+
+/** `e<seq>` */
+export function endFrame(seq: number): string {
+  return 'e' + seq;
+}
+
+/** `x<seq> <json {code,message}>` */
+export function errorFrame(seq: number, error: { code: string; message: string }): string {
+  return 'x' + seq + ' ' + JSON.stringify({ code: error.code, message: error.message });
+}
+
+/** `w<consumed>` */
+export function creditFrame(consumed: number): string {
+  return 'w' + consumed;
+}
+
+/** `c` or `c<json {code,message}>` */
+export function cancelFrame(reason?: { code: string; message: string }): string {
+  return reason ? 'c' + JSON.stringify({ code: reason.code, message: reason.message }) : 'c';
+}
+
+/**
+ * Reads the sequence number of a `d`, `h`, `e`, `x` or `w` frame (the digits after the type byte,
+ * up to a space or the end) without decoding the frame. Returns -1 when they are malformed.
+ */
+export function readSeq(data: Uint8Array): number {
+  const n = data.length;
+  if (n < 2) return -1;
+  let seq = 0;
+  for (let i = 1; i < n; i++) {
+    const c = data[i]!;
+    if (c === SPACE) return seq;
+    if (c < ZERO || c > NINE) return -1;
+    seq = seq * 10 + (c - ZERO);
+  }
+  return seq;
+}
+
+/** The text after the first space of a frame (the JSON of a `d` or `x` frame), or '' when there is none. */
+export function frameBody(data: Uint8Array): string {
+  const i = data.indexOf(SPACE, 1);
+  return i < 0 ? '' : decoder.decode(data.subarray(i + 1));
+}
+
+/** The text after the type byte (the control subject of an `a` frame, the reason of a `c` frame). */
+export function frameRest(data: Uint8Array): string {
+  return decoder.decode(data.subarray(1));
+}

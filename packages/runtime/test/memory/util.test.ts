@@ -1,0 +1,106 @@
+/** The small helpers under src/util. */
+import { Channel } from '../../src/util/channel';
+import { Deque } from '../../src/util/deque';
+import { parseSubject, subjectMatches } from '../../src/util/subject';
+import { checkPayloadSize, encodeJson } from '../../src/util/json';
+import { sleep } from '../../src/util/abort';
+import { rejection } from '../compliance/helpers';
+
+describe('subjects', () => {
+  const m = (p: string, s: string): boolean => subjectMatches(parseSubject(p, true), parseSubject(s, false));
+  test.each([
+    ['a.b', 'a.b', true],
+    ['a.b', 'a.c', false],
+    ['a.*', 'a.b', true],
+    ['a.*', 'a.b.c', false],
+    ['a.*', 'a', false],
+    ['*.b.*', 'x.b.y', true],
+    ['a.>', 'a.b', true],
+    ['a.>', 'a.b.c.d', true],
+    ['a.>', 'a', false],
+    ['>', 'a', true],
+    ['a.*.>', 'a.b', false],
+    ['a.*.>', 'a.b.c', true],
+  ])('%s matches %s: %s', (p, s, want) => {
+    expect(m(p, s)).toBe(want);
+  });
+  test('invalid subjects', () => {
+    for (const s of ['', 'a..b', '.a', 'a.', 'a b', 'a.>.b']) expect(() => parseSubject(s, true)).toThrow();
+    expect(() => parseSubject('a.*', false)).toThrow();
+    expect(parseSubject('a*b.c', false)).toEqual(['a*b', 'c']);
+  });
+});
+
+describe('Channel', () => {
+  test('buffers, ends after the buffer, throws the error once', async () => {
+    const c = new Channel<number>();
+    c.push(1);
+    c.push(2);
+    c.end(new Error('bye'));
+    expect(c.push(3)).toBe(false);
+    expect(await c.next()).toEqual({ value: 1, done: false });
+    expect(await c.next()).toEqual({ value: 2, done: false });
+    expect((await rejection(c.next())).message).toBe('bye');
+    expect((await c.next()).done).toBe(true);
+  });
+  test('abort drops the buffer and wakes a waiting reader', async () => {
+    const c = new Channel<number>();
+    const pending = c.next();
+    c.abort(new Error('stop'));
+    expect((await rejection(pending)).message).toBe('stop');
+    const d = new Channel<number>();
+    d.push(1);
+    d.abort();
+    expect((await d.next()).done).toBe(true);
+  });
+  test('capacity and waitForSpace give backpressure; return calls onReturn once', async () => {
+    let returned = 0;
+    const c = new Channel<number>({ capacity: 2, onReturn: () => returned++ });
+    c.push(1);
+    c.push(2);
+    expect(c.hasSpace).toBe(false);
+    let woke = false;
+    const space = c.waitForSpace().then(() => (woke = true));
+    await Promise.resolve();
+    expect(woke).toBe(false);
+    await c.next();
+    await space;
+    expect(woke).toBe(true);
+    await c.return();
+    await c.return();
+    expect(returned).toBe(1);
+    expect(c.push(3)).toBe(false);
+  });
+});
+
+describe('Deque', () => {
+  test('push, shift, unshift across compaction', () => {
+    const d = new Deque<number>();
+    for (let i = 0; i < 5000; i++) d.push(i);
+    for (let i = 0; i < 3000; i++) expect(d.shift()).toBe(i);
+    d.unshift(-1);
+    expect(d.peek()).toBe(-1);
+    expect(d.size).toBe(2001);
+    expect([...d].slice(0, 3)).toEqual([-1, 3000, 3001]);
+    d.clear();
+    expect(d.shift()).toBeUndefined();
+  });
+});
+
+describe('json and abort helpers', () => {
+  test('encodeJson sends undefined as null and refuses BigInt', () => {
+    expect(encodeJson(undefined, 'x')).toBe('null');
+    expect(() => encodeJson({ a: 1n }, 'payload')).toThrow(/payload is not JSON-serializable/);
+  });
+  test('checkPayloadSize counts UTF-8 bytes', () => {
+    expect(() => checkPayloadSize('é'.repeat(600), 1000)).toThrow(/1200 bytes exceeds the limit of 1000/);
+    expect(() => checkPayloadSize('e'.repeat(1000), 1000)).not.toThrow();
+  });
+  test('sleep rejects with CANCELLED when aborted', async () => {
+    const ac = new AbortController();
+    const p = sleep(10_000, ac.signal);
+    ac.abort();
+    expect((await rejection(p)).code).toBe('CANCELLED');
+    await sleep(1);
+  });
+});

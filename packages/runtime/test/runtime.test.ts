@@ -1,0 +1,177 @@
+import {
+  DistributedRuntime,
+  MemoryCluster,
+  type InstanceChange,
+  type RequestContext,
+} from '@dynamo-ts/runtime';
+
+/** A runtime ("process") on `cluster`. */
+async function proc(cluster: MemoryCluster, leaseTtlMs = 1000): Promise<DistributedRuntime> {
+  return new DistributedRuntime({
+    discovery: await cluster.connectDiscovery({ leaseTtlMs }),
+    requestPlane: cluster.requestPlane(),
+    eventPlane: cluster.eventPlane(),
+    openQueue: async (o) => cluster.workQueue(o),
+    hostname: 'test-host',
+  });
+}
+
+async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+}
+
+async function* echo(req: unknown, ctx: RequestContext): AsyncGenerator<unknown> {
+  const { n, who } = req as { n: number; who: string };
+  for (let i = 0; i < n; i++) yield { i, who, request_id: ctx.requestId };
+}
+
+describe('DistributedRuntime', () => {
+  let cluster: MemoryCluster;
+  beforeEach(() => {
+    cluster = new MemoryCluster();
+  });
+  afterEach(async () => {
+    await cluster.close();
+  });
+
+  it('registers a served endpoint in discovery under the documented key and subject', async () => {
+    const rt = await proc(cluster);
+    const served = await rt.namespace('ns1').component('Worker').endpoint('generate').serve(echo, { name: 'w0', metadata: { model: 'm' } });
+    const key = `dynamo/ns1/instances/Worker/generate/${rt.instanceId}`;
+    const value = JSON.parse((await rt.discovery.get(key))!) as Record<string, unknown>;
+    expect(value).toMatchObject({
+      namespace: 'ns1',
+      component: 'Worker',
+      endpoint: 'generate',
+      instanceId: rt.instanceId,
+      name: 'w0',
+      hostname: 'test-host',
+      pid: process.pid,
+      subject: `dynamo.ns1.Worker.generate.${rt.instanceId}`,
+      metadata: { model: 'm' },
+    });
+    expect(served.info.subject).toBe(value.subject);
+    await rt.close();
+    expect(await (await proc(cluster)).discovery.get(key)).toBeUndefined();
+  });
+
+  it('rejects invalid names', () => {
+    return proc(cluster).then(async (rt) => {
+      expect(() => rt.namespace('bad ns')).toThrow(/namespace "bad ns" must match/);
+      expect(() => rt.namespace('ok').component('a.b')).toThrow(/component/);
+      await rt.close();
+    });
+  });
+
+  it('clients follow instances joining and leaving, and call them round-robin', async () => {
+    const a = await proc(cluster);
+    const b = await proc(cluster);
+    const caller = await proc(cluster);
+    await a.namespace('ns').component('W').endpoint('gen').serve(echo, { name: 'a' });
+    const client = await caller.namespace('ns').component('W').endpoint('gen').client();
+    const changes: InstanceChange[] = [];
+    client.onChange((c) => changes.push(c));
+    expect(client.instances().map((i) => i.name)).toEqual(['a']);
+    await b.namespace('ns').component('W').endpoint('gen').serve(echo, { name: 'b' });
+    await client.waitForInstances({ min: 2, timeoutMs: 2000 });
+    const whos = new Set<string>();
+    for (let i = 0; i < 4; i++) {
+      const items = (await collect(client.generate({ n: 1, who: 'x' }))) as Array<{ i: number }>;
+      expect(items).toHaveLength(1);
+    }
+    // direct calls reach exactly that instance
+    const direct = (await collect(client.generate({ n: 2, who: 'd' }, { instanceId: b.instanceId, requestId: 'r-1' }))) as Array<{
+      request_id: string;
+    }>;
+    expect(direct.map((d) => d.request_id)).toEqual(['r-1', 'r-1']);
+    await b.close();
+    for (let i = 0; i < 50 && client.instances().length !== 1; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(client.instances().map((i) => i.name)).toEqual(['a']);
+    expect(changes.map((c) => `${c.type}:${c.instance.name}`)).toEqual(['added:b', 'removed:b']);
+    whos.add('x');
+    await a.close();
+    await caller.close();
+  });
+
+  it('fails a direct call to an unknown instance with NOT_FOUND', async () => {
+    const caller = await proc(cluster);
+    const client = await caller.namespace('ns').component('W').endpoint('gen').client();
+    await expect(collect(client.generate({}, { instanceId: 'deadbeef' }))).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await caller.close();
+  });
+
+  it('fails over to another instance when one has stopped serving but is still registered', async () => {
+    const a = await proc(cluster, 60000);
+    const b = await proc(cluster, 60000);
+    const caller = await proc(cluster);
+    const ea = await a.namespace('ns').component('W').endpoint('gen').serve(echo, { name: 'a' });
+    await b.namespace('ns').component('W').endpoint('gen').serve(echo, { name: 'b' });
+    const client = await caller.namespace('ns').component('W').endpoint('gen').client();
+    await client.waitForInstances({ min: 2, timeoutMs: 1000 });
+    // a's process "dies": its subscription is gone but its key lives until the lease expires.
+    await (a.discovery as unknown as { crash(): Promise<void> }).crash();
+    await a.requestPlane.close();
+    void ea;
+    for (let i = 0; i < 6; i++) {
+      const items = (await collect(client.generate({ n: 2, who: 'x' }))) as unknown[];
+      expect(items).toHaveLength(2);
+    }
+    expect(client.instances().map((i) => i.name)).toEqual(['b']);
+    await b.close();
+    await caller.close();
+  });
+
+  it('reports UNAVAILABLE when no instance is live', async () => {
+    const caller = await proc(cluster);
+    const client = await caller.namespace('ns').component('W').endpoint('gen').client();
+    await expect(collect(client.generate({}))).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    await expect(client.waitForInstances({ timeoutMs: 50 })).rejects.toMatchObject({ code: 'TIMEOUT' });
+    await caller.close();
+  });
+
+  it('drain deregisters first, then lets in-flight streams finish', async () => {
+    const rt = await proc(cluster);
+    const caller = await proc(cluster);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const served = await rt.namespace('ns').component('W').endpoint('gen').serve(async function* () {
+      yield 1;
+      await gate;
+      yield 2;
+    });
+    const client = await caller.namespace('ns').component('W').endpoint('gen').client();
+    const it = client.generate({})[Symbol.asyncIterator]();
+    expect((await it.next()).value).toBe(1);
+    const draining = served.drain({ timeoutMs: 5000 });
+    for (let i = 0; i < 50 && client.instances().length > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(client.instances()).toHaveLength(0);
+    release();
+    expect((await it.next()).value).toBe(2);
+    expect((await it.next()).done).toBe(true);
+    await draining;
+    await rt.close();
+    await caller.close();
+  });
+
+  it('publishes and subscribes component events, and reads/watches live config', async () => {
+    const rt = await proc(cluster);
+    const comp = rt.namespace('ns').component('W');
+    const sub = comp.subscribe<{ x: number }>('kv_events');
+    await comp.publish('kv_events', { x: 1 });
+    const it = sub[Symbol.asyncIterator]();
+    const m = await it.next();
+    expect(m.value).toEqual({ subject: 'dynamo.ns.events.W.kv_events', data: { x: 1 } });
+    sub.unsubscribe();
+    const ns = rt.namespace('ns');
+    const seen: unknown[] = [];
+    const stop = ns.watchConfig('disagg', (v) => seen.push(v));
+    await ns.putConfig('disagg', { max_local_prefill_length: 5 });
+    expect(await ns.getConfig('disagg')).toEqual({ max_local_prefill_length: 5 });
+    for (let i = 0; i < 50 && seen.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(seen).toEqual([{ max_local_prefill_length: 5 }]);
+    stop();
+    await rt.close();
+  });
+});
