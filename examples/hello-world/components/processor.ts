@@ -32,6 +32,7 @@ export const Processor = defineService<ProcessorConfig>({
   async create(ctx) {
     const router = await ctx.client(Router, 'generate');
     const workers = await ctx.client(DummyWorker, 'generate');
+    for (const i of workers.instances()) ctx.logger.info('worker joined', { name: i.name, instance_id: i.instanceId });
     workers.onChange((c) =>
       ctx.logger.info(c.type === 'added' ? 'worker joined' : 'worker left', {
         name: c.instance.name,
@@ -47,10 +48,11 @@ export const Processor = defineService<ProcessorConfig>({
     async function* generate(req: ProcessorRequest, ectx: EndpointContext): AsyncGenerator<ProcessorEvent> {
       const tokens = tokenize(req.prompt);
       const requestId = req.request_id;
+      const failed: string[] = [];
       for (let attempt = 1; ; attempt++) {
         let decision: RouteDecision | undefined;
         for await (const d of router.generate<RouteDecision>(
-          { token_ids: tokens, request_id: requestId },
+          { token_ids: tokens, request_id: requestId, ...(failed.length ? { exclude_workers: failed } : {}) },
           { signal: ectx.signal, requestId },
         )) {
           decision = d;
@@ -82,6 +84,7 @@ export const Processor = defineService<ProcessorConfig>({
             (e.code === 'UNAVAILABLE' || e.code === 'NOT_FOUND');
           if (!retry) throw e;
           workers.markDown(decision.worker_id);
+          failed.push(decision.worker_id);
           ectx.logger.warn('worker unavailable before first token; routing again', {
             worker_id: decision.worker_id,
             attempt,

@@ -16,6 +16,8 @@ export interface ProcessorEvent {
 export interface RouteRequest {
   token_ids: number[];
   request_id: string;
+  /** Workers not to pick (they failed this request before its first token). */
+  exclude_workers?: string[];
 }
 
 /** Router `generate` answer. */
@@ -55,7 +57,13 @@ export const WORKER_REQUEST_SCHEMA = {
 };
 
 /** JSON schema of {@link RouteRequest}. */
-export const ROUTE_REQUEST_SCHEMA = WORKER_REQUEST_SCHEMA;
+export const ROUTE_REQUEST_SCHEMA = {
+  ...WORKER_REQUEST_SCHEMA,
+  properties: {
+    ...WORKER_REQUEST_SCHEMA.properties,
+    exclude_workers: { type: 'array', items: { type: 'string' } },
+  },
+};
 
 /** JSON schema of {@link ProcessorRequest}. */
 export const PROCESSOR_REQUEST_SCHEMA = {

@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from '@dynamo-ts/runtime';
-import type { ServiceDefinition } from './service';
+import type { AnyServiceDefinition, ServiceDefinition } from './service';
 
 /** Which services a process serves, in start order (dependencies first). */
 export interface ResolvedGraph {
@@ -15,7 +15,7 @@ export interface ResolvedGraph {
  * `includeDependencies` (embedded mode), every service they depend on. Two different services
  * with the same name are an error.
  */
-export function resolveGraph(root: ServiceDefinition, options: { includeDependencies: boolean }): ResolvedGraph {
+export function resolveGraph(root: AnyServiceDefinition, options: { includeDependencies: boolean }): ResolvedGraph {
   const linked = new Set<ServiceDefinition>();
   const byName = new Map<string, ServiceDefinition>();
   const note = (s: ServiceDefinition): void => {

@@ -17,6 +17,7 @@ import type {
   EndpointHandler,
   EndpointSpec,
   ServeSettings,
+  AnyServiceDefinition,
   ServiceContext,
   ServiceDefinition,
   ServiceInstance,
@@ -87,7 +88,7 @@ function wrapHandler(
  * dependencies first, each replica on its own runtime (lease). Resolves when every replica is
  * serving and registered.
  */
-export async function serveGraph(root: ServiceDefinition, options: ServeGraphOptions): Promise<GraphHandle> {
+export async function serveGraph(root: AnyServiceDefinition, options: ServeGraphOptions): Promise<GraphHandle> {
   const { platform, settings } = options;
   const baseLogger = options.logger ?? noopLogger;
   const config = options.config ?? {};
@@ -152,7 +153,7 @@ export async function serveGraph(root: ServiceDefinition, options: ServeGraphOpt
           workerName,
           settings,
           signal: stopping.signal,
-          client(service: ServiceDefinition | string, endpoint: string): Promise<EndpointClient> {
+          client(service: AnyServiceDefinition | string, endpoint: string): Promise<EndpointClient> {
             const name = typeof service === 'string' ? service : service.name;
             const key = `${name}/${endpoint}`;
             let c = clients.get(key);

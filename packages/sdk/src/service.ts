@@ -8,6 +8,10 @@ import type {
 } from '@dynamo-ts/runtime';
 import { validateName } from '@dynamo-ts/runtime';
 
+/** Any service definition, whatever its config type (for dependency lists). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyServiceDefinition = ServiceDefinition<any>;
+
 /** A JSON schema (draft-07 subset understood by ajv). */
 export type JsonSchema = Record<string, unknown>;
 
@@ -73,7 +77,7 @@ export interface ServiceContext<C = Record<string, unknown>> {
   /** Fires when the process starts to stop. */
   readonly signal: AbortSignal;
   /** A client of an endpoint of a dependency (or any service by name), following its instances. */
-  client(service: ServiceDefinition | string, endpoint: string): Promise<EndpointClient>;
+  client(service: AnyServiceDefinition | string, endpoint: string): Promise<EndpointClient>;
 }
 
 /** How to declare a service with {@link defineService}. */
@@ -83,7 +87,7 @@ export interface ServiceOptions<C> {
   /** JSON schema of the service's config section (an object schema; `default`s are applied). */
   configSchema?: JsonSchema;
   /** Services this one calls (found through discovery; served in-process in embedded mode). */
-  dependencies?: ServiceDefinition[];
+  dependencies?: AnyServiceDefinition[];
   /** How many replicas the embedded graph starts when this service is reached only as a dependency. Default 1. */
   embeddedReplicas?: number;
   /** Builds the running service. */
@@ -94,9 +98,9 @@ export interface ServiceOptions<C> {
 export interface ServiceDefinition<C = Record<string, unknown>> {
   readonly name: string;
   readonly configSchema?: JsonSchema;
-  readonly dependencies: readonly ServiceDefinition[];
+  readonly dependencies: readonly AnyServiceDefinition[];
   /** Services served together with this one (`serve module:This` serves them too). */
-  readonly links: readonly ServiceDefinition[];
+  readonly links: readonly AnyServiceDefinition[];
   readonly embeddedReplicas: number;
   create(ctx: ServiceContext<C>): Promise<ServiceInstance> | ServiceInstance;
   /** Serves `other` with this service; returns `other`, so `A.link(B).link(C)` chains. */
@@ -106,7 +110,7 @@ export interface ServiceDefinition<C = Record<string, unknown>> {
 /** Declares a service. */
 export function defineService<C = Record<string, unknown>>(options: ServiceOptions<C>): ServiceDefinition<C> {
   validateName('service name', options.name);
-  const links: ServiceDefinition[] = [];
+  const links: AnyServiceDefinition[] = [];
   const def: ServiceDefinition<C> = {
     name: options.name,
     configSchema: options.configSchema,
@@ -115,7 +119,7 @@ export function defineService<C = Record<string, unknown>>(options: ServiceOptio
     embeddedReplicas: options.embeddedReplicas ?? 1,
     create: (ctx) => options.create(ctx),
     link<D>(other: ServiceDefinition<D>): ServiceDefinition<D> {
-      if (!links.includes(other as ServiceDefinition)) links.push(other as ServiceDefinition);
+      if (!links.includes(other)) links.push(other);
       return other;
     },
   };

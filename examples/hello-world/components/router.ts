@@ -1,0 +1,116 @@
+import { isStrategyName, KvRouter } from '@dynamo-ts/router';
+import { UnavailableError } from '@dynamo-ts/runtime';
+import { defineService, type EndpointContext } from '@dynamo-ts/sdk';
+import { ROUTE_REQUEST_SCHEMA, type RequestStatus, type RouteDecision, type RouteRequest } from './protocol';
+import { DummyWorker } from './worker';
+
+/** Config of the Router. */
+export interface RouterConfig {
+  /** KV block size in tokens (must match the workers'). */
+  block_size: number;
+  /** `kv`, `round-robin`, `random`, `least-loaded` or `power-of-two`. */
+  strategy: string;
+  /** Weight of the prefill term in the kv cost. */
+  overlap_weight: number;
+  /** 0: always the lowest cost; > 0: sample softmax(-cost/T). */
+  temperature: number;
+}
+
+/**
+ * The KV-aware router: follows the DummyWorkers through discovery, their KV events and load
+ * metrics through the event plane, and the Processor's request status; answers each request
+ * with the worker whose cache holds the longest prefix of the prompt, weighed against its load.
+ */
+export const Router = defineService<RouterConfig>({
+  name: 'Router',
+  dependencies: [DummyWorker],
+  configSchema: {
+    properties: {
+      block_size: { type: 'integer', minimum: 1, maximum: 4096, default: 2 },
+      strategy: { enum: ['kv', 'round-robin', 'random', 'least-loaded', 'power-of-two'], default: 'kv' },
+      overlap_weight: { type: 'number', minimum: 0, default: 1 },
+      temperature: { type: 'number', minimum: 0, default: 0 },
+    },
+  },
+  async create(ctx) {
+    const cfg = ctx.config;
+    if (!isStrategyName(cfg.strategy)) throw new Error(`unknown strategy ${cfg.strategy}`);
+    const router = new KvRouter({
+      blockSize: cfg.block_size,
+      strategy: cfg.strategy,
+      overlapWeight: cfg.overlap_weight,
+      temperature: cfg.temperature,
+      onWarning: (message, fields) => ctx.logger.warn(message, fields),
+    });
+    const names = new Map<string, string>();
+    const workers = await ctx.client(DummyWorker, 'generate');
+    const add = (id: string, name: string, blockSize: unknown): void => {
+      names.set(id, name);
+      router.addWorker(id);
+      if (blockSize !== undefined && blockSize !== cfg.block_size) {
+        ctx.logger.warn('worker block size differs from the router; its cache hits will be missed', {
+          worker_id: id,
+          worker_block_size: blockSize,
+          router_block_size: cfg.block_size,
+        });
+      }
+    };
+    for (const i of workers.instances()) add(i.instanceId, i.name, i.metadata.block_size);
+    workers.onChange((c) => {
+      if (c.type === 'added') add(c.instance.instanceId, c.instance.name, c.instance.metadata.block_size);
+      else {
+        router.removeWorker(c.instance.instanceId);
+        names.delete(c.instance.instanceId);
+      }
+    });
+
+    const stop = new AbortController();
+    const follow = <T>(it: AsyncIterable<{ data: T }>, apply: (d: T) => void, what: string): void => {
+      void (async () => {
+        try {
+          for await (const m of it) {
+            try {
+              apply(m.data);
+            } catch (e) {
+              ctx.logger.warn(`bad ${what} ignored`, { error: (e as Error).message });
+            }
+          }
+        } catch (e) {
+          if (!stop.signal.aborted) ctx.logger.error(`${what} subscription ended`, { error: (e as Error).message });
+        }
+      })();
+    };
+    const dummy = ctx.namespace.component(DummyWorker.name);
+    follow(dummy.subscribe('kv_events', { signal: stop.signal }), (d) => router.applyEvent(d), 'KV event');
+    follow(dummy.subscribe('load_metrics', { signal: stop.signal }), (d) => router.applyLoad(d), 'load metric');
+    follow(
+      ctx.namespace.component('Processor').subscribe<RequestStatus>('request_status', { signal: stop.signal }),
+      (s) => (s.status === 'first_token' ? router.onFirstToken(s.request_id) : router.onFinished(s.request_id)),
+      'request status',
+    );
+    await ctx.runtime.eventPlane.flush();
+
+    async function* generate(req: RouteRequest, ectx: EndpointContext): AsyncGenerator<RouteDecision> {
+      if (workers.instances().length === 0) throw new UnavailableError('no DummyWorker instance is live');
+      const exclude = new Set(req.exclude_workers ?? []);
+      const candidates = workers.instanceIds().filter((id) => !exclude.has(id));
+      if (candidates.length === 0) throw new UnavailableError('no DummyWorker instance is live');
+      if (exclude.size > 0) router.setWorkers(candidates);
+      const d = router.route({ tokenIds: req.token_ids, requestId: req.request_id });
+      const decision: RouteDecision = {
+        worker_id: d.worker_id,
+        overlap_blocks: d.overlap_blocks,
+        worker_name: names.get(d.worker_id),
+      };
+      ectx.logger.debug('route decision', { ...decision });
+      yield decision;
+    }
+
+    return {
+      endpoints: { generate: { requestSchema: ROUTE_REQUEST_SCHEMA, handler: generate } },
+      async close() {
+        stop.abort();
+      },
+    };
+  },
+});
