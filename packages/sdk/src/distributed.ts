@@ -1,4 +1,12 @@
-import type { Logger } from '@dynamo-ts/runtime';
+import {
+  connectNats,
+  DistributedRuntime,
+  EtcdDiscovery,
+  JetStreamWorkQueue,
+  NatsEventPlane,
+  NatsRequestPlane,
+  type Logger,
+} from '@dynamo-ts/runtime';
 import type { Platform } from './platform';
 
 /** Options of {@link distributedPlatform}. */
@@ -7,9 +15,38 @@ export interface DistributedPlatformOptions {
   etcdEndpoints: string[];
   leaseTtlMs: number;
   logger: Logger;
+  /** Client name shown in NATS monitoring. Default `dynamo-ts`. */
+  name?: string;
 }
 
-/** The distributed platform: etcd discovery, NATS request/event planes, JetStream queues. */
-export async function distributedPlatform(_options: DistributedPlatformOptions): Promise<Platform> {
-  throw new Error('distributed mode is not available yet');
+/**
+ * The distributed platform: one NATS connection per process shared by its runtimes (request
+ * and event planes, JetStream queues), and one etcd discovery client (one lease) per runtime.
+ */
+export async function distributedPlatform(options: DistributedPlatformOptions): Promise<Platform> {
+  const nc = await connectNats({
+    servers: options.natsServers,
+    name: options.name ?? 'dynamo-ts',
+    logger: options.logger.child({ component: 'nats' }),
+  });
+  return {
+    mode: 'distributed',
+    async newRuntime(logger: Logger): Promise<DistributedRuntime> {
+      const discovery = await EtcdDiscovery.connect({
+        endpoints: options.etcdEndpoints,
+        leaseTtlMs: options.leaseTtlMs,
+        logger: logger.child({ plane: 'etcd' }),
+      });
+      return new DistributedRuntime({
+        discovery,
+        requestPlane: new NatsRequestPlane(nc, { logger }),
+        eventPlane: new NatsEventPlane(nc, { logger }),
+        openQueue: (qopts) => JetStreamWorkQueue.create(nc, { ...qopts, logger }),
+        logger,
+      });
+    },
+    async close(): Promise<void> {
+      if (!nc.isClosed()) await nc.drain();
+    },
+  };
 }
