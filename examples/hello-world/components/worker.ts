@@ -5,6 +5,7 @@ import { WORKER_REQUEST_SCHEMA, type WorkerEvent, type WorkerRequest } from './p
 import { KvCache } from './kv-cache';
 import { detokenize, tokenize } from './tokenizer';
 import { PrefillClient, PREFILL_QUEUE, type DisaggThresholds } from './disagg';
+import { PrefillWorker } from './prefill-worker';
 
 /** Config of the DummyWorker. */
 export interface DummyWorkerConfig {
@@ -37,6 +38,9 @@ export interface DummyWorkerConfig {
 export const DummyWorker = defineService<DummyWorkerConfig>({
   name: 'DummyWorker',
   embeddedReplicas: 2,
+  // Not called directly: prefill workers pull from the queue. Listed so the embedded graph serves
+  // them too (with `PrefillWorker.replicas`, 0 unless the config asks for disaggregation).
+  dependencies: [PrefillWorker],
   configSchema: {
     properties: {
       token_delay_ms: { type: 'number', minimum: 0, maximum: 60000, default: 0 },
@@ -62,7 +66,6 @@ export const DummyWorker = defineService<DummyWorkerConfig>({
           ctx.logger.warn('could not publish KV event', { error: e.message });
         }),
     });
-    let active = 0;
     let activeBlocks = 0;
     const publishLoad = (): void => {
       ctx.component
@@ -89,7 +92,6 @@ export const DummyWorker = defineService<DummyWorkerConfig>({
 
     async function* generate(req: WorkerRequest, ectx: EndpointContext): AsyncGenerator<WorkerEvent> {
       const blocks = Math.ceil(req.token_ids.length / cfg.block_size);
-      active++;
       activeBlocks += blocks;
       publishLoad();
       try {
@@ -110,7 +112,6 @@ export const DummyWorker = defineService<DummyWorkerConfig>({
           yield { token_ids: [token] };
         }
       } finally {
-        active--;
         activeBlocks -= blocks;
         publishLoad();
       }

@@ -502,12 +502,11 @@ export class EndpointClient {
     const mode = options.mode ?? 'round-robin';
     let current: ResponseStream<T> | undefined;
     let cancelled: unknown;
-    const self = this;
-    async function* run(): AsyncGenerator<T> {
+    const run = async function* (this: EndpointClient): AsyncGenerator<T> {
       const tried = new Set<string>();
       for (let attempt = 1; ; attempt++) {
-        const target = self.pick(mode, tried);
-        if (!target) throw new UnavailableError(`no live instance of ${self.describe()}`);
+        const target = this.pick(mode, tried);
+        if (!target) throw new UnavailableError(`no live instance of ${this.describe()}`);
         tried.add(target.instanceId);
         if (cancelled !== undefined) throw new CancelledError();
         current = plane.request<T>(target.subject, payload, opts);
@@ -520,16 +519,16 @@ export class EndpointClient {
           return;
         } catch (e) {
           if (sent || !isDynamoError(e) || e.code !== 'UNAVAILABLE' || attempt >= maxAttempts) throw e;
-          self.markDown(target.instanceId);
-          self.endpoint.runtime.logger.warn('instance unavailable; retrying on another', {
+          this.markDown(target.instanceId);
+          this.endpoint.runtime.logger.warn('instance unavailable; retrying on another', {
             request_id: requestId,
             instance_id: target.instanceId,
             attempt,
           });
         }
       }
-    }
-    const gen = run();
+    };
+    const gen = run.call(this);
     return {
       requestId,
       cancel(reason?: unknown) {

@@ -39,11 +39,9 @@ export function loadService(target: string, cwd = process.cwd()): ServiceDefinit
   const { modulePath, exportName } = parseTarget(target);
   const file = resolveModule(modulePath, cwd);
   if (/\.[cm]?tsx?$/.test(file) && !tsxRegistered) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     (require('tsx/cjs/api') as { register(): void }).register();
     tsxRegistered = true;
   }
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const mod = require(file) as Record<string, unknown>;
   const svc = mod[exportName];
   if (!isServiceDefinition(svc)) {

@@ -1,0 +1,66 @@
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { createLogger } from '@dynamo-ts/runtime';
+import { embeddedPlatform, loadConfigFile, mergeConfig, serveGraph, type GraphHandle } from '@dynamo-ts/sdk';
+import { Frontend } from '../components/graph';
+import { generateJson, uniqueNamespace } from './helpers';
+
+/** The seed's disaggregated request on the embedded graph with configs/disagg.yaml. */
+describe('embedded disaggregated graph', () => {
+  let graph: GraphHandle;
+  let url: string;
+  const lines: Array<Record<string, unknown>> = [];
+
+  beforeAll(async () => {
+    const stream = new PassThrough();
+    stream.on('data', (d: Buffer) => {
+      for (const l of d.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(l) as Record<string, unknown>);
+    });
+    const file = path.join(__dirname, '..', 'configs', 'disagg.yaml');
+    graph = await serveGraph(Frontend, {
+      platform: embeddedPlatform(),
+      settings: { namespace: uniqueNamespace(), port: 0, workerName: 'node', leaseTtlMs: 10000 },
+      config: mergeConfig(loadConfigFile(file), { Frontend: { port: 0, host: '127.0.0.1' }, PrefillWorker: { delay_ms: 10 } }),
+      logger: createLogger({ stream, level: 'info' }),
+    });
+    url = graph.get('Frontend')[0]!.instance.metadata!.url as string;
+  });
+  afterAll(async () => {
+    await graph.close({ timeoutMs: 2000 });
+  });
+
+  it('serves prefill workers as the config asks', () => {
+    expect(graph.get('PrefillWorker')).toHaveLength(1);
+    expect(graph.get('DummyWorker')).toHaveLength(2);
+  });
+
+  it('answers the seed request once, after a prefill worker did its prefill', async () => {
+    const r = await generateJson(url, 'This is prefill disagg serving example', '12345');
+    expect(r.status).toBe(200);
+    expect(r.body.worker_output).toMatch(/^This is prefill disagg serving example_GeneratedBy_node-[01]$/);
+    expect(r.body.request_id).toBe('12345');
+    const done = lines.filter((l) => l.message === 'prefill done' && l.request_id === '12345');
+    expect(done).toHaveLength(1);
+    expect(lines.some((l) => l.message === 'remote prefill did not complete in time; prefilling locally')).toBe(false);
+  });
+
+  it('without prefill workers, falls back to a local prefill at the deadline and still answers once', async () => {
+    const g = await serveGraph(Frontend, {
+      platform: embeddedPlatform(),
+      settings: { namespace: uniqueNamespace(), port: 0, workerName: 'solo', leaseTtlMs: 10000 },
+      config: {
+        Frontend: { port: 0, host: '127.0.0.1' },
+        DummyWorker: { remote_prefill: true, max_local_prefill_length: 0, prefill_timeout_ms: 100, replicas: 1 },
+        PrefillWorker: { replicas: 0 },
+      },
+      logger: createLogger({ silent: true }),
+    });
+    try {
+      const u = g.get('Frontend')[0]!.instance.metadata!.url as string;
+      const r = await generateJson(u, 'Tell me a joke', 'fallback-1');
+      expect(r.body.worker_output).toBe('Tell me a joke_GeneratedBy_solo');
+    } finally {
+      await g.close({ timeoutMs: 1000 });
+    }
+  });
+});
