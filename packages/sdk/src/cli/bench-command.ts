@@ -1,6 +1,70 @@
+import { writeFileSync } from 'node:fs';
+import cliProgress from 'cli-progress';
 import type { Argv } from 'yargs';
+import { formatRouterBenchTable, runRouterBench } from '../bench/router-bench';
 
-/** Adds the `bench` commands. */
-export function registerBenchCommands<T>(cli: Argv<T>, _fail: (e: unknown) => never): Argv<T> {
-  return cli;
+/** A progress bar on standard error (silent when it is not a terminal). */
+function progressBar(): { update(phase: string, done: number, total: number): void; stop(): void } {
+  const bar = new cliProgress.SingleBar(
+    { format: '{phase} [{bar}] {percentage}% {value}/{total}', stream: process.stderr, hideCursor: true },
+    cliProgress.Presets.shades_classic,
+  );
+  let phase = '';
+  return {
+    update(p, done, total) {
+      if (p !== phase) {
+        if (phase) bar.stop();
+        phase = p;
+        bar.start(total, done, { phase: p.padEnd(9) });
+      } else bar.update(done);
+    },
+    stop() {
+      if (phase) bar.stop();
+    },
+  };
+}
+
+function positive(name: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new Error(`--${name} must be a positive integer`);
+  return v;
+}
+
+/** Adds the `bench` commands (`bench router`). */
+export function registerBenchCommands<T>(cli: Argv<T>, fail: (e: unknown) => never): Argv<T> {
+  return cli.command('bench', 'run a benchmark', (y) =>
+    y
+      .command(
+        'router',
+        'index KV events for many workers, then time routing decisions against hashing alone',
+        (b) =>
+          b
+            .option('workers', { type: 'number', default: 64 })
+            .option('blocks', { type: 'number', default: 1_000_000, describe: 'indexed blocks' })
+            .option('isl', { type: 'number', default: 4096, describe: 'prompt tokens' })
+            .option('block-size', { type: 'number', default: 64 })
+            .option('decisions', { type: 'number', default: 5000 })
+            .option('seed', { type: 'number', default: 1 })
+            .option('json', { type: 'string', describe: 'write the result as JSON to this file' }),
+        async (argv) => {
+          try {
+            const options = {
+              workers: positive('workers', argv.workers),
+              blocks: positive('blocks', argv.blocks),
+              isl: positive('isl', argv.isl),
+              blockSize: positive('block-size', argv['block-size']),
+              decisions: positive('decisions', argv.decisions),
+              seed: positive('seed', argv.seed),
+            };
+            const bar = progressBar();
+            const result = await runRouterBench(options, { onProgress: (p, d, t) => bar.update(p, d, t) });
+            bar.stop();
+            process.stdout.write(formatRouterBenchTable(result) + '\n');
+            if (argv.json) writeFileSync(argv.json, JSON.stringify(result, null, 2) + '\n');
+          } catch (e) {
+            fail(e);
+          }
+        },
+      )
+      .demandCommand(1, 'name a benchmark: router'),
+  );
 }
