@@ -1,0 +1,121 @@
+/**
+ * `@dynamo-ts/router`: KV/prefix-aware routing compatible with Dynamo, usable in any Node service.
+ * Block hashing, KV events and their schemas, the KV indexer (exact, from events) and the
+ * approximate indexer (from decisions), load tracking, the cost-based scheduler and other
+ * strategies, the disaggregation decision, and {@link KvRouter} tying them together. No I/O.
+ * @packageDocumentation
+ */
+export { KvRouter, compileRouterOptions, DEFAULT_BLOCK_SIZE } from './router';
+export type {
+  KvRouterOptions,
+  CompiledRouterOptions,
+  RouteRequest,
+  RouteDecision,
+  RouterStats,
+  WorkerStats,
+} from './router';
+export {
+  HASH_SEED,
+  BlockHasher,
+  blockHashes,
+  sequenceHashes,
+  localBlockHash,
+  sequenceHash,
+  joinHash,
+  packedLocalHash,
+  packedSequenceHash,
+  PACKED_STRIDE,
+} from './hashing';
+export type { PackedHashes } from './hashing';
+export {
+  kvEventSchema,
+  kvStoredEventSchema,
+  kvRemovedEventSchema,
+  kvClearedEventSchema,
+  loadMetricsSchema,
+  wireHashSchema,
+  validateKvEvent,
+  validateLoadMetrics,
+  isWireHash,
+  hashToWire,
+  hashFromWire,
+  storedEventFromTokens,
+  storedEventForBlocks,
+  removedEvent,
+  clearedEvent,
+  KvEventBuilder,
+} from './events';
+export type {
+  WireHash,
+  KvEvent,
+  KvEventBase,
+  KvStoredEvent,
+  KvStoredBlock,
+  KvRemovedEvent,
+  KvClearedEvent,
+  LoadMetrics,
+  ValidationResult,
+  StoredBlocksRange,
+} from './events';
+export { KvIndexer } from './indexer';
+export type {
+  KvIndexerOptions,
+  GapPolicy,
+  ApplyResult,
+  ApplyStatus,
+  ApplyReason,
+  KvIndexerCounters,
+} from './indexer';
+export { ApproxKvIndexer, DEFAULT_APPROX_TTL_MS } from './approx-indexer';
+export type { ApproxKvIndexerOptions } from './approx-indexer';
+export { BlockIndex } from './block-index';
+export {
+  LoadTracker,
+  WorkerLoadState,
+  DEFAULT_LOAD_METRICS_TTL_MS,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+} from './load';
+export type { LoadTrackerOptions, RequestLoad, WorkerLoad } from './load';
+export {
+  KvScheduler,
+  kvCost,
+  softmaxSample,
+  DEFAULT_OVERLAP_WEIGHT,
+  DEFAULT_TEMPERATURE,
+} from './scheduler';
+export type { KvSchedulerOptions } from './scheduler';
+export {
+  createStrategy,
+  isStrategyName,
+  routingContext,
+  randomIndex,
+  loadBlocks,
+  STRATEGY_NAMES,
+  RoundRobinStrategy,
+  RandomStrategy,
+  LeastLoadedStrategy,
+  PowerOfTwoStrategy,
+} from './strategies/index';
+export type {
+  StrategyName,
+  StrategyOptions,
+  RoutingStrategy,
+  RoutingContext,
+  RoutingChoice,
+  CandidateWorker,
+} from './strategies/index';
+export {
+  shouldPrefillRemotely,
+  disaggregationOptionsSchema,
+  DEFAULT_MAX_LOCAL_PREFILL_LENGTH,
+  DEFAULT_MAX_PREFILL_QUEUE_SIZE,
+} from './disagg';
+export type {
+  DisaggregationOptions,
+  DisaggregationDecision,
+  DisaggregationReason,
+  PrefillSituation,
+} from './disagg';
+export { RouterError, RouterInvalidArgumentError, NoWorkersError } from './errors';
+export type { RouterErrorCode } from './errors';
+export type { WarningHandler, Clock, RandomSource } from './common';

@@ -1,0 +1,378 @@
+/**
+ * Load tracking: how busy each worker is, from the router's own decisions and from the load metrics
+ * workers report.
+ *
+ * - Tracked, from this router's decisions (Dynamo's `ActiveSequences`):
+ *   {@link LoadTracker.onRouted} adds the request's prefill tokens and its blocks to its worker;
+ *   {@link LoadTracker.onFirstToken} releases the prefill tokens (prefill is over);
+ *   {@link LoadTracker.onFinished} releases the blocks. Blocks given by sequence hash are counted
+ *   once per worker however many running requests share them (a shared system prompt occupies
+ *   its blocks once), so a worker's active blocks are the distinct blocks of its running requests.
+ *   Blocks given only as a number (and a prompt's trailing partial block) are not shared.
+ * - Reported ({@link LoadMetrics}): the worker's own view, which also counts other routers'
+ *   traffic. A report is used until `metricsTtlMs` after it arrived.
+ * - Effective load = the larger of the two per figure: a report lags behind this router's fresh
+ *   decisions, and this router does not see the others'.
+ *
+ * Requests whose end is never signalled are released `requestTimeoutMs` after they were routed
+ * (checked lazily, no timer) with a warning.
+ * @packageDocumentation
+ */
+import { BlockIndex } from './block-index';
+import { ignoreWarnings, type Clock, type WarningHandler } from './common';
+import { RouterInvalidArgumentError } from './errors';
+import { type LoadMetrics, validateLoadMetrics } from './events';
+import { packBigints } from './packing';
+
+/** Default time a worker's reported load metrics stay valid: 10 s. */
+export const DEFAULT_LOAD_METRICS_TTL_MS = 10_000;
+/** Default time after which a request never finished is released: 10 min. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 600_000;
+
+/** Options of {@link LoadTracker}. */
+export interface LoadTrackerOptions {
+  /** Clock in ms; default `Date.now`. */
+  now?: Clock;
+  /** How long a reported metric is used, in ms; default 10 000. */
+  metricsTtlMs?: number;
+  /** Release requests not finished after this many ms; default 600 000. */
+  requestTimeoutMs?: number;
+  /** Receives warnings (timed-out requests, invalid metrics). */
+  onWarning?: WarningHandler;
+}
+
+/** What a routed request adds to its worker. */
+export interface RequestLoad {
+  /** Tokens the worker must prefill (prompt tokens not cached there). */
+  prefillTokens: number;
+  /**
+   * The request's full blocks by sequence hash: counted once per worker even when other running
+   * requests share them.
+   */
+  sequenceHashes?: readonly bigint[];
+  /**
+   * The request's blocks in all (default: `sequenceHashes.length`); those beyond
+   * `sequenceHashes` (e.g. a trailing partial block) are counted as not shared.
+   */
+  blocks?: number;
+}
+
+/** A worker's load as the router sees it. */
+export interface WorkerLoad {
+  /** Effective active blocks: max(tracked, fresh report). */
+  activeBlocks: number;
+  /** Effective active prefill tokens: max(tracked, fresh report). */
+  activePrefillTokens: number;
+  /** Requests routed to the worker and not finished. */
+  inflightRequests: number;
+  /** Reported queued requests (0 without a fresh report). */
+  waiting: number;
+  /** Reported KV capacity in blocks, if known. */
+  totalBlocks?: number;
+  /** Requests routed to the worker since it was added. */
+  routedTotal: number;
+  /** From the router's own decisions. */
+  tracked: { activeBlocks: number; activePrefillTokens: number };
+  /** The last report while fresh, with the time it arrived. */
+  reported?: Omit<LoadMetrics, 'worker_id'> & { at: number };
+}
+
+/**
+ * Live per-worker state, read by the router's hot path; mutated only by {@link LoadTracker}.
+ */
+export class WorkerLoadState {
+  /** Blocks of running requests that are not shared (numeric loads, partial blocks). */
+  privateBlocks = 0;
+  /** Prompt tokens of running requests not yet prefilled. */
+  trackedPrefill = 0;
+  /** Running requests. */
+  inflight = 0;
+  /** Requests routed since the worker was added. */
+  routedTotal = 0;
+  /** When the last report arrived (ms). */
+  reportedAt = Number.NEGATIVE_INFINITY;
+  /** Last reported figures, -1 when absent. */
+  reportedBlocks = -1;
+  reportedPrefill = -1;
+  reportedWaiting = -1;
+  reportedTotal = -1;
+
+  constructor(
+    /** The worker. */
+    readonly workerId: string,
+    /** Its slot in the tracker's active-block index. */
+    readonly slot: number,
+    private readonly active: BlockIndex,
+  ) {}
+
+  /** Active blocks from this router's decisions: distinct shared blocks plus private ones. */
+  get trackedBlocks(): number {
+    return this.active.cachedBlocks(this.slot) + this.privateBlocks;
+  }
+
+  /** Effective active blocks at time `now` with reports valid for `ttl` ms. */
+  activeBlocks(now: number, ttl: number): number {
+    const tracked = this.trackedBlocks;
+    return now - this.reportedAt <= ttl && this.reportedBlocks > tracked ? this.reportedBlocks : tracked;
+  }
+
+  /** Effective active prefill tokens at time `now`. */
+  activePrefill(now: number, ttl: number): number {
+    return now - this.reportedAt <= ttl && this.reportedPrefill > this.trackedPrefill
+      ? this.reportedPrefill
+      : this.trackedPrefill;
+  }
+
+  /** Reported waiting requests while fresh, else 0. */
+  waiting(now: number, ttl: number): number {
+    return now - this.reportedAt <= ttl && this.reportedWaiting > 0 ? this.reportedWaiting : 0;
+  }
+}
+
+interface TrackedRequest {
+  worker: WorkerLoadState;
+  prefillTokens: number;
+  privateBlocks: number;
+  /**
+   * (lo, hi) pairs of the request's shared blocks, or null. A plain array: allocating a typed
+   * array of this size costs an off-heap buffer per request.
+   */
+  hashes: number[] | null;
+  prefillDone: boolean;
+  routedAt: number;
+}
+
+/** See the module comment. */
+export class LoadTracker {
+  /** Reported metrics validity, ms. */
+  readonly metricsTtlMs: number;
+  /** Request release timeout, ms. */
+  readonly requestTimeoutMs: number;
+  private readonly now: Clock;
+  private readonly warn: WarningHandler;
+  /** Blocks of running requests, per worker, with one reference per request. */
+  private readonly active = new BlockIndex();
+  private readonly states = new Map<string, WorkerLoadState>();
+  // Insertion-ordered, hence ordered by routing time: the oldest request is first.
+  private readonly requests = new Map<string, TrackedRequest>();
+
+  constructor(options: LoadTrackerOptions = {}) {
+    this.now = options.now ?? Date.now;
+    this.warn = options.onWarning ?? ignoreWarnings;
+    this.metricsTtlMs = positive(options.metricsTtlMs ?? DEFAULT_LOAD_METRICS_TTL_MS, 'metricsTtlMs');
+    this.requestTimeoutMs = positive(options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, 'requestTimeoutMs');
+  }
+
+  /** Registers a worker (idempotent) and returns its live state. */
+  addWorker(workerId: string): WorkerLoadState {
+    let s = this.states.get(workerId);
+    if (s === undefined) {
+      s = new WorkerLoadState(workerId, this.active.ensureWorker(workerId), this.active);
+      this.states.set(workerId, s);
+    }
+    return s;
+  }
+
+  /** Forgets a worker and the requests routed to it. @returns whether it was known */
+  removeWorker(workerId: string): boolean {
+    const s = this.states.get(workerId);
+    if (s === undefined) return false;
+    for (const [id, r] of this.requests) if (r.worker === s) this.requests.delete(id);
+    this.active.releaseAllOf(s.slot);
+    this.active.dropWorker(s.slot);
+    this.states.delete(workerId);
+    return true;
+  }
+
+  /** Live state of a worker, or undefined. */
+  stateOf(workerId: string): WorkerLoadState | undefined {
+    return this.states.get(workerId);
+  }
+
+  /** Number of requests being tracked. */
+  get inflightRequests(): number {
+    return this.requests.size;
+  }
+
+  /** The worker a tracked request went to, or undefined. */
+  workerOf(requestId: string): string | undefined {
+    return this.requests.get(requestId)?.worker.workerId;
+  }
+
+  /**
+   * Records a request routed to a worker. A request id already tracked is released first (a retry).
+   * @throws RouterInvalidArgumentError when the worker is unknown or the figures are invalid
+   */
+  onRouted(requestId: string, workerId: string, load: RequestLoad): void {
+    const w = this.states.get(workerId);
+    if (w === undefined) throw new RouterInvalidArgumentError(`unknown worker ${JSON.stringify(workerId)}`);
+    const hashes = load.sequenceHashes === undefined ? null : packBigints(load.sequenceHashes, 'sequenceHashes');
+    const shared = hashes === null ? 0 : hashes.length / 2;
+    const blocks = load.blocks ?? shared;
+    if (!(load.prefillTokens >= 0) || !(blocks >= shared) || !Number.isFinite(blocks)) {
+      throw new RouterInvalidArgumentError(
+        'prefillTokens must be >= 0 and blocks a number >= sequenceHashes.length',
+      );
+    }
+    this.onRoutedPacked(requestId, w, load.prefillTokens, hashes, 0, 2, shared, blocks - shared, this.now());
+  }
+
+  /**
+   * {@link LoadTracker.onRouted} for the router's hot path: the request's `count` shared blocks are
+   * `words[at + stride * i]` (lo) and `+ 1` (hi); `privateBlocks` more are not shared.
+   */
+  onRoutedPacked(
+    requestId: string,
+    w: WorkerLoadState,
+    prefillTokens: number,
+    words: Uint32Array | null,
+    at: number,
+    stride: number,
+    count: number,
+    privateBlocks: number,
+    now: number,
+  ): void {
+    if (this.requests.has(requestId)) this.onFinished(requestId);
+    this.expireRequests(now);
+    let hashes: number[] | null = null;
+    if (words !== null && count > 0) {
+      hashes = new Array<number>(2 * count);
+      for (let i = 0; i < count; i++) {
+        const lo = words[at + stride * i]!;
+        const hi = words[at + stride * i + 1]!;
+        hashes[2 * i] = lo;
+        hashes[2 * i + 1] = hi;
+        this.active.acquire(w.slot, lo, hi);
+      }
+    }
+    w.trackedPrefill += prefillTokens;
+    w.privateBlocks += privateBlocks;
+    w.inflight++;
+    w.routedTotal++;
+    this.requests.set(requestId, { worker: w, prefillTokens, privateBlocks, hashes, prefillDone: false, routedAt: now });
+  }
+
+  /**
+   * How many leading blocks of a request each worker already has active (running requests share
+   * whole prefixes, so the active blocks of a worker are closed under prefixes). Read with
+   * {@link LoadTracker.activeOverlap} until the next call.
+   */
+  scoreActive(words: Uint32Array, at: number, stride: number, count: number): void {
+    this.active.score(words, at, stride, count);
+  }
+
+  /** A worker's result of the last {@link LoadTracker.scoreActive}. */
+  activeOverlap(w: WorkerLoadState): number {
+    return this.active.overlap(w.slot);
+  }
+
+  /**
+   * The request produced its first token: its prefill is done.
+   * @returns whether the request was tracked (and still prefilling)
+   */
+  onFirstToken(requestId: string): boolean {
+    const r = this.requests.get(requestId);
+    if (r === undefined || r.prefillDone) return false;
+    r.prefillDone = true;
+    r.worker.trackedPrefill -= r.prefillTokens;
+    return true;
+  }
+
+  /**
+   * The request's stream ended (done, failed or cancelled): its blocks are released.
+   * @returns whether the request was tracked
+   */
+  onFinished(requestId: string): boolean {
+    const r = this.requests.get(requestId);
+    if (r === undefined) return false;
+    this.requests.delete(requestId);
+    const w = r.worker;
+    if (!r.prefillDone) w.trackedPrefill -= r.prefillTokens;
+    w.privateBlocks -= r.privateBlocks;
+    const h = r.hashes;
+    if (h !== null) for (let i = 0; i < h.length; i += 2) this.active.release(w.slot, h[i]!, h[i + 1]!);
+    w.inflight--;
+    return true;
+  }
+
+  /**
+   * Applies a worker's load report (validated; unknown workers are ignored).
+   * @returns whether it was applied
+   */
+  applyMetrics(metrics: LoadMetrics | unknown): boolean {
+    const v = validateLoadMetrics(metrics);
+    if (!v.ok) {
+      this.warn('load metrics rejected: invalid', { errors: v.errors });
+      return false;
+    }
+    const m = v.value;
+    const s = this.states.get(m.worker_id);
+    if (s === undefined) return false;
+    s.reportedAt = this.now();
+    s.reportedBlocks = m.active_blocks ?? -1;
+    s.reportedPrefill = m.active_prefill_tokens ?? -1;
+    s.reportedWaiting = m.waiting ?? -1;
+    s.reportedTotal = m.total_blocks ?? s.reportedTotal;
+    return true;
+  }
+
+  /** A worker's load, or undefined when unknown. */
+  load(workerId: string): WorkerLoad | undefined {
+    const s = this.states.get(workerId);
+    if (s === undefined) return undefined;
+    const now = this.now();
+    this.expireRequests(now);
+    const ttl = this.metricsTtlMs;
+    const fresh = now - s.reportedAt <= ttl;
+    const out: WorkerLoad = {
+      activeBlocks: s.activeBlocks(now, ttl),
+      activePrefillTokens: s.activePrefill(now, ttl),
+      inflightRequests: s.inflight,
+      waiting: s.waiting(now, ttl),
+      routedTotal: s.routedTotal,
+      tracked: { activeBlocks: s.trackedBlocks, activePrefillTokens: s.trackedPrefill },
+    };
+    if (s.reportedTotal >= 0) out.totalBlocks = s.reportedTotal;
+    if (fresh) {
+      const rep: NonNullable<WorkerLoad['reported']> = { at: s.reportedAt };
+      if (s.reportedBlocks >= 0) rep.active_blocks = s.reportedBlocks;
+      if (s.reportedPrefill >= 0) rep.active_prefill_tokens = s.reportedPrefill;
+      if (s.reportedWaiting >= 0) rep.waiting = s.reportedWaiting;
+      if (s.reportedTotal >= 0) rep.total_blocks = s.reportedTotal;
+      out.reported = rep;
+    }
+    return out;
+  }
+
+  /**
+   * Releases requests routed more than `requestTimeoutMs` ago (every call does it first).
+   * @returns how many were released
+   */
+  expireRequests(now = this.now()): number {
+    let n = 0;
+    for (const [id, r] of this.requests) {
+      if (now - r.routedAt < this.requestTimeoutMs) break;
+      this.onFinished(id);
+      n++;
+      this.warn('request released after timeout without onFinished', {
+        request_id: id,
+        worker_id: r.worker.workerId,
+        age_ms: now - r.routedAt,
+      });
+    }
+    return n;
+  }
+
+  /** References the active-block index holds for a worker (test aid; O(active blocks)). */
+  activeReferences(workerId: string): number {
+    const s = this.states.get(workerId);
+    return s === undefined ? 0 : this.active.referencesOf(s.slot).length / 2;
+  }
+}
+
+function positive(v: number, name: string): number {
+  if (!(v > 0) || !Number.isFinite(v)) {
+    throw new RouterInvalidArgumentError(`${name} must be a positive number of milliseconds, got ${String(v)}`);
+  }
+  return v;
+}

@@ -1,0 +1,531 @@
+/**
+ * `KvRouter`: what a service uses. It keeps the worker set (from discovery), the KV index (from
+ * events, or approximate from its own decisions), the load of each worker, and answers "which
+ * worker for these tokens?" with a {@link RouteDecision}, recording the decision as load.
+ *
+ * ```ts
+ * const router = new KvRouter({ blockSize: 64 });
+ * router.addWorker('w1');
+ * router.applyEvent(JSON.parse(msg));            // KV events from the workers
+ * const d = router.route({ tokenIds, requestId }); // -> { worker_id, overlap_blocks, ... }
+ * router.onFirstToken(requestId); router.onFinished(requestId);
+ * ```
+ *
+ * Pure: no I/O, no timers; `now()` and `random()` are injected (default `Date.now`, `Math.random`).
+ * @packageDocumentation
+ */
+import { ApproxKvIndexer, DEFAULT_APPROX_TTL_MS } from './approx-indexer';
+import { ignoreWarnings, type Clock, type RandomSource, type WarningHandler } from './common';
+import { NoWorkersError, RouterError, RouterInvalidArgumentError } from './errors';
+import type { KvEvent, LoadMetrics } from './events';
+import { BlockHasher, checkBlockSize, PACKED_STRIDE } from './hashing';
+import { type ApplyResult, type GapPolicy, KvIndexer } from './indexer';
+import {
+  DEFAULT_LOAD_METRICS_TTL_MS,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  LoadTracker,
+  type WorkerLoad,
+  type WorkerLoadState,
+} from './load';
+import { checkNonNegative, DEFAULT_OVERLAP_WEIGHT, DEFAULT_TEMPERATURE } from './scheduler';
+import { createStrategy, isStrategyName, STRATEGY_NAMES } from './strategies/index';
+import type { RoutingContext, RoutingStrategy, StrategyName } from './strategies/strategy';
+
+/** Default tokens per KV block (Dynamo's default). */
+export const DEFAULT_BLOCK_SIZE = 64;
+
+/** Options of {@link KvRouter}; every field is optional. */
+export interface KvRouterOptions {
+  /** Tokens per KV block; must match the workers'. Default 64. */
+  blockSize?: number;
+  /** A built-in strategy name or your own {@link RoutingStrategy}; default `'kv'`. */
+  strategy?: StrategyName | RoutingStrategy;
+  /** `kv` strategy: weight of the prefill term; default 1. */
+  overlapWeight?: number;
+  /** `kv` strategy: softmax temperature; default 0 (deterministic). */
+  temperature?: number;
+  /**
+   * True (default): the index comes from the workers' KV events. False: workers send none, and the
+   * router assumes each routed request's blocks stay cached on its worker for `approxTtlMs`.
+   */
+  useKvEvents?: boolean;
+  /** Approximate mode: how long routed blocks are assumed cached, ms; default 120 000. */
+  approxTtlMs?: number;
+  /** What a gap in a worker's event ids does; default `'clear'` (see {@link KvIndexer}). */
+  gapPolicy?: GapPolicy;
+  /** How long a worker's reported load stays valid, ms; default 10 000. */
+  loadMetricsTtlMs?: number;
+  /** Requests never finished are released after this long, ms; default 600 000. */
+  requestTimeoutMs?: number;
+  /** Prefix of the request ids the router generates; default `'req'`. */
+  requestIdPrefix?: string;
+  /** Clock in ms; default `Date.now`. */
+  now?: Clock;
+  /** Uniform random in [0, 1); default `Math.random`. */
+  random?: RandomSource;
+  /** Receives warnings; default: ignored. */
+  onWarning?: WarningHandler;
+}
+
+/** {@link KvRouterOptions} with defaults applied and values validated. */
+export interface CompiledRouterOptions {
+  blockSize: number;
+  strategy: RoutingStrategy;
+  useKvEvents: boolean;
+  approxTtlMs: number;
+  gapPolicy: GapPolicy;
+  loadMetricsTtlMs: number;
+  requestTimeoutMs: number;
+  requestIdPrefix: string;
+  now: Clock;
+  random: RandomSource;
+  onWarning: WarningHandler;
+}
+
+/**
+ * Applies defaults and validates options, all in one place.
+ * @throws RouterInvalidArgumentError naming the first invalid option and what it expects
+ */
+export function compileRouterOptions(options: KvRouterOptions = {}): CompiledRouterOptions {
+  const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
+  checkBlockSize(blockSize, 'blockSize');
+  const s = options.strategy ?? 'kv';
+  let strategy: RoutingStrategy;
+  if (typeof s === 'string') {
+    if (!isStrategyName(s)) {
+      throw new RouterInvalidArgumentError(
+        `strategy must be one of ${STRATEGY_NAMES.join(', ')} or a RoutingStrategy, got ${JSON.stringify(s)}`,
+      );
+    }
+    strategy = createStrategy(s, {
+      overlapWeight: checkNonNegative(options.overlapWeight ?? DEFAULT_OVERLAP_WEIGHT, 'overlapWeight'),
+      temperature: checkNonNegative(options.temperature ?? DEFAULT_TEMPERATURE, 'temperature'),
+    });
+  } else if (typeof s === 'object' && s !== null && typeof s.select === 'function') {
+    strategy = s;
+  } else {
+    throw new RouterInvalidArgumentError('strategy must be a strategy name or an object with select(ctx)');
+  }
+  const positive = (v: number | undefined, def: number, name: string): number => {
+    const x = v ?? def;
+    if (typeof x !== 'number' || !(x > 0) || !Number.isFinite(x)) {
+      throw new RouterInvalidArgumentError(`${name} must be a positive number of milliseconds, got ${String(x)}`);
+    }
+    return x;
+  };
+  const gapPolicy = options.gapPolicy ?? 'clear';
+  if (gapPolicy !== 'clear' && gapPolicy !== 'keep') {
+    throw new RouterInvalidArgumentError(`gapPolicy must be 'clear' or 'keep', got ${String(gapPolicy)}`);
+  }
+  const fn = <T>(v: T | undefined, def: T, name: string): T => {
+    const x = v ?? def;
+    if (typeof x !== 'function') throw new RouterInvalidArgumentError(`${name} must be a function`);
+    return x;
+  };
+  return {
+    blockSize,
+    strategy,
+    useKvEvents: options.useKvEvents ?? true,
+    approxTtlMs: positive(options.approxTtlMs, DEFAULT_APPROX_TTL_MS, 'approxTtlMs'),
+    gapPolicy,
+    loadMetricsTtlMs: positive(options.loadMetricsTtlMs, DEFAULT_LOAD_METRICS_TTL_MS, 'loadMetricsTtlMs'),
+    requestTimeoutMs: positive(options.requestTimeoutMs, DEFAULT_REQUEST_TIMEOUT_MS, 'requestTimeoutMs'),
+    requestIdPrefix: options.requestIdPrefix ?? 'req',
+    now: fn(options.now, Date.now, 'now'),
+    random: fn(options.random, Math.random, 'random'),
+    onWarning: fn(options.onWarning, ignoreWarnings, 'onWarning'),
+  };
+}
+
+/** A routing request. */
+export interface RouteRequest {
+  /** The prompt's token ids (u32). */
+  tokenIds: ArrayLike<number>;
+  /** Id for load tracking (`onFirstToken`/`onFinished`); generated when absent. */
+  requestId?: string;
+  /** False: only answer, record nothing (no load, no approximate-index entry). Default true. */
+  record?: boolean;
+}
+
+/** The router's answer (snake_case: it is also the Router service's wire response). */
+export interface RouteDecision {
+  /** The chosen worker. */
+  worker_id: string;
+  /** The request id to pass to `onFirstToken`/`onFinished`. */
+  request_id: string;
+  /** Leading blocks of the prompt the chosen worker has cached. */
+  overlap_blocks: number;
+  /** Prompt length in tokens. */
+  isl_tokens: number;
+  /** Prompt tokens the chosen worker must prefill: `isl_tokens - overlap_blocks * block_size`. */
+  uncached_tokens: number;
+  /** Tokens per block. */
+  block_size: number;
+  /** The strategy that decided. */
+  strategy: string;
+  /** The chosen worker's cost (`kv` strategy). */
+  cost?: number;
+  /** Whether the decision was recorded as load. */
+  recorded: boolean;
+}
+
+/** Per-worker figures of {@link RouterStats}. */
+export interface WorkerStats extends WorkerLoad {
+  workerId: string;
+  /** Distinct blocks the index says the worker caches. */
+  cachedBlocks: number;
+  /** Last KV event id accepted (events mode). */
+  lastEventId?: number;
+  /** Event-id gaps seen (events mode). */
+  eventGaps: number;
+}
+
+/** Router-wide figures, e.g. for Prometheus gauges and counters. */
+export interface RouterStats {
+  strategy: string;
+  blockSize: number;
+  mode: 'kv_events' | 'approximate';
+  workers: WorkerStats[];
+  /** Distinct blocks indexed. */
+  indexedBlocks: number;
+  /** (worker, block) pairs indexed. */
+  indexEntries: number;
+  /** Requests routed (recorded or not). */
+  decisions: number;
+  /** Requests currently tracked as in flight. */
+  inflightRequests: number;
+  /** Sum over decisions of overlap blocks / sum of prompt blocks (full blocks): the predicted hit rate. */
+  predictedHitRate: number;
+  /** KV events applied / rejected / ignored, and event-id gaps. */
+  events: { applied: number; rejected: number; ignored: number; gaps: number };
+}
+
+interface Candidate {
+  id: string;
+  slot: number;
+  load: WorkerLoadState;
+}
+
+interface MutableContext {
+  count: number;
+  workerIds: string[];
+  overlapBlocks: Float64Array;
+  activeBlocks: Float64Array;
+  newBlocks: Float64Array;
+  activePrefillTokens: Float64Array;
+  cachedBlocks: Float64Array;
+  waiting: Float64Array;
+  islTokens: number;
+  blockSize: number;
+  requestBlocks: number;
+  random: RandomSource;
+}
+
+const MAX_WARNED_UNKNOWN = 1024;
+
+/** See the module comment. */
+export class KvRouter {
+  /** The options in force. */
+  readonly options: Readonly<CompiledRouterOptions>;
+  /** The KV index (events mode) or undefined. */
+  readonly indexer: KvIndexer | undefined;
+  /** The approximate index (no-events mode) or undefined. */
+  readonly approxIndexer: ApproxKvIndexer | undefined;
+  /** Per-worker load. */
+  readonly load: LoadTracker;
+  private readonly core: KvIndexer['core'];
+  private readonly hasher: BlockHasher;
+  private readonly strategy: RoutingStrategy;
+  private readonly now: Clock;
+  private readonly warn: WarningHandler;
+  private readonly cands: Candidate[] = [];
+  private readonly byId = new Map<string, Candidate>();
+  private readonly ctx: MutableContext;
+  private readonly warnedUnknown = new Set<string>();
+  private decisions = 0;
+  private seq = 0;
+  private overlapSum = 0;
+  private promptBlockSum = 0;
+  private ignoredEvents = 0;
+
+  constructor(options: KvRouterOptions = {}) {
+    const o = compileRouterOptions(options);
+    this.options = o;
+    this.now = o.now;
+    this.warn = o.onWarning;
+    this.strategy = o.strategy;
+    this.hasher = new BlockHasher(o.blockSize);
+    if (o.useKvEvents) {
+      this.indexer = new KvIndexer({ onWarning: o.onWarning, gapPolicy: o.gapPolicy });
+      this.core = this.indexer.core;
+    } else {
+      this.approxIndexer = new ApproxKvIndexer({ ttlMs: o.approxTtlMs, now: o.now });
+      this.core = this.approxIndexer.core;
+    }
+    this.load = new LoadTracker({
+      now: o.now,
+      metricsTtlMs: o.loadMetricsTtlMs,
+      requestTimeoutMs: o.requestTimeoutMs,
+      onWarning: o.onWarning,
+    });
+    const n = 16;
+    this.ctx = {
+      count: 0,
+      workerIds: [],
+      overlapBlocks: new Float64Array(n),
+      activeBlocks: new Float64Array(n),
+      newBlocks: new Float64Array(n),
+      activePrefillTokens: new Float64Array(n),
+      cachedBlocks: new Float64Array(n),
+      waiting: new Float64Array(n),
+      islTokens: 0,
+      blockSize: o.blockSize,
+      requestBlocks: 0,
+      random: o.random,
+    };
+  }
+
+  /** Tokens per block. */
+  get blockSize(): number {
+    return this.options.blockSize;
+  }
+
+  /** Registered worker ids, in registration order. */
+  workers(): string[] {
+    return this.cands.map((c) => c.id);
+  }
+
+  /** Whether a worker is registered. */
+  hasWorker(workerId: string): boolean {
+    return this.byId.has(workerId);
+  }
+
+  /**
+   * Registers a worker (it appeared in discovery).
+   * @returns false when it was already registered
+   */
+  addWorker(workerId: string): boolean {
+    if (typeof workerId !== 'string' || workerId.length === 0) {
+      throw new RouterInvalidArgumentError('workerId must be a non-empty string');
+    }
+    if (this.byId.has(workerId)) return false;
+    const slot = this.indexer !== undefined ? this.indexer.addWorker(workerId) : this.approxIndexer!.addWorker(workerId);
+    const c: Candidate = { id: workerId, slot, load: this.load.addWorker(workerId) };
+    this.cands.push(c);
+    this.byId.set(workerId, c);
+    this.ctx.workerIds.push(workerId);
+    this.warnedUnknown.delete(workerId);
+    const cap = this.ctx.overlapBlocks.length;
+    if (this.cands.length > cap) {
+      const grow = (): Float64Array => new Float64Array(cap * 2);
+      this.ctx.overlapBlocks = grow();
+      this.ctx.activeBlocks = grow();
+      this.ctx.newBlocks = grow();
+      this.ctx.activePrefillTokens = grow();
+      this.ctx.cachedBlocks = grow();
+      this.ctx.waiting = grow();
+    }
+    return true;
+  }
+
+  /**
+   * Forgets a worker (it left discovery): its cached blocks, load and in-flight requests.
+   * @returns whether it was registered
+   */
+  removeWorker(workerId: string): boolean {
+    const c = this.byId.get(workerId);
+    if (c === undefined) return false;
+    this.byId.delete(workerId);
+    const i = this.cands.indexOf(c);
+    this.cands.splice(i, 1);
+    this.ctx.workerIds.splice(i, 1);
+    if (this.indexer !== undefined) this.indexer.removeWorker(workerId);
+    else this.approxIndexer!.removeWorker(workerId);
+    this.load.removeWorker(workerId);
+    return true;
+  }
+
+  /**
+   * Makes the registered workers exactly `workerIds` (e.g. after a discovery list).
+   * @returns the ids added and removed
+   */
+  setWorkers(workerIds: Iterable<string>): { added: string[]; removed: string[] } {
+    const want = new Set(workerIds);
+    const removed = this.workers().filter((id) => !want.has(id));
+    for (const id of removed) this.removeWorker(id);
+    const added: string[] = [];
+    for (const id of want) if (this.addWorker(id)) added.push(id);
+    return { added, removed };
+  }
+
+  /**
+   * Applies a KV event (validated; never throws on bad input). Events from unregistered workers are
+   * ignored (`unknown_worker`, warned once per worker), as are all events in approximate mode.
+   */
+  applyEvent(event: KvEvent | unknown): ApplyResult {
+    if (this.indexer === undefined) {
+      this.ignoredEvents++;
+      return { status: 'ignored', reason: 'no_kv_events', blocks: 0 };
+    }
+    const wid = (event as { worker_id?: unknown } | null)?.worker_id;
+    if (typeof wid === 'string' && wid.length > 0 && !this.byId.has(wid)) {
+      this.ignoredEvents++;
+      if (!this.warnedUnknown.has(wid) && this.warnedUnknown.size < MAX_WARNED_UNKNOWN) {
+        this.warnedUnknown.add(wid);
+        this.warn('kv event ignored: unknown worker', { worker_id: wid });
+      }
+      return { status: 'ignored', reason: 'unknown_worker', blocks: 0 };
+    }
+    return this.indexer.applyEvent(event);
+  }
+
+  /**
+   * Resyncs a worker's index: drops its blocks and forgets its event id (events mode).
+   * @returns whether the worker was registered
+   */
+  resyncWorker(workerId: string): boolean {
+    if (!this.byId.has(workerId)) return false;
+    this.indexer?.clearWorker(workerId);
+    return true;
+  }
+
+  /**
+   * Applies a worker's load report (validated).
+   * @returns whether it was applied (false for invalid input or an unregistered worker)
+   */
+  applyLoad(metrics: LoadMetrics | unknown): boolean {
+    return this.load.applyMetrics(metrics);
+  }
+
+  /**
+   * Picks a worker for a prompt and, unless `record: false`, records the decision as load (and, in
+   * approximate mode, as cached blocks).
+   * @param input token ids, or a {@link RouteRequest}
+   * @throws NoWorkersError (code `UNAVAILABLE`) when no worker is registered
+   * @throws RouterInvalidArgumentError for token ids that are not u32
+   */
+  route(input: ArrayLike<number> | RouteRequest): RouteDecision {
+    const req: RouteRequest = isRouteRequest(input) ? input : { tokenIds: input };
+    const tokens = req.tokenIds;
+    if (tokens === null || typeof tokens !== 'object' || typeof tokens.length !== 'number') {
+      throw new RouterInvalidArgumentError('tokenIds must be an array of token ids');
+    }
+    const n = this.cands.length;
+    if (n === 0) throw new NoWorkersError();
+    const now = this.now();
+    const approx = this.approxIndexer;
+    if (approx !== undefined) approx.expire();
+    const packed = this.hasher.hash(tokens);
+    const core = this.core;
+    const seqAt = packed.base + 2;
+    core.score(packed.words, seqAt, PACKED_STRIDE, packed.count);
+    const bs = this.options.blockSize;
+    const isl = packed.tokens;
+    const requestBlocks = Math.ceil(isl / bs);
+    const load = this.load;
+    load.scoreActive(packed.words, seqAt, PACKED_STRIDE, packed.count);
+    const ctx = this.ctx;
+    const ttl = load.metricsTtlMs;
+    const cands = this.cands;
+    for (let i = 0; i < n; i++) {
+      const c = cands[i]!;
+      ctx.overlapBlocks[i] = core.overlap(c.slot);
+      ctx.activeBlocks[i] = c.load.activeBlocks(now, ttl);
+      ctx.newBlocks[i] = requestBlocks - load.activeOverlap(c.load);
+      ctx.activePrefillTokens[i] = c.load.activePrefill(now, ttl);
+      ctx.cachedBlocks[i] = core.cachedBlocks(c.slot);
+      ctx.waiting[i] = c.load.waiting(now, ttl);
+    }
+    ctx.count = n;
+    ctx.islTokens = isl;
+    ctx.requestBlocks = requestBlocks;
+    const choice = this.strategy.select(ctx as RoutingContext);
+    const idx = choice.index;
+    if (!Number.isInteger(idx) || idx < 0 || idx >= n) {
+      throw new RouterError('INTERNAL', `strategy ${this.strategy.name} returned index ${String(idx)} of ${n} workers`);
+    }
+    const chosen = cands[idx]!;
+    const overlap = ctx.overlapBlocks[idx]!;
+    const uncached = isl - overlap * bs;
+    const requestId = req.requestId ?? `${this.options.requestIdPrefix}-${++this.seq}`;
+    const record = req.record !== false;
+    if (record) {
+      load.onRoutedPacked(
+        requestId,
+        chosen.load,
+        uncached,
+        packed.words,
+        seqAt,
+        PACKED_STRIDE,
+        packed.count,
+        requestBlocks - packed.count,
+        now,
+      );
+      if (approx !== undefined) approx.recordPacked(chosen.slot, packed.words, seqAt, PACKED_STRIDE, packed.count);
+    }
+    this.decisions++;
+    this.overlapSum += overlap;
+    this.promptBlockSum += packed.count;
+    const decision: RouteDecision = {
+      worker_id: chosen.id,
+      request_id: requestId,
+      overlap_blocks: overlap,
+      isl_tokens: isl,
+      uncached_tokens: uncached,
+      block_size: bs,
+      strategy: this.strategy.name,
+      recorded: record,
+    };
+    if (choice.cost !== undefined) decision.cost = choice.cost;
+    return decision;
+  }
+
+  /** The request produced its first token (prefill done). @returns whether it was tracked */
+  onFirstToken(requestId: string): boolean {
+    return this.load.onFirstToken(requestId);
+  }
+
+  /** The request's stream ended (done, failed or cancelled). @returns whether it was tracked */
+  onFinished(requestId: string): boolean {
+    return this.load.onFinished(requestId);
+  }
+
+  /** Figures for metrics. O(workers). */
+  stats(): RouterStats {
+    const idx = this.indexer;
+    const counters = idx?.counters ?? { applied: 0, rejected: 0, ignored: 0, gaps: 0 };
+    this.approxIndexer?.expire();
+    const workers: WorkerStats[] = this.cands.map((c) => {
+      const w: WorkerStats = {
+        workerId: c.id,
+        cachedBlocks: this.core.cachedBlocks(c.slot),
+        eventGaps: idx?.eventGaps(c.id) ?? 0,
+        ...this.load.load(c.id)!,
+      };
+      const last = idx?.lastEventId(c.id);
+      if (last !== undefined) w.lastEventId = last;
+      return w;
+    });
+    return {
+      strategy: this.strategy.name,
+      blockSize: this.options.blockSize,
+      mode: idx !== undefined ? 'kv_events' : 'approximate',
+      workers,
+      indexedBlocks: this.core.size,
+      indexEntries: this.core.totalEntries,
+      decisions: this.decisions,
+      inflightRequests: this.load.inflightRequests,
+      predictedHitRate: this.promptBlockSum === 0 ? 0 : this.overlapSum / this.promptBlockSum,
+      events: {
+        applied: counters.applied,
+        rejected: counters.rejected,
+        ignored: counters.ignored + this.ignoredEvents,
+        gaps: counters.gaps,
+      },
+    };
+  }
+}
+
+function isRouteRequest(x: ArrayLike<number> | RouteRequest): x is RouteRequest {
+  return typeof x === 'object' && x !== null && 'tokenIds' in x;
+}

@@ -1,0 +1,112 @@
+/**
+ * The contract every routing strategy implements, and the context it decides from.
+ * @packageDocumentation
+ */
+import type { RandomSource } from '../common';
+import { RouterInvalidArgumentError } from '../errors';
+
+/** Names of the built-in strategies. */
+export type StrategyName = 'kv' | 'round-robin' | 'random' | 'least-loaded' | 'power-of-two';
+
+/** Every built-in strategy name. */
+export const STRATEGY_NAMES: readonly StrategyName[] = ['kv', 'round-robin', 'random', 'least-loaded', 'power-of-two'];
+
+/**
+ * What a strategy sees for one request: the candidate workers as parallel arrays (index `i` in
+ * `0..count-1` is one worker) plus the request. Arrays may be longer than `count` (reused buffers);
+ * read only the first `count` entries. Valid only during {@link RoutingStrategy.select}.
+ */
+export interface RoutingContext {
+  /** Number of candidate workers (at least 1). */
+  readonly count: number;
+  /** Worker ids. */
+  readonly workerIds: readonly string[];
+  /** Leading blocks of the request each worker holds in cache. */
+  readonly overlapBlocks: ArrayLike<number>;
+  /** KV blocks in use on each worker (effective: see {@link LoadTracker}). */
+  readonly activeBlocks: ArrayLike<number>;
+  /**
+   * Blocks the request would add to each worker's active blocks: its blocks minus the leading
+   * ones already active there (shared with a running request).
+   */
+  readonly newBlocks: ArrayLike<number>;
+  /** Prompt tokens waiting to be prefilled on each worker. */
+  readonly activePrefillTokens: ArrayLike<number>;
+  /** Distinct blocks each worker holds in cache (according to the indexer). */
+  readonly cachedBlocks: ArrayLike<number>;
+  /** Requests queued on each worker (reported; 0 when unknown). */
+  readonly waiting: ArrayLike<number>;
+  /** Prompt length in tokens. */
+  readonly islTokens: number;
+  /** Tokens per KV block. */
+  readonly blockSize: number;
+  /** Blocks the prompt occupies: `ceil(islTokens / blockSize)`. */
+  readonly requestBlocks: number;
+  /** Uniform random source in [0, 1). */
+  readonly random: RandomSource;
+}
+
+/** A strategy's pick. */
+export interface RoutingChoice {
+  /** Index of the chosen worker in the context. */
+  index: number;
+  /** The chosen worker's cost, for strategies that compute one. */
+  cost?: number;
+}
+
+/** Picks a worker for a request. Implementations must not keep the context. */
+export interface RoutingStrategy {
+  /** Name reported in decisions and stats. */
+  readonly name: string;
+  /** Picks one of `ctx.count` workers. */
+  select(ctx: RoutingContext): RoutingChoice;
+}
+
+/** One candidate for {@link routingContext}. */
+export interface CandidateWorker {
+  workerId: string;
+  overlapBlocks?: number;
+  activeBlocks?: number;
+  /** Default: all of the request's blocks. */
+  newBlocks?: number;
+  activePrefillTokens?: number;
+  cachedBlocks?: number;
+  waiting?: number;
+}
+
+/**
+ * Builds a {@link RoutingContext} from plain objects: for tests, simulations and strategies used
+ * outside {@link KvRouter}.
+ */
+export function routingContext(
+  candidates: readonly CandidateWorker[],
+  request: { islTokens: number; blockSize: number; random?: RandomSource },
+): RoutingContext {
+  if (candidates.length === 0) throw new RouterInvalidArgumentError('at least one candidate worker is needed');
+  const requestBlocks = Math.ceil(request.islTokens / request.blockSize);
+  return {
+    count: candidates.length,
+    workerIds: candidates.map((c) => c.workerId),
+    overlapBlocks: candidates.map((c) => c.overlapBlocks ?? 0),
+    activeBlocks: candidates.map((c) => c.activeBlocks ?? 0),
+    newBlocks: candidates.map((c) => c.newBlocks ?? requestBlocks),
+    activePrefillTokens: candidates.map((c) => c.activePrefillTokens ?? 0),
+    cachedBlocks: candidates.map((c) => c.cachedBlocks ?? 0),
+    waiting: candidates.map((c) => c.waiting ?? 0),
+    islTokens: request.islTokens,
+    blockSize: request.blockSize,
+    requestBlocks,
+    random: request.random ?? Math.random,
+  };
+}
+
+/** Index in [0, n) from a random source (guards against sources returning 1). */
+export function randomIndex(random: RandomSource, n: number): number {
+  const i = Math.floor(random() * n);
+  return i >= n ? n - 1 : i < 0 ? 0 : i;
+}
+
+/** Load of worker `i` in blocks: active blocks plus pending prefill, in blocks. */
+export function loadBlocks(ctx: RoutingContext, i: number): number {
+  return ctx.activeBlocks[i]! + ctx.activePrefillTokens[i]! / ctx.blockSize;
+}
