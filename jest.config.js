@@ -8,7 +8,7 @@ const project = (dir, name) => ({
   rootDir: dir,
   testEnvironment: 'node',
   testMatch: ['<rootDir>/test/**/*.test.ts'],
-  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/../../tsconfig.test.json'}] },
+  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/../../tsconfig.test.json' }] },
   moduleNameMapper,
 });
 module.exports = {

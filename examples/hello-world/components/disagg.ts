@@ -81,7 +81,9 @@ export class PrefillClient {
     const replies = o.ctx.runtime.eventPlane.subscribe<PrefillDone>(subject);
     const client = new PrefillClient(o.ctx, o.queue, { ...o.thresholds }, o.timeoutMs, subject, replies);
     void client.listen();
-    client.stopConfig = o.ctx.namespace.watchConfig<Partial<Record<string, unknown>>>('disagg', (v) => client.applyConfig(v));
+    client.stopConfig = o.ctx.namespace.watchConfig<Partial<Record<string, unknown>>>('disagg', (v) =>
+      client.applyConfig(v),
+    );
     await o.ctx.runtime.eventPlane.flush();
     return client;
   }
@@ -122,7 +124,11 @@ export class PrefillClient {
     );
     if (!decision.remote) {
       this.stats.local++;
-      ectx.logger.debug('prefill locally', { reason: decision.reason, uncached_tokens: uncachedTokens, queue_depth: depth });
+      ectx.logger.debug('prefill locally', {
+        reason: decision.reason,
+        uncached_tokens: uncachedTokens,
+        queue_depth: depth,
+      });
       return false;
     }
     this.stats.remote++;

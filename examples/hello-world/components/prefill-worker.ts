@@ -63,10 +63,17 @@ export const PrefillWorker = defineService<PrefillWorkerConfig>({
         return;
       }
       log.info('prefill started', { engine_id: data.engine_id, tokens: data.token_ids.length });
-      const keepAlive = setInterval(() => void job.inProgress().catch(() => undefined), Math.max(50, cfg.ack_wait_ms / 3));
+      const keepAlive = setInterval(
+        () => void job.inProgress().catch(() => undefined),
+        Math.max(50, cfg.ack_wait_ms / 3),
+      );
       try {
         if (cfg.delay_ms > 0) await sleep(cfg.delay_ms);
-        const msg: PrefillDone = { request_id: data.request_id, engine_id: data.engine_id, prefill_worker: ctx.workerName };
+        const msg: PrefillDone = {
+          request_id: data.request_id,
+          engine_id: data.engine_id,
+          prefill_worker: ctx.workerName,
+        };
         await ctx.runtime.eventPlane.publish(data.reply_to, msg);
         await ctx.runtime.eventPlane.flush();
         await job.ack();

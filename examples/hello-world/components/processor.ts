@@ -58,7 +58,11 @@ export const Processor = defineService<ProcessorConfig>({
           decision = d;
         }
         if (!decision) throw new Error('router answered nothing');
-        ectx.logger.debug('routed', { worker_id: decision.worker_id, overlap_blocks: decision.overlap_blocks, attempt });
+        ectx.logger.debug('routed', {
+          worker_id: decision.worker_id,
+          overlap_blocks: decision.overlap_blocks,
+          attempt,
+        });
         const detok = new IncrementalDetokenizer();
         let sent = false;
         try {

@@ -69,7 +69,12 @@ export const DummyWorker = defineService<DummyWorkerConfig>({
     let activeBlocks = 0;
     const publishLoad = (): void => {
       ctx.component
-        .publish('load_metrics', { worker_id: workerId, active_blocks: activeBlocks, total_blocks: cfg.cache_blocks, waiting: 0 })
+        .publish('load_metrics', {
+          worker_id: workerId,
+          active_blocks: activeBlocks,
+          total_blocks: cfg.cache_blocks,
+          waiting: 0,
+        })
         .catch(() => undefined);
     };
 

@@ -20,7 +20,10 @@ describe('embedded disaggregated graph', () => {
     graph = await serveGraph(Frontend, {
       platform: embeddedPlatform(),
       settings: { namespace: uniqueNamespace(), port: 0, workerName: 'node', leaseTtlMs: 10000 },
-      config: mergeConfig(loadConfigFile(file), { Frontend: { port: 0, host: '127.0.0.1' }, PrefillWorker: { delay_ms: 10 } }),
+      config: mergeConfig(loadConfigFile(file), {
+        Frontend: { port: 0, host: '127.0.0.1' },
+        PrefillWorker: { delay_ms: 10 },
+      }),
       logger: createLogger({ stream, level: 'info' }),
     });
     url = graph.get('Frontend')[0]!.instance.metadata!.url as string;

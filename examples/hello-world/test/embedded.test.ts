@@ -49,7 +49,10 @@ describe('embedded hello-world graph', () => {
 
   it('sends an unrelated prompt to the emptier worker', async () => {
     // Fill node-0's cache with a long prompt, then an unrelated one must go elsewhere.
-    const long = await generateJson(url, 'Describe in detail the history of the printing press in Europe and its effects');
+    const long = await generateJson(
+      url,
+      'Describe in detail the history of the printing press in Europe and its effects',
+    );
     const filled = long.body.worker_output.split('_GeneratedBy_')[1];
     const other = await generateJson(url, 'Zebras');
     expect(other.body.worker_output.split('_GeneratedBy_')[1]).not.toBe(filled);
@@ -68,7 +71,11 @@ describe('embedded hello-world graph', () => {
   });
 
   it('answers bad input with 4xx JSON and keeps serving', async () => {
-    const res = await fetch(`${url}/generate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{' });
+    const res = await fetch(`${url}/generate`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{',
+    });
     expect(res.status).toBe(400);
     const ok = await generateJson(url, 'Tell me a joke');
     expect(ok.status).toBe(200);

@@ -27,7 +27,11 @@ export async function generateSse(
 }
 
 /** POSTs to /generate for one JSON body. */
-export async function generateJson(url: string, prompt: string, requestId?: string): Promise<{ status: number; body: SeedResponse }> {
+export async function generateJson(
+  url: string,
+  prompt: string,
+  requestId?: string,
+): Promise<{ status: number; body: SeedResponse }> {
   const res = await fetch(`${url}/generate`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },

@@ -66,13 +66,23 @@ export function createFrontendApp(options: FrontendOptions): Express {
     }
     if (e.type === 'entity.parse.failed') {
       res.status(400).json({
-        error: { message: `request body is not valid JSON: ${e.message}`, type: 'invalid_request_error', code: 'invalid_json', param: null },
+        error: {
+          message: `request body is not valid JSON: ${e.message}`,
+          type: 'invalid_request_error',
+          code: 'invalid_json',
+          param: null,
+        },
       });
       return;
     }
     if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
       res.status(e.status).json({
-        error: { message: e.message ?? 'bad request', type: 'invalid_request_error', code: e.type ?? 'bad_request', param: null },
+        error: {
+          message: e.message ?? 'bad request',
+          type: 'invalid_request_error',
+          code: e.type ?? 'bad_request',
+          param: null,
+        },
       });
       return;
     }

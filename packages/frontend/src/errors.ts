@@ -24,7 +24,12 @@ export interface ErrorBody {
 export function errorBody(e: unknown, param?: string): ErrorBody {
   const err = toDynamoError(e);
   return {
-    error: { message: err.message, type: HTTP_ERRORS[err.code].type, code: err.code.toLowerCase(), param: param ?? null },
+    error: {
+      message: err.message,
+      type: HTTP_ERRORS[err.code].type,
+      code: err.code.toLowerCase(),
+      param: param ?? null,
+    },
   };
 }
 

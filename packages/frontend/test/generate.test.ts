@@ -71,7 +71,13 @@ describe('POST /generate', () => {
     ['a JSON array', '[{"prompt": "a"}]', undefined, 400, /must be a JSON object/],
     ['a JSON string', '"hello"', undefined, 400, /must be a JSON object/],
     ['null', 'null', undefined, 400, /must be a JSON object/],
-    ['wrong content type', '{"prompt": "a"}', { 'content-type': 'text/plain' }, 415, /Content-Type must be application\/json/],
+    [
+      'wrong content type',
+      '{"prompt": "a"}',
+      { 'content-type': 'text/plain' },
+      415,
+      /Content-Type must be application\/json/,
+    ],
     ['no content type', '{"prompt": "a"}', {}, 415, /Content-Type/],
     ['oversized body', JSON.stringify({ prompt: 'x'.repeat(2000) }), undefined, 413, /exceeds the limit of 1024 bytes/],
   ];

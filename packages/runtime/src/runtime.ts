@@ -463,7 +463,9 @@ export class EndpointClient {
         options.timeoutMs !== undefined
           ? setTimeout(() => {
               cleanup();
-              reject(new TimeoutError(`fewer than ${min} instances of ${this.describe()} after ${options.timeoutMs} ms`));
+              reject(
+                new TimeoutError(`fewer than ${min} instances of ${this.describe()} after ${options.timeoutMs} ms`),
+              );
             }, options.timeoutMs)
           : undefined;
       this.waiters.add(check);
@@ -495,7 +497,11 @@ export class EndpointClient {
     const opts: RequestOptions = { ...options, requestId };
     if (options.instanceId !== undefined) {
       const info = this.live.get(options.instanceId);
-      if (!info) return failedStream<T>(requestId, new NotFoundError(`instance ${options.instanceId} of ${this.describe()} is not live`));
+      if (!info)
+        return failedStream<T>(
+          requestId,
+          new NotFoundError(`instance ${options.instanceId} of ${this.describe()} is not live`),
+        );
       return plane.request<T>(info.subject, payload, opts);
     }
     const maxAttempts = options.maxAttempts ?? 3;

@@ -1,9 +1,4 @@
-import {
-  DistributedRuntime,
-  MemoryCluster,
-  type InstanceChange,
-  type RequestContext,
-} from '@dynamo-ts/runtime';
+import { DistributedRuntime, MemoryCluster, type InstanceChange, type RequestContext } from '@dynamo-ts/runtime';
 
 /** A runtime ("process") on `cluster`. */
 async function proc(cluster: MemoryCluster, leaseTtlMs = 1000): Promise<DistributedRuntime> {
@@ -38,7 +33,11 @@ describe('DistributedRuntime', () => {
 
   it('registers a served endpoint in discovery under the documented key and subject', async () => {
     const rt = await proc(cluster);
-    const served = await rt.namespace('ns1').component('Worker').endpoint('generate').serve(echo, { name: 'w0', metadata: { model: 'm' } });
+    const served = await rt
+      .namespace('ns1')
+      .component('Worker')
+      .endpoint('generate')
+      .serve(echo, { name: 'w0', metadata: { model: 'm' } });
     const key = `dynamo/ns1/instances/Worker/generate/${rt.instanceId}`;
     const value = JSON.parse((await rt.discovery.get(key))!) as Record<string, unknown>;
     expect(value).toMatchObject({
@@ -82,7 +81,9 @@ describe('DistributedRuntime', () => {
       expect(items).toHaveLength(1);
     }
     // direct calls reach exactly that instance
-    const direct = (await collect(client.generate({ n: 2, who: 'd' }, { instanceId: b.instanceId, requestId: 'r-1' }))) as Array<{
+    const direct = (await collect(
+      client.generate({ n: 2, who: 'd' }, { instanceId: b.instanceId, requestId: 'r-1' }),
+    )) as Array<{
       request_id: string;
     }>;
     expect(direct.map((d) => d.request_id)).toEqual(['r-1', 'r-1']);
@@ -136,11 +137,15 @@ describe('DistributedRuntime', () => {
     const caller = await proc(cluster);
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    const served = await rt.namespace('ns').component('W').endpoint('gen').serve(async function* () {
-      yield 1;
-      await gate;
-      yield 2;
-    });
+    const served = await rt
+      .namespace('ns')
+      .component('W')
+      .endpoint('gen')
+      .serve(async function* () {
+        yield 1;
+        await gate;
+        yield 2;
+      });
     const client = await caller.namespace('ns').component('W').endpoint('gen').client();
     const it = client.generate({})[Symbol.asyncIterator]();
     expect((await it.next()).value).toBe(1);

@@ -57,8 +57,7 @@ function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Reco
   const out: Record<string, unknown> = { ...a };
   for (const [k, v] of Object.entries(b)) {
     const prev = out[k];
-    out[k] =
-      isPlainObject(prev) && isPlainObject(v) ? deepMerge(prev, v) : v;
+    out[k] = isPlainObject(prev) && isPlainObject(v) ? deepMerge(prev, v) : v;
   }
   return out;
 }
@@ -100,7 +99,11 @@ export function describeAjvError(prefix: string, e: ErrorObject): string {
  * Validates (and fills defaults into a copy of) the section of `service` in `config`.
  * Throws INVALID_ARGUMENT naming `source` (file or flags), the key, and the expected type.
  */
-export function serviceConfig<C>(service: ServiceDefinition, config: GraphConfig, source: string): C & { replicas?: number } {
+export function serviceConfig<C>(
+  service: ServiceDefinition,
+  config: GraphConfig,
+  source: string,
+): C & { replicas?: number } {
   let validate = validators.get(service);
   if (!validate) {
     validate = ajv.compile(sectionSchema(service));

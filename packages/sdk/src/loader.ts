@@ -10,7 +10,9 @@ let tsxRegistered = false;
 export function parseTarget(target: string): { modulePath: string; exportName: string } {
   const i = target.lastIndexOf(':');
   if (i <= 0 || i === target.length - 1) {
-    throw new InvalidArgumentError(`target ${JSON.stringify(target)} must be <module>:<Service>, e.g. components/graph:Frontend`);
+    throw new InvalidArgumentError(
+      `target ${JSON.stringify(target)} must be <module>:<Service>, e.g. components/graph:Frontend`,
+    );
   }
   return { modulePath: target.slice(0, i), exportName: target.slice(i + 1) };
 }

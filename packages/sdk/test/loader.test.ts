@@ -5,7 +5,10 @@ const fixtures = path.join(__dirname, 'fixtures');
 
 describe('loadService', () => {
   it('parses module:Service targets', () => {
-    expect(parseTarget('components/graph:Frontend')).toEqual({ modulePath: 'components/graph', exportName: 'Frontend' });
+    expect(parseTarget('components/graph:Frontend')).toEqual({
+      modulePath: 'components/graph',
+      exportName: 'Frontend',
+    });
     expect(() => parseTarget('components/graph')).toThrow(/must be <module>:<Service>/);
     expect(() => parseTarget('x:')).toThrow(/must be <module>:<Service>/);
   });

@@ -55,7 +55,9 @@ describeWithBinaries(['nats-server', 'etcd'], 'distributed hello-world graph (NA
     try {
       const keys = await client.getAll().prefix(`dynamo/${namespace}/instances/DummyWorker/`).keys();
       expect(keys).toHaveLength(2);
-      const values = Object.values(await client.getAll().prefix(`dynamo/${namespace}/instances/DummyWorker/`).json()) as Array<{ name: string }>;
+      const values = Object.values(
+        await client.getAll().prefix(`dynamo/${namespace}/instances/DummyWorker/`).json(),
+      ) as Array<{ name: string }>;
       expect(values.map((v) => v.name).sort()).toEqual(['node1', 'node2']);
     } finally {
       client.close();

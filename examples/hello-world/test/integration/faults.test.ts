@@ -21,9 +21,19 @@ describeWithBinaries(['nats-server', 'etcd'], 'distributed hello-world under fau
   const logger = createLogger({ silent: true });
   const leaseTtlMs = 2000;
 
-  const serve = async (namespace: string, root: typeof Frontend | typeof DummyWorker, workerName: string, config = {}) => {
+  const serve = async (
+    namespace: string,
+    root: typeof Frontend | typeof DummyWorker,
+    workerName: string,
+    config = {},
+  ) => {
     const settings: ServeSettings = { namespace, port: 0, workerName, leaseTtlMs };
-    const platform = await distributedPlatform({ natsServers: [nats.url], etcdEndpoints: [etcd.url], leaseTtlMs, logger });
+    const platform = await distributedPlatform({
+      natsServers: [nats.url],
+      etcdEndpoints: [etcd.url],
+      leaseTtlMs,
+      logger,
+    });
     const g = await serveGraph(root, { platform, settings, config, logger });
     graphs.push(g);
     return g;
@@ -75,7 +85,8 @@ describeWithBinaries(['nats-server', 'etcd'], 'distributed hello-world under fau
     for (let i = 0; i < 30; i++) {
       const r = await generateJson(url, `Tell me a joke number ${i}`);
       results.push({ status: r.status, output: r.body.worker_output });
-      if (goneAfterMs === undefined && (await etcdClient.get(key).string()) === null) goneAfterMs = Date.now() - crashedAt;
+      if (goneAfterMs === undefined && (await etcdClient.get(key).string()) === null)
+        goneAfterMs = Date.now() - crashedAt;
       await new Promise((r) => setTimeout(r, 200));
     }
     expect(results.filter((r) => r.status !== 200)).toEqual([]);
@@ -105,7 +116,13 @@ describeWithBinaries(['nats-server', 'etcd'], 'distributed hello-world under fau
     // Every registration is back (same instance ids) within a few seconds.
     let after: string[] = [];
     for (let t = 0; t < 100; t++) {
-      after = (await etcdClient.getAll().prefix(prefix).keys().catch(() => [])).sort();
+      after = (
+        await etcdClient
+          .getAll()
+          .prefix(prefix)
+          .keys()
+          .catch(() => [])
+      ).sort();
       if (after.length === before.length && after.every((k, j) => k === before[j])) break;
       await new Promise((r) => setTimeout(r, 100));
     }

@@ -11,7 +11,8 @@ export interface KvEntry {
  * (sorted by key), then one `synced`, then every later change in order. Implementations
  * take the snapshot and start watching from its revision, so no change is missed between them.
  */
-export type KvEvent = { type: 'put'; key: string; value: string } | { type: 'delete'; key: string } | { type: 'synced' };
+export type KvEvent =
+  { type: 'put'; key: string; value: string } | { type: 'delete'; key: string } | { type: 'synced' };
 
 /** A running prefix watch. Iterate it once; {@link KvWatch.close} (or the signal) ends the iteration. */
 export interface KvWatch extends AsyncIterable<KvEvent> {

@@ -191,16 +191,26 @@ export async function startEtcd(): Promise<EtcdServer> {
   const peer = `http://127.0.0.1:${peerPort}`;
   const name = `test-${port}`;
   const args = [
-    '--name', name,
-    '--data-dir', path.join(dataDir, 'data'),
-    '--listen-client-urls', url,
-    '--advertise-client-urls', url,
-    '--listen-peer-urls', peer,
-    '--initial-advertise-peer-urls', peer,
-    '--initial-cluster', `${name}=${peer}`,
-    '--heartbeat-interval', '10',
-    '--election-timeout', '100',
-    '--log-level', 'error',
+    '--name',
+    name,
+    '--data-dir',
+    path.join(dataDir, 'data'),
+    '--listen-client-urls',
+    url,
+    '--advertise-client-urls',
+    url,
+    '--listen-peer-urls',
+    peer,
+    '--initial-advertise-peer-urls',
+    peer,
+    '--initial-cluster',
+    `${name}=${peer}`,
+    '--heartbeat-interval',
+    '10',
+    '--election-timeout',
+    '100',
+    '--log-level',
+    'error',
   ];
   const s = new SpawnedServer(bin, args, port, dataDir, 'etcd');
   await s.start();

@@ -25,9 +25,22 @@ async function main(): Promise<void> {
       'serve a service and the services linked below it (embedded when NATS_SERVER and ETCD_ENDPOINTS are unset)',
       (y) =>
         y
-          .positional('target', { type: 'string', describe: '<module>:<Service>, e.g. components/graph:Frontend', demandOption: true })
-          .option('f', { alias: 'file', type: 'string', array: true, describe: 'YAML config file(s), one section per service' })
-          .option('drain-timeout', { type: 'number', default: 30, describe: 'seconds in-flight work may take to finish on SIGINT/SIGTERM' })
+          .positional('target', {
+            type: 'string',
+            describe: '<module>:<Service>, e.g. components/graph:Frontend',
+            demandOption: true,
+          })
+          .option('f', {
+            alias: 'file',
+            type: 'string',
+            array: true,
+            describe: 'YAML config file(s), one section per service',
+          })
+          .option('drain-timeout', {
+            type: 'number',
+            default: 30,
+            describe: 'seconds in-flight work may take to finish on SIGINT/SIGTERM',
+          })
           .epilog('Override any config key with --Service.key=value, e.g. --DummyWorker.token_delay_ms=20'),
       async (argv) => {
         try {
@@ -47,7 +60,12 @@ async function main(): Promise<void> {
       },
     );
   cli = registerBenchCommands(cli, fail);
-  await cli.demandCommand(1, 'name a command: serve or bench').strictCommands().help().fail((msg, err) => fail(err ?? new Error(msg))).parseAsync();
+  await cli
+    .demandCommand(1, 'name a command: serve or bench')
+    .strictCommands()
+    .help()
+    .fail((msg, err) => fail(err ?? new Error(msg)))
+    .parseAsync();
 }
 
 main().catch(fail);

@@ -52,7 +52,8 @@ export async function runServe(args: ServeArgs, env: NodeJS.ProcessEnv = process
   const root = loadService(args.target);
   const files = args.file ?? [];
   const config = mergeConfig(...files.map(loadConfigFile), args.overrides);
-  const source = [...files, ...(Object.keys(args.overrides).length ? ['command-line overrides'] : [])].join(' + ') || 'defaults';
+  const source =
+    [...files, ...(Object.keys(args.overrides).length ? ['command-line overrides'] : [])].join(' + ') || 'defaults';
   const platform = await platformFor(settings, logger);
   logger.info('serving', {
     target: args.target,
