@@ -7,10 +7,10 @@
  * Prints the table and the JSON result. The benchmark itself lives in
  * packages/sdk/src/bench/router-bench.ts (also behind `dynamo-ts bench router`).
  */
-/* eslint-disable no-console */
 import { writeFileSync } from 'node:fs';
 import Module from 'node:module';
 import * as path from 'node:path';
+import type * as BenchModule from '../../sdk/src/bench/router-bench';
 
 // Resolve @dynamo-ts/router to this package's sources, as jest does, so no build is needed.
 const src = path.resolve(__dirname, '../src/index.ts');
@@ -47,8 +47,8 @@ function parseArgs(argv: string[]): { options: Record<string, number>; json?: st
 }
 
 async function main(): Promise<void> {
-  // Imported after the resolver hook is in place.
-  const { runRouterBench, formatRouterBenchTable } = await import('../../sdk/src/bench/router-bench');
+  // Required after the resolver hook is in place.
+  const { runRouterBench, formatRouterBenchTable } = require('../../sdk/src/bench/router-bench') as typeof BenchModule;
   const { options, json } = parseArgs(process.argv.slice(2));
   let last = '';
   const result = await runRouterBench(options, {

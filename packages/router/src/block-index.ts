@@ -2,36 +2,58 @@
  * The shared core of both indexers: which workers hold which blocks, keyed by sequence hash, and
  * the per-worker overlap of a request.
  *
- * Layout (all typed arrays, no per-block objects):
- * - `blocks`: sequence hash -> owner code. A code below 2^31 is the slot of the single worker that
- *   holds the block (by far the common case); otherwise it points to a small array of slots in
- *   `multi` (a slot may appear several times: one per reference, see {@link BlockIndex.acquire}).
- * - workers get dense slot numbers, reused after removal; per-slot arrays hold the number of
+ * Layout (typed arrays, no per-block objects):
+ * - `blocks`: sequence hash -> owner code, 12 bytes per block. A code below 2^31 is the slot of
+ *   the single worker that holds the block (the common case for a worker's own suffixes);
+ *   otherwise it names a shared-owner set: a bitmask over worker slots (one bit per worker,
+ *   `words` u32 per set, in one pool), so a block every worker holds (a system prompt) costs
+ *   `workers / 8` bytes more, and a set operation costs `workers / 32` word operations.
+ * - A worker may reference a block more than once (two block ids with the same content, or two
+ *   running requests sharing a prefix); references beyond the first are counted in a small map.
+ * - Workers get dense slot numbers, reused after removal; per-slot arrays hold the number of
  *   distinct blocks each worker holds.
  *
  * A sequence hash names a whole prefix, so "worker w holds the first k blocks of the request" is
- * "w owns seq[0..k-1]"; {@link BlockIndex.score} walks the request's hashes once, advancing the
- * workers still matching, and stops at the first block nobody (still matching) holds.
- * Internal module.
+ * "w owns seq[0..k-1]". {@link BlockIndex.score} walks the request's hashes once, keeping the set
+ * of workers still matching (one slot, or a bitmask intersected with each block's owners), and
+ * stops at the first block none of them holds: one hash lookup per matched block, whatever the
+ * number of workers.
+ *
+ * Used by {@link KvIndexer} (cached blocks), {@link ApproxKvIndexer} and {@link LoadTracker}
+ * (blocks of running requests). Exported for routers built on this package; most users only need
+ * {@link KvRouter}.
  * @packageDocumentation
  */
 import { KEY_HI_OFFSET, KEY_LO_OFFSET, U64Table, V0 } from './u64-table';
 
+/** Owner codes at or above this point name a shared-owner set (ids stay far below 2^31 - 1). */
 const MULTI = 0x80000000;
+/** Extra-reference keys: set id * 2^21 + slot (slots stay below 2^21). */
+const EXTRA_SHIFT = 2 ** 21;
 
-/** See the module comment. */
+/**
+ * Which workers hold which blocks (by sequence hash), with per-worker distinct block counts and
+ * the overlap computation; see the module comment.
+ */
 export class BlockIndex {
   private readonly blocks = new U64Table();
-  private multi: number[][] = [];
-  private freeMulti: number[] = [];
+  // Shared-owner sets: `words` u32 per set in `masks`, the number of bits set in `setSize`.
+  private words = 1;
+  private masks = new Uint32Array(16);
+  private setSize = new Int32Array(16);
+  private setCount = 0;
+  private freeSets: number[] = [];
+  /** References beyond the first, by set id * 2^21 + slot. */
+  private readonly extra = new Map<number, number>();
   private ids: (string | undefined)[] = [];
   private readonly slots = new Map<string, number>();
   private freeSlots: number[] = [];
   private cached: number[] = [];
   private entries = 0;
-  private depth = new Int32Array(16);
-  private touched = new Int32Array(16);
+  private depth = new Int32Array(32);
+  private touched = new Int32Array(32);
   private touchedCount = 0;
+  private alive = new Uint32Array(1);
 
   /** Number of distinct blocks indexed. */
   get size(): number {
@@ -43,9 +65,9 @@ export class BlockIndex {
     return this.entries;
   }
 
-  /** Bytes of the typed arrays behind the block table (not counting `multi` arrays). */
+  /** Bytes of the typed arrays behind the index. */
   get byteLength(): number {
-    return this.blocks.byteLength;
+    return this.blocks.byteLength + this.masks.byteLength + this.setSize.byteLength;
   }
 
   /** Slot of a worker, or -1. */
@@ -80,6 +102,7 @@ export class BlockIndex {
     let slot = this.freeSlots.pop();
     if (slot === undefined) {
       slot = this.ids.length;
+      if (slot >= EXTRA_SHIFT) throw new Error('too many workers for one index (2^21)');
       this.ids.push(undefined);
       this.cached.push(0);
       if (slot >= this.depth.length) {
@@ -88,6 +111,7 @@ export class BlockIndex {
         this.touched = new Int32Array(this.depth.length);
         this.touchedCount = 0;
       }
+      if (slot >= this.words * 32) this.widenSets(this.words * 2);
     }
     this.ids[slot] = workerId;
     this.cached[slot] = 0;
@@ -115,39 +139,11 @@ export class BlockIndex {
   }
 
   /**
-   * Adds one reference from `slot` to the block `seq`. A worker may reference the same block more
-   * than once (two block ids with the same content); it holds the block while any reference is
-   * left, and counts it once.
+   * Adds one reference from `slot` to the block `seq`. A worker holds a block while any of its
+   * references is left, and counts it once.
    */
   acquire(slot: number, seqLo: number, seqHi: number): void {
-    const b = this.blocks;
-    const s = b.insert(seqLo, seqHi) + V0;
-    if (b.inserted) {
-      b.data[s] = slot;
-      this.cached[slot]!++;
-      this.entries++;
-      return;
-    }
-    const code = b.data[s]!;
-    if (code >= MULTI) {
-      const arr = this.multi[code - MULTI]!;
-      if (!arr.includes(slot)) {
-        this.cached[slot]!++;
-        this.entries++;
-      }
-      arr.push(slot);
-      return;
-    }
-    if (code !== slot) {
-      this.cached[slot]!++;
-      this.entries++;
-    }
-    let id = this.freeMulti.pop();
-    if (id === undefined) {
-      id = this.multi.length;
-      this.multi.push([code, slot]);
-    } else this.multi[id] = [code, slot];
-    b.data[s] = MULTI + id;
+    this.add(slot, seqLo, seqHi, true);
   }
 
   /**
@@ -155,25 +151,42 @@ export class BlockIndex {
    * @returns whether a reference was added
    */
   acquireOnce(slot: number, seqLo: number, seqHi: number): boolean {
+    return this.add(slot, seqLo, seqHi, false);
+  }
+
+  private add(slot: number, seqLo: number, seqHi: number, again: boolean): boolean {
     const b = this.blocks;
-    const s = b.insert(seqLo, seqHi) + V0;
+    const v = b.insert(seqLo, seqHi) + V0;
+    const d = b.data;
     if (b.inserted) {
-      b.data[s] = slot;
+      d[v] = slot;
       this.cached[slot]!++;
       this.entries++;
       return true;
     }
-    const code = b.data[s]!;
-    if (code === slot || (code >= MULTI && this.multi[code - MULTI]!.includes(slot))) return false;
-    if (code >= MULTI) this.multi[code - MULTI]!.push(slot);
-    else {
-      let id = this.freeMulti.pop();
-      if (id === undefined) {
-        id = this.multi.length;
-        this.multi.push([code, slot]);
-      } else this.multi[id] = [code, slot];
-      b.data[s] = MULTI + id;
+    const code = d[v]!;
+    if (code < MULTI) {
+      if (code === slot && !again) return false;
+      const id = this.newSet();
+      this.setBit(id, code);
+      d[v] = MULTI + id;
+      if (code === slot) {
+        this.extra.set(id * EXTRA_SHIFT + slot, 1);
+        return true;
+      }
+      this.setBit(id, slot);
+      this.cached[slot]!++;
+      this.entries++;
+      return true;
     }
+    const id = code - MULTI;
+    if (this.hasBit(id, slot)) {
+      if (!again) return false;
+      const k = id * EXTRA_SHIFT + slot;
+      this.extra.set(k, (this.extra.get(k) ?? 0) + 1);
+      return true;
+    }
+    this.setBit(id, slot);
     this.cached[slot]!++;
     this.entries++;
     return true;
@@ -185,37 +198,23 @@ export class BlockIndex {
     if (e < 0) return 0;
     const code = this.blocks.data[e + V0]!;
     if (code < MULTI) return code === slot ? 1 : 0;
-    let n = 0;
-    for (const w of this.multi[code - MULTI]!) if (w === slot) n++;
-    return n;
+    const id = code - MULTI;
+    return this.hasBit(id, slot) ? 1 + (this.extra.get(id * EXTRA_SHIFT + slot) ?? 0) : 0;
   }
 
   /**
    * Every reference `slot` holds, as (lo, hi) pairs (a block appears once per reference). O(blocks).
    */
   referencesOf(slot: number): Uint32Array {
+    const out: number[] = [];
     const b = this.blocks;
     const d = b.data;
-    let n = 0;
-    let out = new Uint32Array(2 * Math.max(16, this.cached[slot] ?? 0));
     for (let e = 0; e < d.length; e += b.stride) {
       if (!b.isUsed(e)) continue;
-      const code = d[e + V0]!;
-      let refs = 0;
-      if (code < MULTI) refs = code === slot ? 1 : 0;
-      else for (const w of this.multi[code - MULTI]!) if (w === slot) refs++;
-      for (let k = 0; k < refs; k++) {
-        if (2 * n + 2 > out.length) {
-          const grown = new Uint32Array(out.length * 2);
-          grown.set(out);
-          out = grown;
-        }
-        out[2 * n] = d[e + KEY_LO_OFFSET]!;
-        out[2 * n + 1] = d[e + KEY_HI_OFFSET]!;
-        n++;
-      }
+      const refs = this.refsAt(e, slot);
+      for (let k = 0; k < refs; k++) out.push(d[e + KEY_LO_OFFSET]!, d[e + KEY_HI_OFFSET]!);
     }
-    return out.subarray(0, 2 * n);
+    return Uint32Array.from(out);
   }
 
   /** Removes every reference of `slot`. @returns the number of references removed */
@@ -239,19 +238,28 @@ export class BlockIndex {
       return;
     }
     const id = code - MULTI;
-    const arr = this.multi[id]!;
-    const at = arr.indexOf(slot);
-    if (at < 0) return;
-    arr[at] = arr[arr.length - 1]!;
-    arr.pop();
-    if (!arr.includes(slot)) {
-      this.cached[slot]!--;
-      this.entries--;
+    if (!this.hasBit(id, slot)) return;
+    const k = id * EXTRA_SHIFT + slot;
+    const more = this.extra.get(k);
+    if (more !== undefined) {
+      if (more > 1) this.extra.set(k, more - 1);
+      else this.extra.delete(k);
+      return;
     }
-    if (arr.length === 1) {
-      b.data[e + V0] = arr[0]!;
-      this.multi[id] = EMPTY;
-      this.freeMulti.push(id);
+    this.clearBit(id, slot);
+    this.cached[slot]!--;
+    this.entries--;
+    const left = this.setSize[id]!;
+    if (left === 0) {
+      b.removeAt(e);
+      this.freeSet(id);
+    } else if (left === 1) {
+      // Back to a single owner, unless it holds extra references.
+      const only = this.firstBit(id);
+      if (!this.extra.has(id * EXTRA_SHIFT + only)) {
+        b.data[e + V0] = only;
+        this.freeSet(id);
+      }
     }
   }
 
@@ -266,51 +274,65 @@ export class BlockIndex {
     const depth = this.depth;
     const touched = this.touched;
     for (let k = 0; k < this.touchedCount; k++) depth[touched[k]!] = 0;
-    let tc = 0;
     this.touchedCount = 0;
     if (count === 0) return 0;
     const b = this.blocks;
+    const d = b.data;
     let e = b.find(words[at]!, words[at + 1]!);
     if (e < 0) return 0;
-    let code = b.data[e + V0]!;
-    if (code < MULTI) {
-      depth[code] = 1;
-      touched[tc++] = code;
-    } else {
-      const arr = this.multi[code - MULTI]!;
-      for (let k = 0; k < arr.length; k++) {
-        const w = arr[k]!;
-        if (depth[w] === 0) {
-          depth[w] = 1;
-          touched[tc++] = w;
+    let code = d[e + V0]!;
+    let i = 1;
+    if (code >= MULTI) {
+      // Several workers match block 0: intersect their set with each next block's owners.
+      const W = this.words;
+      if (this.alive.length < W) this.alive = new Uint32Array(W);
+      const alive = this.alive;
+      const masks = this.masks;
+      let base = (code - MULTI) * W;
+      for (let w = 0; w < W; w++) alive[w] = masks[base + w]!;
+      for (; i < count; i++) {
+        const k = at + stride * i;
+        e = b.find(words[k]!, words[k + 1]!);
+        if (e < 0) break;
+        code = d[e + V0]!;
+        if (code < MULTI) {
+          if (((alive[code >>> 5]! >>> (code & 31)) & 1) === 0) {
+            // Nobody still matching holds block i.
+            this.assignAll(alive, W, i);
+            return i;
+          }
+          // Only `code` goes on (below): the others stop at i.
+          alive[code >>> 5] = alive[code >>> 5]! & ~(1 << (code & 31));
+          this.assignAll(alive, W, i);
+          break;
+        }
+        base = (code - MULTI) * W;
+        let any = 0;
+        for (let w = 0; w < W; w++) any |= alive[w]! & masks[base + w]!;
+        if (any === 0) break;
+        for (let w = 0; w < W; w++) {
+          const a = alive[w]!;
+          const dropped = a & ~masks[base + w]!;
+          if (dropped !== 0) this.assignBits(w, dropped, i);
+          alive[w] = a & masks[base + w]!;
         }
       }
+      if (code >= MULTI || e < 0 || i === count) {
+        this.assignAll(alive, W, i);
+        return i;
+      }
     }
-    this.touchedCount = tc;
-    let i = 1;
+    // A single worker goes on: follow it alone.
+    const only = code;
     for (; i < count; i++) {
       const k = at + stride * i;
       e = b.find(words[k]!, words[k + 1]!);
       if (e < 0) break;
-      code = b.data[e + V0]!;
-      let advanced = 0;
-      if (code < MULTI) {
-        if (depth[code] === i) {
-          depth[code] = i + 1;
-          advanced = 1;
-        }
-      } else {
-        const arr = this.multi[code - MULTI]!;
-        for (let k = 0; k < arr.length; k++) {
-          const w = arr[k]!;
-          if (depth[w] === i) {
-            depth[w] = i + 1;
-            advanced++;
-          }
-        }
-      }
-      if (advanced === 0) break;
+      const c = d[e + V0]!;
+      if (c < MULTI ? c !== only : !this.hasBit(c - MULTI, only)) break;
     }
+    depth[only] = i;
+    touched[this.touchedCount++] = only;
     return i;
   }
 
@@ -322,9 +344,7 @@ export class BlockIndex {
   /** Worker slots holding the block `seq` (with repetitions for multiple references). */
   ownersOf(seqLo: number, seqHi: number): number[] {
     const e = this.blocks.find(seqLo, seqHi);
-    if (e < 0) return [];
-    const code = this.blocks.data[e + V0]!;
-    return code < MULTI ? [code] : [...this.multi[code - MULTI]!];
+    return e < 0 ? [] : this.ownersAt(e);
   }
 
   /**
@@ -334,28 +354,117 @@ export class BlockIndex {
   scanReferences(slot: number): number {
     const b = this.blocks;
     let n = 0;
-    for (let e = 0; e < b.data.length; e += b.stride) {
-      if (!b.isUsed(e)) continue;
-      const code = b.data[e + V0]!;
-      if (code < MULTI ? code === slot : this.multi[code - MULTI]!.includes(slot)) n++;
-    }
+    for (let e = 0; e < b.data.length; e += b.stride) if (b.isUsed(e) && this.refsAt(e, slot) > 0) n++;
     return n;
   }
 
-  /** Every block as [lo, hi, owner slots] (test and debugging aid, O(blocks)). */
+  /** Every block as [lo, hi, owner slots with repetitions] (test and debugging aid, O(blocks)). */
   *allBlocks(): IterableIterator<[number, number, number[]]> {
     const b = this.blocks;
     for (let e = 0; e < b.data.length; e += b.stride) {
       if (!b.isUsed(e)) continue;
-      const code = b.data[e + V0]!;
-      yield [b.data[e + KEY_LO_OFFSET]!, b.data[e + KEY_HI_OFFSET]!, code < MULTI ? [code] : [...this.multi[code - MULTI]!]];
+      yield [b.data[e + KEY_LO_OFFSET]!, b.data[e + KEY_HI_OFFSET]!, this.ownersAt(e)];
     }
   }
 
-  /** Number of live shared-block arrays (for memory accounting). */
+  /** Number of live shared-owner sets (for memory accounting). */
   get sharedBlocks(): number {
-    return this.multi.length - this.freeMulti.length;
+    return this.setCount - this.freeSets.length;
+  }
+
+  // ---- internals ----
+
+  private refsAt(e: number, slot: number): number {
+    const code = this.blocks.data[e + V0]!;
+    if (code < MULTI) return code === slot ? 1 : 0;
+    const id = code - MULTI;
+    return this.hasBit(id, slot) ? 1 + (this.extra.get(id * EXTRA_SHIFT + slot) ?? 0) : 0;
+  }
+
+  private ownersAt(e: number): number[] {
+    const code = this.blocks.data[e + V0]!;
+    if (code < MULTI) return [code];
+    const out: number[] = [];
+    for (let s = 0; s < this.words * 32; s++) {
+      const refs = this.refsAt(e, s);
+      for (let k = 0; k < refs; k++) out.push(s);
+    }
+    return out;
+  }
+
+  /** Gives every slot set in word `w` of `bits` overlap `level`. */
+  private assignBits(w: number, bits: number, level: number): void {
+    const depth = this.depth;
+    const touched = this.touched;
+    while (bits !== 0) {
+      const low = bits & -bits;
+      const slot = w * 32 + 31 - Math.clz32(low);
+      depth[slot] = level;
+      touched[this.touchedCount++] = slot;
+      bits ^= low;
+    }
+  }
+
+  private assignAll(alive: Uint32Array, W: number, level: number): void {
+    for (let w = 0; w < W; w++) if (alive[w] !== 0) this.assignBits(w, alive[w]!, level);
+  }
+
+  private hasBit(id: number, slot: number): boolean {
+    return ((this.masks[id * this.words + (slot >>> 5)]! >>> (slot & 31)) & 1) === 1;
+  }
+
+  private setBit(id: number, slot: number): void {
+    const i = id * this.words + (slot >>> 5);
+    this.masks[i] = this.masks[i]! | (1 << (slot & 31));
+    this.setSize[id]!++;
+  }
+
+  private clearBit(id: number, slot: number): void {
+    const i = id * this.words + (slot >>> 5);
+    this.masks[i] = this.masks[i]! & ~(1 << (slot & 31));
+    this.setSize[id]!--;
+  }
+
+  private firstBit(id: number): number {
+    const W = this.words;
+    for (let w = 0; w < W; w++) {
+      const m = this.masks[id * W + w]!;
+      if (m !== 0) return w * 32 + 31 - Math.clz32(m & -m);
+    }
+    return -1;
+  }
+
+  private newSet(): number {
+    const free = this.freeSets.pop();
+    if (free !== undefined) return free;
+    const id = this.setCount++;
+    if (id >= this.setSize.length) {
+      const size = new Int32Array(this.setSize.length * 2);
+      size.set(this.setSize);
+      this.setSize = size;
+      const masks = new Uint32Array(size.length * this.words);
+      masks.set(this.masks);
+      this.masks = masks;
+    }
+    return id;
+  }
+
+  private freeSet(id: number): void {
+    const W = this.words;
+    for (let w = 0; w < W; w++) this.masks[id * W + w] = 0;
+    this.setSize[id] = 0;
+    this.freeSets.push(id);
+  }
+
+  /** Re-lays the sets out with `words` words each (more workers). */
+  private widenSets(words: number): void {
+    const old = this.masks;
+    const W = this.words;
+    const masks = new Uint32Array(this.setSize.length * words);
+    for (let id = 0; id < this.setCount; id++) {
+      for (let w = 0; w < W; w++) masks[id * words + w] = old[id * W + w]!;
+    }
+    this.masks = masks;
+    this.words = words;
   }
 }
-
-const EMPTY: number[] = [];

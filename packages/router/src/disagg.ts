@@ -37,9 +37,13 @@ export interface DisaggregationDecision {
   remote: boolean;
   /** `short_prefill` (local), `prefill_queue_full` (local), `long_prefill` (remote). */
   reason: DisaggregationReason;
+  /** The request's uncached prompt tokens, as given. */
   uncachedPrefillTokens: number;
+  /** The prefill queue depth, as given. */
   queueDepth: number;
+  /** The threshold applied. */
   maxLocalPrefillLength: number;
+  /** The threshold applied. */
   maxPrefillQueueSize: number;
 }
 
@@ -66,8 +70,14 @@ export function shouldPrefillRemotely(
   const maxLocalPrefillLength = options.maxLocalPrefillLength ?? DEFAULT_MAX_LOCAL_PREFILL_LENGTH;
   const maxPrefillQueueSize = options.maxPrefillQueueSize ?? DEFAULT_MAX_PREFILL_QUEUE_SIZE;
   const { uncachedPrefillTokens, queueDepth } = situation;
-  for (const [k, v] of Object.entries({ uncachedPrefillTokens, queueDepth, maxLocalPrefillLength, maxPrefillQueueSize })) {
-    if (typeof v !== 'number' || Number.isNaN(v)) throw new RouterInvalidArgumentError(`${k} must be a number, got ${String(v)}`);
+  for (const [k, v] of Object.entries({
+    uncachedPrefillTokens,
+    queueDepth,
+    maxLocalPrefillLength,
+    maxPrefillQueueSize,
+  })) {
+    if (typeof v !== 'number' || Number.isNaN(v))
+      throw new RouterInvalidArgumentError(`${k} must be a number, got ${String(v)}`);
   }
   const base = { uncachedPrefillTokens, queueDepth, maxLocalPrefillLength, maxPrefillQueueSize };
   if (uncachedPrefillTokens <= maxLocalPrefillLength) return { remote: false, reason: 'short_prefill', ...base };

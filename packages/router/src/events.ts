@@ -44,6 +44,7 @@ export interface KvEventBase {
 
 /** The worker now caches `blocks`, a chain continuing the block `parent_hash` (or a new sequence). */
 export interface KvStoredEvent extends KvEventBase {
+  /** Discriminant. */
   type: 'stored';
   /** `block_hash` of the block before `blocks[0]`, or `null` when `blocks[0]` starts a sequence. */
   parent_hash: WireHash | null;
@@ -53,12 +54,15 @@ export interface KvStoredEvent extends KvEventBase {
 
 /** The worker evicted these blocks (named by `block_hash`). */
 export interface KvRemovedEvent extends KvEventBase {
+  /** Discriminant. */
   type: 'removed';
+  /** `block_hash`es of the evicted blocks. */
   block_hashes: WireHash[];
 }
 
 /** The worker dropped its whole cache. */
 export interface KvClearedEvent extends KvEventBase {
+  /** Discriminant. */
   type: 'cleared';
 }
 
@@ -125,7 +129,10 @@ const clearedBody = {
 } as const;
 
 /** JSON schema (draft-07 / 2019-09) of {@link KvStoredEvent}. */
-export const kvStoredEventSchema = { $id: 'https://dynamo-ts.dev/schemas/kv-stored-event.json', ...storedBody } as const;
+export const kvStoredEventSchema = {
+  $id: 'https://dynamo-ts.dev/schemas/kv-stored-event.json',
+  ...storedBody,
+} as const;
 
 /** JSON schema (draft-07 / 2019-09) of {@link KvRemovedEvent}. */
 export const kvRemovedEventSchema = {
@@ -480,4 +487,3 @@ export class KvEventBuilder {
     return clearedEvent(this.workerId, this.next++);
   }
 }
-

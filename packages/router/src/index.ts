@@ -58,31 +58,13 @@ export type {
   StoredBlocksRange,
 } from './events';
 export { KvIndexer } from './indexer';
-export type {
-  KvIndexerOptions,
-  GapPolicy,
-  ApplyResult,
-  ApplyStatus,
-  ApplyReason,
-  KvIndexerCounters,
-} from './indexer';
+export type { KvIndexerOptions, GapPolicy, ApplyResult, ApplyStatus, ApplyReason, KvIndexerCounters } from './indexer';
 export { ApproxKvIndexer, DEFAULT_APPROX_TTL_MS } from './approx-indexer';
 export type { ApproxKvIndexerOptions } from './approx-indexer';
 export { BlockIndex } from './block-index';
-export {
-  LoadTracker,
-  WorkerLoadState,
-  DEFAULT_LOAD_METRICS_TTL_MS,
-  DEFAULT_REQUEST_TIMEOUT_MS,
-} from './load';
+export { LoadTracker, WorkerLoadState, DEFAULT_LOAD_METRICS_TTL_MS, DEFAULT_REQUEST_TIMEOUT_MS } from './load';
 export type { LoadTrackerOptions, RequestLoad, WorkerLoad } from './load';
-export {
-  KvScheduler,
-  kvCost,
-  softmaxSample,
-  DEFAULT_OVERLAP_WEIGHT,
-  DEFAULT_TEMPERATURE,
-} from './scheduler';
+export { KvScheduler, kvCost, softmaxSample, DEFAULT_OVERLAP_WEIGHT, DEFAULT_TEMPERATURE } from './scheduler';
 export type { KvSchedulerOptions } from './scheduler';
 export {
   createStrategy,
@@ -110,12 +92,7 @@ export {
   DEFAULT_MAX_LOCAL_PREFILL_LENGTH,
   DEFAULT_MAX_PREFILL_QUEUE_SIZE,
 } from './disagg';
-export type {
-  DisaggregationOptions,
-  DisaggregationDecision,
-  DisaggregationReason,
-  PrefillSituation,
-} from './disagg';
+export type { DisaggregationOptions, DisaggregationDecision, DisaggregationReason, PrefillSituation } from './disagg';
 export { RouterError, RouterInvalidArgumentError, NoWorkersError } from './errors';
 export type { RouterErrorCode } from './errors';
 export type { WarningHandler, Clock, RandomSource } from './common';

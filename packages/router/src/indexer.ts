@@ -19,6 +19,12 @@
  *
  * Events are validated as they are applied; a malformed one is rejected (`invalid`) without
  * changing anything.
+ *
+ * Storage: the shared {@link BlockIndex} (sequence hash -> workers holding it). When a worker's
+ * `block_hash` is the sequence hash (Dynamo's workers, and this package's event builders) that is
+ * all: one 12-byte slot per block, and a block id is found by looking the hash up there. Only
+ * workers with engine-specific ids get a per-worker alias table (block_hash -> sequence hash).
+ * A worker holds a block while any of its ids maps to it.
  * @packageDocumentation
  */
 import { BlockIndex } from './block-index';
@@ -26,6 +32,7 @@ import { ignoreWarnings, type WarningHandler } from './common';
 import { RouterInvalidArgumentError } from './errors';
 import { type KvEvent, parseHexInto, validateKvEvent } from './events';
 import { chainPacked } from './hashing';
+import { packBigints } from './packing';
 import { U64Table, V0, V1 } from './u64-table';
 import { createWasmHasher, WASM_HEAP_BASE, type WasmHasher } from './xxh3-wasm';
 
@@ -35,7 +42,6 @@ import { createWasmHasher, WASM_HEAP_BASE, type WasmHasher } from './xxh3-wasm';
 const P = WASM_HEAP_BASE / 4;
 const B = P + 2;
 const STRIDE = 6;
-import { packBigints } from './packing';
 
 /** What a gap in a worker's event ids does: drop the worker's blocks, or keep them. */
 export type GapPolicy = 'clear' | 'keep';
@@ -79,9 +85,13 @@ export interface ApplyResult {
 
 /** Cumulative counts of an indexer's events. */
 export interface KvIndexerCounters {
+  /** Events applied. */
   applied: number;
+  /** Events rejected (malformed, unknown parent). */
   rejected: number;
+  /** Events ignored (stale ids). */
   ignored: number;
+  /** Event-id gaps seen. */
   gaps: number;
 }
 
@@ -508,7 +518,12 @@ export class KvIndexer {
    * shared table that reference it and the size of its alias tables. All zero for a slot whose
    * worker was removed.
    */
-  slotFootprint(slot: number): { workerId: string | undefined; references: number; aliases: number; aliasTargets: number } {
+  slotFootprint(slot: number): {
+    workerId: string | undefined;
+    references: number;
+    aliases: number;
+    aliasTargets: number;
+  } {
     return {
       workerId: this.core.workerAt(slot),
       references: this.core.scanReferences(slot),

@@ -23,6 +23,7 @@ import { ignoreWarnings, type Clock, type WarningHandler } from './common';
 import { RouterInvalidArgumentError } from './errors';
 import { type LoadMetrics, validateLoadMetrics } from './events';
 import { packBigints } from './packing';
+import { U64Table, V0 } from './u64-table';
 
 /** Default time a worker's reported load metrics stay valid: 10 s. */
 export const DEFAULT_LOAD_METRICS_TTL_MS = 10_000;
@@ -83,6 +84,8 @@ export interface WorkerLoad {
 export class WorkerLoadState {
   /** Blocks of running requests that are not shared (numeric loads, partial blocks). */
   privateBlocks = 0;
+  /** Blocks of running requests that share their first block with no other running request. */
+  loneBlocks = 0;
   /** Prompt tokens of running requests not yet prefilled. */
   trackedPrefill = 0;
   /** Running requests. */
@@ -91,10 +94,13 @@ export class WorkerLoadState {
   routedTotal = 0;
   /** When the last report arrived (ms). */
   reportedAt = Number.NEGATIVE_INFINITY;
-  /** Last reported figures, -1 when absent. */
+  /** Last reported active blocks, -1 when absent. */
   reportedBlocks = -1;
+  /** Last reported active prefill tokens, -1 when absent. */
   reportedPrefill = -1;
+  /** Last reported queued requests, -1 when absent. */
   reportedWaiting = -1;
+  /** Last reported capacity in blocks, -1 when never reported. */
   reportedTotal = -1;
 
   constructor(
@@ -105,9 +111,9 @@ export class WorkerLoadState {
     private readonly active: BlockIndex,
   ) {}
 
-  /** Active blocks from this router's decisions: distinct shared blocks plus private ones. */
+  /** Active blocks from this router's decisions: distinct shared blocks plus the others. */
   get trackedBlocks(): number {
-    return this.active.cachedBlocks(this.slot) + this.privateBlocks;
+    return this.active.cachedBlocks(this.slot) + this.loneBlocks + this.privateBlocks;
   }
 
   /** Effective active blocks at time `now` with reports valid for `ttl` ms. */
@@ -138,6 +144,10 @@ interface TrackedRequest {
    * array of this size costs an off-heap buffer per request.
    */
   hashes: number[] | null;
+  /** Its group (requests with the same first block), or -1 without shared blocks. */
+  group: number;
+  /** Whether its blocks are registered in the active-block index. */
+  indexed: boolean;
   prefillDone: boolean;
   routedAt: number;
 }
@@ -150,11 +160,29 @@ export class LoadTracker {
   readonly requestTimeoutMs: number;
   private readonly now: Clock;
   private readonly warn: WarningHandler;
-  /** Blocks of running requests, per worker, with one reference per request. */
+  /**
+   * Blocks of running requests, per worker, with one reference per request; only for requests
+   * whose first block another running request shares (a request alone with its first block
+   * cannot share any block with the others, so its blocks are just counted: most prompts, for
+   * the cost of one table operation instead of one per block).
+   */
   private readonly active = new BlockIndex();
+  /** First block (sequence hash) -> group id. */
+  private readonly groups = new U64Table();
+  /** Per group: running requests, and the one request when it is alone (else null). */
+  private groupSize: number[] = [];
+  private groupLone: (TrackedRequest | null)[] = [];
+  private freeGroups: number[] = [];
+  // Result of the last scoreActive: 0 nobody shares, 1 only `scoreLone` (by `scoreLcp` blocks),
+  // 2 read the active-block index.
+  private scoreMode = 0;
+  private scoreLone: WorkerLoadState | null = null;
+  private scoreLcp = 0;
   private readonly states = new Map<string, WorkerLoadState>();
   // Insertion-ordered, hence ordered by routing time: the oldest request is first.
   private readonly requests = new Map<string, TrackedRequest>();
+  /** No request expires before this time (ms); lets most calls skip the scan. */
+  private nextExpiry = Number.NEGATIVE_INFINITY;
 
   constructor(options: LoadTrackerOptions = {}) {
     this.now = options.now ?? Date.now;
@@ -177,7 +205,7 @@ export class LoadTracker {
   removeWorker(workerId: string): boolean {
     const s = this.states.get(workerId);
     if (s === undefined) return false;
-    for (const [id, r] of this.requests) if (r.worker === s) this.requests.delete(id);
+    for (const [id, r] of this.requests) if (r.worker === s) this.onFinished(id);
     this.active.releaseAllOf(s.slot);
     this.active.dropWorker(s.slot);
     this.states.delete(workerId);
@@ -210,9 +238,7 @@ export class LoadTracker {
     const shared = hashes === null ? 0 : hashes.length / 2;
     const blocks = load.blocks ?? shared;
     if (!(load.prefillTokens >= 0) || !(blocks >= shared) || !Number.isFinite(blocks)) {
-      throw new RouterInvalidArgumentError(
-        'prefillTokens must be >= 0 and blocks a number >= sequenceHashes.length',
-      );
+      throw new RouterInvalidArgumentError('prefillTokens must be >= 0 and blocks a number >= sequenceHashes.length');
     }
     this.onRoutedPacked(requestId, w, load.prefillTokens, hashes, 0, 2, shared, blocks - shared, this.now());
   }
@@ -234,22 +260,50 @@ export class LoadTracker {
   ): void {
     if (this.requests.has(requestId)) this.onFinished(requestId);
     this.expireRequests(now);
-    let hashes: number[] | null = null;
+    const r: TrackedRequest = {
+      worker: w,
+      prefillTokens,
+      privateBlocks,
+      hashes: null,
+      group: -1,
+      indexed: false,
+      prefillDone: false,
+      routedAt: now,
+    };
     if (words !== null && count > 0) {
-      hashes = new Array<number>(2 * count);
+      const hashes = new Array<number>(2 * count);
       for (let i = 0; i < count; i++) {
-        const lo = words[at + stride * i]!;
-        const hi = words[at + stride * i + 1]!;
-        hashes[2 * i] = lo;
-        hashes[2 * i + 1] = hi;
-        this.active.acquire(w.slot, lo, hi);
+        hashes[2 * i] = words[at + stride * i]!;
+        hashes[2 * i + 1] = words[at + stride * i + 1]!;
+      }
+      r.hashes = hashes;
+      const ge = this.groups.insert(hashes[0]!, hashes[1]!);
+      if (this.groups.inserted) {
+        // Alone with its first block: counted, not indexed.
+        const g = this.newGroup();
+        this.groups.data[ge + V0] = g;
+        r.group = g;
+        this.groupSize[g] = 1;
+        this.groupLone[g] = r;
+        w.loneBlocks += count;
+      } else {
+        const g = this.groups.data[ge + V0]!;
+        r.group = g;
+        const lone = this.groupLone[g];
+        if (lone !== null && lone !== undefined) {
+          this.index(lone);
+          this.groupLone[g] = null;
+        }
+        this.groupSize[g]!++;
+        this.index(r);
       }
     }
     w.trackedPrefill += prefillTokens;
     w.privateBlocks += privateBlocks;
     w.inflight++;
     w.routedTotal++;
-    this.requests.set(requestId, { worker: w, prefillTokens, privateBlocks, hashes, prefillDone: false, routedAt: now });
+    this.requests.set(requestId, r);
+    if (this.nextExpiry === Number.POSITIVE_INFINITY) this.nextExpiry = now + this.requestTimeoutMs;
   }
 
   /**
@@ -258,12 +312,50 @@ export class LoadTracker {
    * {@link LoadTracker.activeOverlap} until the next call.
    */
   scoreActive(words: Uint32Array, at: number, stride: number, count: number): void {
-    this.active.score(words, at, stride, count);
+    this.scoreMode = 0;
+    this.scoreLone = null;
+    if (count === 0 || this.groups.size === 0) return;
+    const ge = this.groups.find(words[at]!, words[at + 1]!);
+    if (ge < 0) return;
+    const lone = this.groupLone[this.groups.data[ge + V0]!];
+    if (lone === null || lone === undefined) {
+      this.scoreMode = 2;
+      this.active.score(words, at, stride, count);
+      return;
+    }
+    // One running request shares the first block: compare the chains.
+    const h = lone.hashes!;
+    const n = Math.min(count, h.length / 2);
+    let k = 0;
+    while (k < n && h[2 * k] === words[at + stride * k] && h[2 * k + 1] === words[at + stride * k + 1]) k++;
+    this.scoreMode = 1;
+    this.scoreLone = lone.worker;
+    this.scoreLcp = k;
   }
 
   /** A worker's result of the last {@link LoadTracker.scoreActive}. */
   activeOverlap(w: WorkerLoadState): number {
+    const mode = this.scoreMode;
+    if (mode === 0) return 0;
+    if (mode === 1) return w === this.scoreLone ? this.scoreLcp : 0;
     return this.active.overlap(w.slot);
+  }
+
+  /** Registers a request's blocks in the active-block index (its first block is now shared). */
+  private index(r: TrackedRequest): void {
+    const h = r.hashes!;
+    const slot = r.worker.slot;
+    for (let i = 0; i < h.length; i += 2) this.active.acquire(slot, h[i]!, h[i + 1]!);
+    if (!r.indexed && this.groupLone[r.group] === r) r.worker.loneBlocks -= h.length / 2;
+    r.indexed = true;
+  }
+
+  private newGroup(): number {
+    const g = this.freeGroups.pop();
+    if (g !== undefined) return g;
+    this.groupSize.push(0);
+    this.groupLone.push(null);
+    return this.groupSize.length - 1;
   }
 
   /**
@@ -290,7 +382,16 @@ export class LoadTracker {
     if (!r.prefillDone) w.trackedPrefill -= r.prefillTokens;
     w.privateBlocks -= r.privateBlocks;
     const h = r.hashes;
-    if (h !== null) for (let i = 0; i < h.length; i += 2) this.active.release(w.slot, h[i]!, h[i + 1]!);
+    if (h !== null) {
+      if (r.indexed) for (let i = 0; i < h.length; i += 2) this.active.release(w.slot, h[i]!, h[i + 1]!);
+      else w.loneBlocks -= h.length / 2;
+      const g = r.group;
+      if (--this.groupSize[g]! === 0) {
+        this.groups.delete(h[0]!, h[1]!);
+        this.groupLone[g] = null;
+        this.freeGroups.push(g);
+      }
+    }
     w.inflight--;
     return true;
   }
@@ -349,9 +450,15 @@ export class LoadTracker {
    * @returns how many were released
    */
   expireRequests(now = this.now()): number {
+    if (now < this.nextExpiry) return 0;
     let n = 0;
+    this.nextExpiry = Number.POSITIVE_INFINITY;
     for (const [id, r] of this.requests) {
-      if (now - r.routedAt < this.requestTimeoutMs) break;
+      if (now - r.routedAt < this.requestTimeoutMs) {
+        // The oldest request left expires then (requests only get younger further on).
+        this.nextExpiry = r.routedAt + this.requestTimeoutMs;
+        break;
+      }
       this.onFinished(id);
       n++;
       this.warn('request released after timeout without onFinished', {

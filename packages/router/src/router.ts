@@ -69,16 +69,27 @@ export interface KvRouterOptions {
 
 /** {@link KvRouterOptions} with defaults applied and values validated. */
 export interface CompiledRouterOptions {
+  /** Tokens per KV block. */
   blockSize: number;
+  /** The strategy instance (built from the name, or yours). */
   strategy: RoutingStrategy;
+  /** Index from KV events (true) or approximate (false). */
   useKvEvents: boolean;
+  /** Approximate mode: lifetime of a routed block, ms. */
   approxTtlMs: number;
+  /** What an event-id gap does. */
   gapPolicy: GapPolicy;
+  /** Validity of reported load, ms. */
   loadMetricsTtlMs: number;
+  /** Release of never-finished requests, ms. */
   requestTimeoutMs: number;
+  /** Prefix of generated request ids. */
   requestIdPrefix: string;
+  /** Clock, ms. */
   now: Clock;
+  /** Uniform random in [0, 1). */
   random: RandomSource;
+  /** Warning sink. */
   onWarning: WarningHandler;
 }
 
@@ -171,6 +182,7 @@ export interface RouteDecision {
 
 /** Per-worker figures of {@link RouterStats}. */
 export interface WorkerStats extends WorkerLoad {
+  /** The worker. */
   workerId: string;
   /** Distinct blocks the index says the worker caches. */
   cachedBlocks: number;
@@ -182,9 +194,13 @@ export interface WorkerStats extends WorkerLoad {
 
 /** Router-wide figures, e.g. for Prometheus gauges and counters. */
 export interface RouterStats {
+  /** Name of the routing strategy. */
   strategy: string;
+  /** Tokens per block. */
   blockSize: number;
+  /** Where cache knowledge comes from: KV events, or the router's own decisions. */
   mode: 'kv_events' | 'approximate';
+  /** Per registered worker, in registration order. */
   workers: WorkerStats[];
   /** Distinct blocks indexed. */
   indexedBlocks: number;
@@ -309,7 +325,8 @@ export class KvRouter {
       throw new RouterInvalidArgumentError('workerId must be a non-empty string');
     }
     if (this.byId.has(workerId)) return false;
-    const slot = this.indexer !== undefined ? this.indexer.addWorker(workerId) : this.approxIndexer!.addWorker(workerId);
+    const slot =
+      this.indexer !== undefined ? this.indexer.addWorker(workerId) : this.approxIndexer!.addWorker(workerId);
     const c: Candidate = { id: workerId, slot, load: this.load.addWorker(workerId) };
     this.cands.push(c);
     this.byId.set(workerId, c);

@@ -56,7 +56,12 @@ export function kvCost(ctx: RoutingContext, i: number, overlapWeight = DEFAULT_O
  * Samples an index from softmax(-normalised cost / temperature) over `costs[0..count)`.
  * Equal costs give a uniform pick.
  */
-export function softmaxSample(costs: ArrayLike<number>, count: number, temperature: number, random: RandomSource): number {
+export function softmaxSample(
+  costs: ArrayLike<number>,
+  count: number,
+  temperature: number,
+  random: RandomSource,
+): number {
   let min = Infinity;
   let max = -Infinity;
   for (let i = 0; i < count; i++) {

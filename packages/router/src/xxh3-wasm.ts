@@ -92,7 +92,10 @@ const call = (f: number, ...args: Part[]): Code => c(...args, 0x10, ...uleb(f));
 const load64 = (addr: Part, offset = 0): Code => c(addr, 0x29, 0, ...uleb(offset));
 const load32u = (addr: Part, offset = 0): Code => c(addr, 0x28, 0, ...uleb(offset), 0xad);
 const store64 = (addr: Part, value: Part, offset = 0): Code => c(addr, value, 0x37, 0, ...uleb(offset));
-const bin = (op: number) => (a: Part, b: Part): Code => c(a, b, op);
+const bin =
+  (op: number) =>
+  (a: Part, b: Part): Code =>
+    c(a, b, op);
 const add32 = bin(0x6a);
 const sub32 = bin(0x6b);
 const mul32 = bin(0x6c);
@@ -135,10 +138,24 @@ function assemble(funcs: Func[], data: Uint8Array): Uint8Array {
     const body = c(locals, f.body, 0x0b);
     return c(uleb(body.length), body);
   });
-  const exports: Code[] = [c(uleb(3), [...'mem'].map((ch) => ch.charCodeAt(0)), 0x02, 0)];
+  const exports: Code[] = [
+    c(
+      uleb(3),
+      [...'mem'].map((ch) => ch.charCodeAt(0)),
+      0x02,
+      0,
+    ),
+  ];
   funcs.forEach((f, i) => {
     if (f.export !== undefined) {
-      exports.push(c(uleb(f.export.length), [...f.export].map((ch) => ch.charCodeAt(0)), 0x00, uleb(i)));
+      exports.push(
+        c(
+          uleb(f.export.length),
+          [...f.export].map((ch) => ch.charCodeAt(0)),
+          0x00,
+          uleb(i),
+        ),
+      );
     }
   });
   const bytes = c(
@@ -273,10 +290,7 @@ function buildModule(): Uint8Array {
     body: c(
       set(0, xor64(get(0), i64(flip1))),
       set(1, xor64(get(1), i64(flip2))),
-      call(
-        AVAL,
-        add64(add64(add64(i64(16n), call(BSWAP, get(0))), get(1)), call(FOLD, get(0), get(1))),
-      ),
+      call(AVAL, add64(add64(add64(i64(16n), call(BSWAP, get(0))), get(1)), call(FOLD, get(0), get(1)))),
     ),
   });
   // 5 mix16(ip, so): XXH3_mix16B with the default secret at KS + so and the seed.
@@ -297,10 +311,7 @@ function buildModule(): Uint8Array {
     locals: [],
     body: call(
       RRMXMX,
-      xor64(
-        add64(load32u(sub32(add32(get(0), get(1)), i32(4))), shl64(load32u(get(0)), i64(32n))),
-        i64(flip4),
-      ),
+      xor64(add64(load32u(sub32(add32(get(0), get(1)), i32(4))), shl64(load32u(get(0)), i64(32n))), i64(flip4)),
       ext(get(1)),
     ),
   });
@@ -544,7 +555,15 @@ interface WasmApi {
 interface Xxh3Exports {
   mem: WasmMemory;
   hashBlocks(p: number, n: number, blockLen: number, out: number): void;
-  chainSeq(tok: number, tokStride: number, out: number, outStride: number, n: number, hasParent: number, parentPtr: number): void;
+  chainSeq(
+    tok: number,
+    tokStride: number,
+    out: number,
+    outStride: number,
+    n: number,
+    hasParent: number,
+    parentPtr: number,
+  ): void;
   hashOne(p: number, len: number, out: number): void;
 }
 
@@ -576,7 +595,15 @@ export class WasmHasher {
   }
 
   /** Sequence hashes from `n` local hashes (see the module's chainSeq). */
-  chainSeq(tok: number, tokStride: number, out: number, outStride: number, n: number, hasParent: boolean, parentPtr: number): void {
+  chainSeq(
+    tok: number,
+    tokStride: number,
+    out: number,
+    outStride: number,
+    n: number,
+    hasParent: boolean,
+    parentPtr: number,
+  ): void {
     this.x.chainSeq(tok, tokStride, out, outStride, n, hasParent ? 1 : 0, parentPtr);
   }
 

@@ -44,7 +44,12 @@ describe('ApproxKvIndexer', () => {
     t += 10;
     ix.record('w2', seqA.slice(0, 2));
     ix.record('w2', seqB);
-    expect(ix.findMatches(seqA)).toEqual(new Map([['w1', 3], ['w2', 2]]));
+    expect(ix.findMatches(seqA)).toEqual(
+      new Map([
+        ['w1', 3],
+        ['w2', 2],
+      ]),
+    );
     expect(ix.findMatches(seqB)).toEqual(new Map([['w2', 2]]));
     t += 91; // w1's records expire, w2's do not
     expect(ix.findMatches(seqA)).toEqual(new Map([['w2', 2]]));

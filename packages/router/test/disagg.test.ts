@@ -38,17 +38,20 @@ describe('shouldPrefillRemotely', () => {
   it('takes thresholds (e.g. every request remote, as in the hello-world config)', () => {
     const opts = { maxLocalPrefillLength: -1, maxPrefillQueueSize: 1_000_000 };
     expect(shouldPrefillRemotely({ uncachedPrefillTokens: 0, queueDepth: 10 }, opts).remote).toBe(true);
-    expect(shouldPrefillRemotely({ uncachedPrefillTokens: 10, queueDepth: 0 }, { maxLocalPrefillLength: 5, maxPrefillQueueSize: 0 }).reason).toBe(
-      'prefill_queue_full',
-    );
+    expect(
+      shouldPrefillRemotely(
+        { uncachedPrefillTokens: 10, queueDepth: 0 },
+        { maxLocalPrefillLength: 5, maxPrefillQueueSize: 0 },
+      ).reason,
+    ).toBe('prefill_queue_full');
   });
 
   it('rejects non-numbers', () => {
     expect(() => shouldPrefillRemotely({ uncachedPrefillTokens: Number.NaN, queueDepth: 0 })).toThrow(
       RouterInvalidArgumentError,
     );
-    expect(() =>
-      shouldPrefillRemotely({ uncachedPrefillTokens: 1, queueDepth: '1' as unknown as number }),
-    ).toThrow(/queueDepth/);
+    expect(() => shouldPrefillRemotely({ uncachedPrefillTokens: 1, queueDepth: '1' as unknown as number })).toThrow(
+      /queueDepth/,
+    );
   });
 });

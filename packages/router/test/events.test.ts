@@ -27,7 +27,6 @@ interface AjvLike {
 
 /** ajv 6 (draft-07), as installed at the root. */
 function ajvDraft07(): AjvLike {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const Ajv = require('ajv') as new (o?: object) => AjvLike;
   return new Ajv({ allErrors: true });
 }
@@ -36,7 +35,6 @@ function ajvDraft07(): AjvLike {
 function ajv2019(): AjvLike | undefined {
   try {
     const sdk = dirname(require.resolve('../../sdk/package.json'));
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const mod = require(require.resolve('ajv/dist/2019', { paths: [sdk] })) as { default: new (o?: object) => AjvLike };
     return new mod.default({ allErrors: true, strict: true });
   } catch {
@@ -48,7 +46,13 @@ const H = (n: number): string => n.toString(16).padStart(16, '0');
 
 const valid: unknown[] = [
   { type: 'stored', worker_id: 'w', event_id: 0, parent_hash: null, blocks: [] },
-  { type: 'stored', worker_id: 'w', event_id: 3, parent_hash: 'ab', blocks: [{ block_hash: H(1), tokens_hash: 'FFFFFFFFFFFFFFFF' }] },
+  {
+    type: 'stored',
+    worker_id: 'w',
+    event_id: 3,
+    parent_hash: 'ab',
+    blocks: [{ block_hash: H(1), tokens_hash: 'FFFFFFFFFFFFFFFF' }],
+  },
   { type: 'removed', worker_id: 'w', event_id: 1, block_hashes: [H(1), '0'] },
   { type: 'removed', worker_id: 'w', event_id: 1, block_hashes: [] },
   { type: 'cleared', worker_id: 'w', event_id: Number.MAX_SAFE_INTEGER },
@@ -66,9 +70,21 @@ const invalid: unknown[] = [
   { type: 'stored', worker_id: 'w', event_id: '1', parent_hash: null, blocks: [] },
   { type: 'stored', worker_id: 'w', event_id: 0, parent_hash: 12, blocks: [] },
   { type: 'stored', worker_id: 'w', event_id: 0, parent_hash: null, blocks: [{ block_hash: H(1) }] },
-  { type: 'stored', worker_id: 'w', event_id: 0, parent_hash: null, blocks: [{ block_hash: 'xyz', tokens_hash: H(1) }] },
+  {
+    type: 'stored',
+    worker_id: 'w',
+    event_id: 0,
+    parent_hash: null,
+    blocks: [{ block_hash: 'xyz', tokens_hash: H(1) }],
+  },
   { type: 'stored', worker_id: 'w', event_id: 0, parent_hash: null, blocks: [{ block_hash: '', tokens_hash: H(1) }] },
-  { type: 'stored', worker_id: 'w', event_id: 0, parent_hash: null, blocks: [{ block_hash: '0'.repeat(17), tokens_hash: H(1) }] },
+  {
+    type: 'stored',
+    worker_id: 'w',
+    event_id: 0,
+    parent_hash: null,
+    blocks: [{ block_hash: '0'.repeat(17), tokens_hash: H(1) }],
+  },
   { type: 'stored', worker_id: 'w', event_id: 0, parent_hash: null, blocks: [null] },
   { type: 'removed', worker_id: 'w', event_id: 0, block_hashes: [1] },
   { type: 'removed', worker_id: 'w', event_id: 0 },
@@ -118,7 +134,13 @@ describe('KV event schemas and validator', () => {
   });
 
   it('explains what is wrong', () => {
-    const r = validateKvEvent({ type: 'stored', worker_id: 'w', event_id: 0, parent_hash: null, blocks: [{ block_hash: 'zz' }] });
+    const r = validateKvEvent({
+      type: 'stored',
+      worker_id: 'w',
+      event_id: 0,
+      parent_hash: null,
+      blocks: [{ block_hash: 'zz' }],
+    });
     expect(r).toEqual({
       ok: false,
       errors: ['blocks[0].block_hash must be a hex hash', 'blocks[0].tokens_hash must be a hex hash'],

@@ -134,7 +134,12 @@ describe('block hashing (Dynamo-compatible)', () => {
     // a longer prompt grows the buffers
     const long = h.hash(Array.from({ length: 100_000 }, (_, i) => i));
     expect(long.count).toBe(6250);
-    expect(packedSequenceHash(long, 0)).toBe(sequenceHashes(Array.from({ length: 16 }, (_, i) => i), 16)[0]);
+    expect(packedSequenceHash(long, 0)).toBe(
+      sequenceHashes(
+        Array.from({ length: 16 }, (_, i) => i),
+        16,
+      )[0],
+    );
   });
 
   it.each([[-1], [1.5], [2 ** 32], [Number.NaN], ['7' as unknown as number]])(

@@ -14,7 +14,10 @@ const BS = 2;
 const A = [1, 2, 3, 4, 5, 6, 7, 8];
 const seqA = sequenceHashes(A, BS);
 
-function collect(): { warnings: [string, Record<string, unknown>][]; onWarning: (m: string, f: Record<string, unknown>) => void } {
+function collect(): {
+  warnings: [string, Record<string, unknown>][];
+  onWarning: (m: string, f: Record<string, unknown>) => void;
+} {
   const warnings: [string, Record<string, unknown>][] = [];
   return { warnings, onWarning: (m, f) => warnings.push([m, f]) };
 }
@@ -24,12 +27,22 @@ describe('KvIndexer', () => {
     const ix = new KvIndexer();
     ix.applyEvent(storedEventFromTokens('w1', 0, A, BS)); // 4 blocks
     ix.applyEvent(storedEventFromTokens('w2', 0, A.slice(0, 4), BS)); // 2 blocks
-    expect(ix.findMatches(seqA)).toEqual(new Map([['w1', 4], ['w2', 2]]));
+    expect(ix.findMatches(seqA)).toEqual(
+      new Map([
+        ['w1', 4],
+        ['w2', 2],
+      ]),
+    );
     expect(ix.overlap('w2', seqA)).toBe(2);
     expect(ix.overlap('nobody', seqA)).toBe(0);
     // a request diverging after block 1
     const other = sequenceHashes([1, 2, 3, 4, 9, 9, 7, 8], BS);
-    expect(ix.findMatches(other)).toEqual(new Map([['w1', 2], ['w2', 2]]));
+    expect(ix.findMatches(other)).toEqual(
+      new Map([
+        ['w1', 2],
+        ['w2', 2],
+      ]),
+    );
     // nothing in common
     expect(ix.findMatches(sequenceHashes([9, 9], BS))).toEqual(new Map());
     expect(ix.findMatches([])).toEqual(new Map());
@@ -79,7 +92,11 @@ describe('KvIndexer', () => {
   it('removes blocks by id, counting unknown ones', () => {
     const ix = new KvIndexer();
     ix.applyEvent(storedEventFromTokens('w', 0, A, BS));
-    expect(ix.applyEvent(removedEvent('w', 1, [seqA[3]!, 12345n]))).toEqual({ status: 'applied', blocks: 1, missing: 1 });
+    expect(ix.applyEvent(removedEvent('w', 1, [seqA[3]!, 12345n]))).toEqual({
+      status: 'applied',
+      blocks: 1,
+      missing: 1,
+    });
     expect(ix.overlap('w', seqA)).toBe(3);
     expect(ix.applyEvent(removedEvent('w', 2, []))).toEqual({ status: 'applied', blocks: 0 });
   });
@@ -108,7 +125,10 @@ describe('KvIndexer', () => {
       expect(ix.applyEvent(clearedEvent('w', 5))).toEqual({ status: 'ignored', reason: 'stale_event', blocks: 0 });
       expect(ix.applyEvent(clearedEvent('w', 2)).reason).toBe('stale_event');
       expect(ix.cachedBlocks('w')).toBe(4);
-      expect(warnings[0]).toEqual(['kv event ignored: stale event id', { worker_id: 'w', event_id: 5, last_event_id: 5 }]);
+      expect(warnings[0]).toEqual([
+        'kv event ignored: stale event id',
+        { worker_id: 'w', event_id: 5, last_event_id: 5 },
+      ]);
     });
 
     it('detects a gap, warns, and resyncs the worker (default policy: clear)', () => {
@@ -156,7 +176,13 @@ describe('KvIndexer', () => {
     ix.applyEvent(storedEventFromTokens('w', 0, A, BS));
     const bad = [
       null,
-      { type: 'stored', worker_id: 'w', event_id: 1, parent_hash: null, blocks: [{ block_hash: 'zz', tokens_hash: '1' }] },
+      {
+        type: 'stored',
+        worker_id: 'w',
+        event_id: 1,
+        parent_hash: null,
+        blocks: [{ block_hash: 'zz', tokens_hash: '1' }],
+      },
       { type: 'removed', worker_id: 'w', event_id: 1, block_hashes: [hashToWire(seqA[0]!), 'nope'] },
       { type: 'bogus', worker_id: 'w', event_id: 1 },
       { type: 'cleared', worker_id: 'w', event_id: -1 },

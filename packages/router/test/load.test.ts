@@ -12,7 +12,12 @@ describe('LoadTracker', () => {
     lt.addWorker('w');
     lt.onRouted('r1', 'w', { prefillTokens: 100, blocks: 4 });
     lt.onRouted('r2', 'w', { prefillTokens: 50, blocks: 2 });
-    expect(lt.load('w')).toMatchObject({ activeBlocks: 6, activePrefillTokens: 150, inflightRequests: 2, routedTotal: 2 });
+    expect(lt.load('w')).toMatchObject({
+      activeBlocks: 6,
+      activePrefillTokens: 150,
+      inflightRequests: 2,
+      routedTotal: 2,
+    });
     expect(lt.onFirstToken('r1')).toBe(true);
     expect(lt.onFirstToken('r1')).toBe(false); // once
     expect(lt.load('w')).toMatchObject({ activeBlocks: 6, activePrefillTokens: 50 });
@@ -63,7 +68,9 @@ describe('LoadTracker', () => {
     const lt = new LoadTracker({ now, metricsTtlMs: 1000 });
     lt.addWorker('w');
     lt.onRouted('r', 'w', { prefillTokens: 64, blocks: 10 });
-    expect(lt.applyMetrics({ worker_id: 'w', active_blocks: 30, total_blocks: 100, active_prefill_tokens: 5, waiting: 2 })).toBe(true);
+    expect(
+      lt.applyMetrics({ worker_id: 'w', active_blocks: 30, total_blocks: 100, active_prefill_tokens: 5, waiting: 2 }),
+    ).toBe(true);
     expect(lt.load('w')).toEqual({
       activeBlocks: 30,
       activePrefillTokens: 64,

@@ -265,7 +265,9 @@ describe('KvRouter', () => {
 
   it('validates options, naming the key', () => {
     expect(() => compileRouterOptions({ blockSize: 0 })).toThrow(/blockSize/);
-    expect(() => compileRouterOptions({ strategy: 'fastest' as 'kv' })).toThrow(/strategy must be one of kv, round-robin/);
+    expect(() => compileRouterOptions({ strategy: 'fastest' as 'kv' })).toThrow(
+      /strategy must be one of kv, round-robin/,
+    );
     expect(() => compileRouterOptions({ strategy: {} as RoutingStrategy })).toThrow(/strategy/);
     expect(() => compileRouterOptions({ temperature: -1 })).toThrow(/temperature/);
     expect(() => compileRouterOptions({ overlapWeight: Number.NaN })).toThrow(/overlapWeight/);

@@ -20,7 +20,9 @@ describe('strategies', () => {
     expect(STRATEGY_NAMES).toEqual(['kv', 'round-robin', 'random', 'least-loaded', 'power-of-two']);
     for (const name of STRATEGY_NAMES) expect(createStrategy(name).name).toBe(name);
     expect(() => createStrategy('fastest' as StrategyName)).toThrow(RouterInvalidArgumentError);
-    expect(() => createStrategy('fastest' as StrategyName)).toThrow(/kv, round-robin, random, least-loaded, power-of-two/);
+    expect(() => createStrategy('fastest' as StrategyName)).toThrow(
+      /kv, round-robin, random, least-loaded, power-of-two/,
+    );
     expect(isStrategyName('kv')).toBe(true);
     expect(isStrategyName('KV')).toBe(false);
   });
@@ -49,9 +51,24 @@ describe('strategies', () => {
     const s = new LeastLoadedStrategy();
     const pick = (ws: CandidateWorker[], random = (): number => 0): number =>
       s.select(routingContext(ws, { ...req, random })).index;
-    expect(pick([{ workerId: 'a', activeBlocks: 3 }, { workerId: 'b', activeBlocks: 1, activePrefillTokens: 16 }])).toBe(1);
-    expect(pick([{ workerId: 'a', activeBlocks: 3 }, { workerId: 'b', activeBlocks: 1, activePrefillTokens: 48 }])).toBe(0);
-    expect(pick([{ workerId: 'a', waiting: 2 }, { workerId: 'b', waiting: 1 }])).toBe(1);
+    expect(
+      pick([
+        { workerId: 'a', activeBlocks: 3 },
+        { workerId: 'b', activeBlocks: 1, activePrefillTokens: 16 },
+      ]),
+    ).toBe(1);
+    expect(
+      pick([
+        { workerId: 'a', activeBlocks: 3 },
+        { workerId: 'b', activeBlocks: 1, activePrefillTokens: 48 },
+      ]),
+    ).toBe(0);
+    expect(
+      pick([
+        { workerId: 'a', waiting: 2 },
+        { workerId: 'b', waiting: 1 },
+      ]),
+    ).toBe(1);
     expect(pick([{ workerId: 'a' }, { workerId: 'b' }, { workerId: 'c' }], () => 0.9)).toBe(2);
   });
 

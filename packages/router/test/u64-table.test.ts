@@ -9,21 +9,23 @@ describe('U64Table', () => {
     const keyOf = (lo: number, hi: number): string => `${lo}:${hi}`;
     // a small key space so that updates, deletes of present keys and collisions all happen
     const rand32 = (): number => (r() < 0.5 ? Math.floor(r() * 64) : Math.floor(r() * 2 ** 32));
+    const mismatches: string[] = [];
     for (let step = 0; step < 20_000; step++) {
       const lo = rand32();
       const hi = r() < 0.5 ? 0 : rand32();
       const phase = step < 12_000 ? 0.7 : 0.2; // grow, then shrink
       if (r() < phase) {
         const e = t.insert(lo, hi);
-        expect(t.inserted).toBe(!m.has(keyOf(lo, hi)));
+        if (t.inserted === m.has(keyOf(lo, hi))) mismatches.push(`insert ${step}`);
         t.data[e + V0] = step;
         t.data[e + V1] = lo ^ hi;
         m.set(keyOf(lo, hi), [step, (lo ^ hi) >>> 0]);
       } else {
-        expect(t.delete(lo, hi)).toBe(m.delete(keyOf(lo, hi)));
+        if (t.delete(lo, hi) !== m.delete(keyOf(lo, hi))) mismatches.push(`delete ${step}`);
       }
-      expect(t.size).toBe(m.size);
+      if (t.size !== m.size) mismatches.push(`size ${step}`);
     }
+    expect(mismatches).toEqual([]);
     for (const [k, [v0, v1]] of m) {
       const [lo, hi] = k.split(':').map(Number) as [number, number];
       const e = t.find(lo, hi);

@@ -64,13 +64,19 @@ export interface RoutingStrategy {
 
 /** One candidate for {@link routingContext}. */
 export interface CandidateWorker {
+  /** The worker. */
   workerId: string;
+  /** Leading blocks of the request it caches; default 0. */
   overlapBlocks?: number;
+  /** Its active blocks; default 0. */
   activeBlocks?: number;
-  /** Default: all of the request's blocks. */
+  /** Blocks the request would add to its active blocks; default: all of the request's blocks. */
   newBlocks?: number;
+  /** Its prompt tokens waiting for prefill; default 0. */
   activePrefillTokens?: number;
+  /** Distinct blocks it caches; default 0. */
   cachedBlocks?: number;
+  /** Its queued requests; default 0. */
   waiting?: number;
 }
 

@@ -1,0 +1,91 @@
+import fc from 'fast-check';
+import { LoadTracker } from '@dynamo-ts/router';
+
+/**
+ * Active-block accounting against a brute-force model: a worker's active blocks are the distinct
+ * blocks of its running requests (plus unshared ones), and a request's active overlap on a worker
+ * is its longest common prefix with a request running there.
+ */
+type Op =
+  | { kind: 'route'; worker: number; chain: number[]; extra: number }
+  | { kind: 'finish'; pick: number }
+  | { kind: 'removeWorker'; worker: number };
+
+// Chains over a tiny alphabet, so that they share prefixes often; block i of a chain is keyed by
+// the whole prefix (like a sequence hash): key = hash of chain[0..i].
+const chain = fc.array(fc.constantFrom(1, 2, 3), { minLength: 1, maxLength: 5 });
+const op: fc.Arbitrary<Op> = fc.oneof(
+  {
+    weight: 5,
+    arbitrary: fc.record({ kind: fc.constant('route' as const), worker: fc.nat(2), chain, extra: fc.nat(1) }),
+  },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('finish' as const), pick: fc.nat(50) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('removeWorker' as const), worker: fc.nat(2) }) },
+);
+
+function keys(c: number[]): bigint[] {
+  // Distinct per prefix: the prefix read as base-4 digits, offset by its length.
+  let v = 0n;
+  return c.map((x, i) => (v = v * 4n + BigInt(x)) + (BigInt(i) << 40n));
+}
+
+describe('LoadTracker active blocks agree with a brute-force model', () => {
+  it('under random routing, finishing and worker removal', () => {
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 60 }), fc.array(chain, { minLength: 1, maxLength: 5 }), (ops, queries) => {
+        const lt = new LoadTracker({ now: () => 0 });
+        const running = new Map<string, { worker: number; chain: number[]; extra: number }>();
+        let n = 0;
+        for (const o of ops) {
+          if (o.kind === 'route') {
+            const id = `r${n++}`;
+            lt.addWorker(`w${o.worker}`);
+            const ks = keys(o.chain);
+            lt.onRouted(id, `w${o.worker}`, { prefillTokens: 0, sequenceHashes: ks, blocks: ks.length + o.extra });
+            running.set(id, { worker: o.worker, chain: o.chain, extra: o.extra });
+          } else if (o.kind === 'finish') {
+            const ids = [...running.keys()];
+            if (ids.length === 0) continue;
+            const id = ids[o.pick % ids.length]!;
+            expect(lt.onFinished(id)).toBe(true);
+            running.delete(id);
+          } else {
+            lt.removeWorker(`w${o.worker}`);
+            for (const [id, r] of running) if (r.worker === o.worker) running.delete(id);
+          }
+          for (let w = 0; w < 3; w++) {
+            const st = lt.stateOf(`w${w}`);
+            if (st === undefined) continue;
+            const distinct = new Set<bigint>();
+            let extra = 0;
+            for (const r of running.values()) {
+              if (r.worker !== w) continue;
+              for (const k of keys(r.chain)) distinct.add(k);
+              extra += r.extra;
+            }
+            expect([w, st.trackedBlocks]).toEqual([w, distinct.size + extra]);
+          }
+        }
+        for (const q of queries) {
+          const qk = keys(q);
+          const words = Uint32Array.from(qk.flatMap((k) => [Number(k & 0xffffffffn), Number(k >> 32n)]));
+          lt.scoreActive(words, 0, 2, qk.length);
+          for (let w = 0; w < 3; w++) {
+            const st = lt.stateOf(`w${w}`);
+            if (st === undefined) continue;
+            let best = 0;
+            for (const r of running.values()) {
+              if (r.worker !== w) continue;
+              let k = 0;
+              while (k < q.length && k < r.chain.length && q[k] === r.chain[k]) k++;
+              best = Math.max(best, k);
+            }
+            expect([q, w, lt.activeOverlap(st)]).toEqual([q, w, best]);
+          }
+        }
+        expect(lt.inflightRequests).toBe(running.size);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
