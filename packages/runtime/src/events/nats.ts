@@ -1,12 +1,11 @@
-import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { ClosedError, PayloadTooLargeError, UnavailableError } from '../errors';
 import type { Logger } from '../logger';
 import { noopLogger } from '../logger';
-import { noop, onAbort } from '../util/abort';
-import { Channel } from '../util/channel';
 import { encodeJson } from '../util/json';
 import { parseSubject } from '../util/subject';
-import type { EventMessage, EventPlane, EventSubscription } from './event-plane';
+import type { EventPlane, EventSubscription } from './event-plane';
+import { BufferedEventSubscription } from './subscription';
 
 /** Options of {@link NatsEventPlane}. */
 export interface NatsEventPlaneOptions {
@@ -19,95 +18,6 @@ export interface NatsEventPlaneOptions {
 }
 
 const utf8 = new TextDecoder();
-const DONE: IteratorResult<never> = { value: undefined, done: true };
-
-interface RawEvent {
-  subject: string;
-  /** The JSON text, decoded on read (each read parses a fresh copy). */
-  json: string;
-}
-
-class NatsEventSubscription<T> implements EventSubscription<T>, AsyncIterator<EventMessage<T>> {
-  private readonly channel = new Channel<RawEvent>({ onReturn: () => this.unsubscribe() });
-  private sub: Subscription | undefined;
-  private offSignal: () => void = noop;
-  private done = false;
-  private dropped = 0;
-
-  constructor(
-    readonly subject: string,
-    private readonly maxPending: number,
-    private readonly logger: Logger,
-    private readonly onDone: (s: NatsEventSubscription<T>) => void,
-  ) {}
-
-  start(nc: NatsConnection, signal: AbortSignal | undefined): void {
-    this.sub = nc.subscribe(this.subject, {
-      callback: (err, msg) => {
-        if (err) {
-          this.logger.warn('subscription error', { subject: this.subject, error: err.message });
-          return;
-        }
-        this.deliver(msg);
-      },
-    });
-    this.offSignal = onAbort(signal, () => this.unsubscribe());
-  }
-
-  private deliver(msg: Msg): void {
-    if (this.done) return;
-    if (this.channel.size >= this.maxPending) {
-      if (this.dropped++ === 0) {
-        this.logger.warn('slow consumer: dropping events', { subject: this.subject, max_pending: this.maxPending });
-      }
-      return;
-    }
-    if (this.dropped > 0) {
-      this.logger.warn('slow consumer caught up', { subject: this.subject, dropped: this.dropped });
-      this.dropped = 0;
-    }
-    this.channel.push({ subject: msg.subject, json: utf8.decode(msg.data) });
-  }
-
-  /** Stops the subscription; the iteration ends after the events already received. Idempotent. */
-  unsubscribe(): void {
-    if (this.done) return;
-    this.done = true;
-    try {
-      if (this.sub && !this.sub.isClosed()) this.sub.unsubscribe();
-    } catch {
-      // the connection is closing: the subscription goes with it
-    }
-    this.offSignal();
-    this.channel.end();
-    this.onDone(this);
-  }
-
-  async next(): Promise<IteratorResult<EventMessage<T>>> {
-    for (;;) {
-      const r = await this.channel.next();
-      if (r.done) return DONE;
-      try {
-        return { value: { subject: r.value.subject, data: JSON.parse(r.value.json) as T }, done: false };
-      } catch (e) {
-        this.logger.warn('dropping an event that is not JSON', {
-          subject: r.value.subject,
-          error: e instanceof Error ? e.message : String(e),
-        });
-      }
-    }
-  }
-
-  async return(): Promise<IteratorResult<EventMessage<T>>> {
-    this.unsubscribe();
-    await this.channel.return();
-    return DONE;
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<EventMessage<T>> {
-    return this;
-  }
-}
 
 /**
  * The {@link EventPlane} on NATS core: JSON events, at-most-once, in publish order per
@@ -116,7 +26,7 @@ class NatsEventSubscription<T> implements EventSubscription<T>, AsyncIterator<Ev
  * events published while disconnected are buffered by the client and sent on reconnect.
  */
 export class NatsEventPlane implements EventPlane {
-  private readonly subscriptions = new Set<NatsEventSubscription<unknown>>();
+  private readonly subscriptions = new Set<BufferedEventSubscription<unknown>>();
   private closed = false;
   private readonly logger: Logger;
   private readonly maxPending: number;
@@ -160,15 +70,26 @@ export class NatsEventPlane implements EventPlane {
   subscribe<T = unknown>(subject: string, options: { signal?: AbortSignal } = {}): EventSubscription<T> {
     this.check();
     parseSubject(subject, true);
-    const sub = new NatsEventSubscription<T>(subject, this.maxPending, this.logger, (s) =>
-      this.subscriptions.delete(s as NatsEventSubscription<unknown>),
+    const sub = new BufferedEventSubscription<T>(subject, this.maxPending, this.logger, (s) =>
+      this.subscriptions.delete(s as BufferedEventSubscription<unknown>),
     );
     if (options.signal?.aborted) {
       sub.unsubscribe();
       return sub;
     }
-    this.subscriptions.add(sub as NatsEventSubscription<unknown>);
-    sub.start(this.nc, options.signal);
+    this.subscriptions.add(sub as BufferedEventSubscription<unknown>);
+    const source = this.nc.subscribe(subject, {
+      callback: (err, msg) => {
+        if (err) {
+          this.logger.warn('subscription error', { subject, error: err.message });
+          return;
+        }
+        sub.deliver(msg.subject, utf8.decode(msg.data));
+      },
+    });
+    sub.start(() => {
+      if (!source.isClosed()) source.unsubscribe();
+    }, options.signal);
     return sub;
   }
 

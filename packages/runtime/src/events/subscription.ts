@@ -1,0 +1,94 @@
+import type { Logger } from '../logger';
+import { noop, onAbort } from '../util/abort';
+import { Channel } from '../util/channel';
+import type { EventMessage, EventSubscription } from './event-plane';
+
+interface RawEvent {
+  subject: string;
+  /** The JSON text, parsed on read (each read gets a fresh copy). */
+  json: string;
+}
+
+const DONE: IteratorResult<never> = { value: undefined, done: true };
+
+/**
+ * The consumer side of an event subscription, shared by every {@link EventPlane} backend: a
+ * bounded buffer (beyond `maxPending` new events are dropped, at-most-once, with a warning),
+ * JSON decoding on read, and an end on unsubscribe, abort signal or `break`. A backend only
+ * feeds {@link BufferedEventSubscription.deliver} and says how to stop its source.
+ */
+export class BufferedEventSubscription<T> implements EventSubscription<T>, AsyncIterator<EventMessage<T>> {
+  private readonly channel = new Channel<RawEvent>({ onReturn: () => this.unsubscribe() });
+  private stopSource: () => void = noop;
+  private offSignal: () => void = noop;
+  private done = false;
+  private dropped = 0;
+
+  constructor(
+    readonly subject: string,
+    private readonly maxPending: number,
+    private readonly logger: Logger,
+    private readonly onDone: (s: BufferedEventSubscription<T>) => void,
+  ) {}
+
+  /** Binds the backend's source (`stop` ends it) and the caller's abort signal. */
+  start(stop: () => void, signal: AbortSignal | undefined): void {
+    this.stopSource = stop;
+    this.offSignal = onAbort(signal, () => this.unsubscribe());
+  }
+
+  /** Buffers one event (its JSON text) unless the subscription ended or the buffer is full. */
+  deliver(subject: string, json: string): void {
+    if (this.done) return;
+    if (this.channel.size >= this.maxPending) {
+      if (this.dropped++ === 0) {
+        this.logger.warn('slow consumer: dropping events', { subject: this.subject, max_pending: this.maxPending });
+      }
+      return;
+    }
+    if (this.dropped > 0) {
+      this.logger.warn('slow consumer caught up', { subject: this.subject, dropped: this.dropped });
+      this.dropped = 0;
+    }
+    this.channel.push({ subject, json });
+  }
+
+  /** Stops the subscription; the iteration ends after the events already received. Idempotent. */
+  unsubscribe(): void {
+    if (this.done) return;
+    this.done = true;
+    try {
+      this.stopSource();
+    } catch {
+      // the source is already gone (e.g. its connection is closing)
+    }
+    this.offSignal();
+    this.channel.end();
+    this.onDone(this);
+  }
+
+  async next(): Promise<IteratorResult<EventMessage<T>>> {
+    for (;;) {
+      const r = await this.channel.next();
+      if (r.done) return DONE;
+      try {
+        return { value: { subject: r.value.subject, data: JSON.parse(r.value.json) as T }, done: false };
+      } catch (e) {
+        this.logger.warn('dropping an event that is not JSON', {
+          subject: r.value.subject,
+          error: e instanceof Error ? e.message : String(e),
+        });
+      }
+    }
+  }
+
+  async return(): Promise<IteratorResult<EventMessage<T>>> {
+    this.unsubscribe();
+    await this.channel.return();
+    return DONE;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<EventMessage<T>> {
+    return this;
+  }
+}
