@@ -17,3 +17,4 @@ export * from './discovery/etcd';
 export * from './transport/nats';
 export * from './events/nats';
 export * from './nats-connection';
+export * as metrics from './metrics';

@@ -1,4 +1,5 @@
 import winston from 'winston';
+import { InvalidArgumentError } from './errors';
 
 /** Structured fields attached to a log line (e.g. `request_id`, `component`). */
 export type LogFields = Record<string, unknown>;
@@ -35,25 +36,42 @@ export interface LoggerOptions {
   defaultFields?: LogFields;
 }
 
+/** Severity rank of each level: a line is written when its rank is at most the logger's. */
+const RANK: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };
+
+/**
+ * Checks the level before handing a line to winston (which would run its whole format
+ * pipeline, timestamp and JSON included, and only then drop a disabled line at the
+ * transport), and creates the winston child of {@link Logger.child} only when the child first
+ * writes a line: per-request children that log nothing at the configured level cost one object.
+ */
 class WinstonLogger implements Logger {
-  constructor(private readonly w: winston.Logger) {}
+  private w: winston.Logger | undefined;
+  constructor(
+    private readonly make: () => winston.Logger,
+    /** Rank of the configured level; lines above it are dropped here. */
+    private readonly max: number,
+  ) {}
+  private get out(): winston.Logger {
+    return (this.w ??= this.make());
+  }
   error(message: string, fields?: LogFields): void {
-    this.w.error(message, fields);
+    if (this.max >= 0) this.out.error(message, fields);
   }
   warn(message: string, fields?: LogFields): void {
-    this.w.warn(message, fields);
+    if (this.max >= 1) this.out.warn(message, fields);
   }
   info(message: string, fields?: LogFields): void {
-    this.w.info(message, fields);
+    if (this.max >= 2) this.out.info(message, fields);
   }
   debug(message: string, fields?: LogFields): void {
-    this.w.debug(message, fields);
+    if (this.max >= 3) this.out.debug(message, fields);
   }
   child(fields: LogFields): Logger {
-    return new WinstonLogger(this.w.child(fields));
+    return new WinstonLogger(() => this.out.child(fields), this.max);
   }
   isLevelEnabled(level: LogLevel): boolean {
-    return this.w.isLevelEnabled(level);
+    return RANK[level] <= this.max;
   }
 }
 
@@ -71,14 +89,18 @@ export function createLogger(options: LoggerOptions = {}): Logger {
         }),
       )
     : winston.format.combine(winston.format.timestamp(), winston.format.json());
+  const level = options.level ?? 'info';
+  if (!(level in RANK))
+    throw new InvalidArgumentError(`log level must be one of error, warn, info, debug; got ${String(level)}`);
   const w = winston.createLogger({
-    level: options.level ?? 'info',
+    level,
     silent: options.silent ?? false,
     defaultMeta: options.defaultFields,
     format,
     transports: [new winston.transports.Stream({ stream: options.stream ?? process.stderr })],
   });
-  return new WinstonLogger(w);
+  // A silent logger drops everything before winston sees it.
+  return new WinstonLogger(() => w, options.silent ? -1 : RANK[level]);
 }
 
 class NoopLogger implements Logger {

@@ -1,7 +1,15 @@
 import os from 'node:os';
 import type { Discovery, KvEvent } from './discovery/discovery';
 import type { EventPlane, EventSubscription } from './events/event-plane';
-import { CancelledError, ClosedError, isDynamoError, NotFoundError, TimeoutError, UnavailableError } from './errors';
+import {
+  CancelledError,
+  ClosedError,
+  isDynamoError,
+  NoRespondersError,
+  NotFoundError,
+  TimeoutError,
+  UnavailableError,
+} from './errors';
 import { noopLogger, type Logger } from './logger';
 import {
   configKey,
@@ -336,6 +344,17 @@ export interface ClientRequestOptions extends RequestOptions {
   mode?: RouterMode;
   /** Attempts on other instances when one is unavailable before any data arrived. Default 3. */
   maxAttempts?: number;
+  /**
+   * When every instance failed this request, pause `retryBackoffMs` × attempt and try them again
+   * (within `maxAttempts`): instances briefly unreachable (e.g. still resubscribing after a NATS
+   * reconnect) get a moment. Default 50.
+   */
+  retryBackoffMs?: number;
+  /**
+   * With no instance registered at all, wait up to this long for one to (re)appear before failing
+   * UNAVAILABLE: rides over an instance re-registering after a lost lease or a restart. Default 0.
+   */
+  waitForInstanceMs?: number;
 }
 
 /**
@@ -346,10 +365,13 @@ export interface ClientRequestOptions extends RequestOptions {
  */
 export class EndpointClient {
   private readonly live = new Map<string, InstanceInfo>();
-  private readonly down = new Set<string>();
+  /** Instances marked down, with the timer that brings each back on probation. */
+  private readonly down = new Map<string, NodeJS.Timeout>();
   private readonly listeners = new Set<(c: InstanceChange) => void>();
   private readonly waiters = new Set<() => void>();
   private watch: { close(): void } | undefined;
+  /** Live instances not marked down, rebuilt only when membership changes (picked on every request). */
+  private usable: InstanceInfo[] | undefined;
   private rr = 0;
   private closed = false;
 
@@ -390,17 +412,19 @@ export class EndpointClient {
       } catch {
         return;
       }
-      const known = this.live.has(parsed.instanceId);
+      const known = this.live.has(parsed.instanceId) && !this.down.has(parsed.instanceId);
       this.live.set(parsed.instanceId, info);
-      this.down.delete(parsed.instanceId);
+      this.usable = undefined;
+      this.clearDown(parsed.instanceId);
       if (!known) this.emit({ type: 'added', instance: info });
       for (const w of [...this.waiters]) w();
     } else {
       const info = this.live.get(parsed.instanceId);
       if (!info) return;
+      const wasDown = this.clearDown(parsed.instanceId);
       this.live.delete(parsed.instanceId);
-      this.down.delete(parsed.instanceId);
-      this.emit({ type: 'removed', instance: info });
+      this.usable = undefined;
+      if (!wasDown) this.emit({ type: 'removed', instance: info });
     }
   }
 
@@ -416,7 +440,17 @@ export class EndpointClient {
 
   /** Live instances (not marked down), in a stable order. */
   instances(): InstanceInfo[] {
-    return [...this.live.values()].filter((i) => !this.down.has(i.instanceId));
+    return this.usableInstances().slice();
+  }
+
+  private usableInstances(): InstanceInfo[] {
+    if (this.usable === undefined) {
+      const up = [...this.live.values()].filter((i) => !this.down.has(i.instanceId));
+      // Marks are a preference: with every registered instance marked down (e.g. all briefly
+      // unreachable across a NATS restart), trying them beats failing every request.
+      this.usable = up.length > 0 ? up : [...this.live.values()];
+    }
+    return this.usable;
   }
 
   /** Ids of the live instances. */
@@ -430,13 +464,41 @@ export class EndpointClient {
     return () => this.listeners.delete(listener);
   }
 
-  /** Marks an instance down at once (e.g. it stopped answering) until discovery reports it again. */
-  markDown(instanceId: string): void {
+  /**
+   * Marks an instance down at once (e.g. it stopped answering): it is left out (and reported
+   * `removed` to listeners) until discovery reports it again or, if its registration stays,
+   * for `forMs` (default 10 s), after which it is tried again (`added`). A dead instance's
+   * lease expires meanwhile; one behind a short network cut comes back.
+   */
+  markDown(instanceId: string, forMs = 10_000): void {
     if (!this.live.has(instanceId) || this.down.has(instanceId)) return;
-    this.down.add(instanceId);
+    const timer = setTimeout(() => {
+      if (!this.clearDown(instanceId)) return;
+      const back = this.live.get(instanceId);
+      if (!back) return;
+      this.endpoint.runtime.logger.info('instance back on probation', { instance_id: instanceId, name: back.name });
+      this.emit({ type: 'added', instance: back });
+    }, forMs);
+    timer.unref();
+    this.down.set(instanceId, timer);
+    this.usable = undefined;
     const info = this.live.get(instanceId)!;
     this.endpoint.runtime.logger.warn('instance marked down', { instance_id: instanceId, name: info.name });
     this.emit({ type: 'removed', instance: info });
+  }
+
+  /** Whether `instanceId` is marked down. */
+  isDown(instanceId: string): boolean {
+    return this.down.has(instanceId);
+  }
+
+  private clearDown(instanceId: string): boolean {
+    const timer = this.down.get(instanceId);
+    if (timer === undefined) return false;
+    clearTimeout(timer);
+    this.down.delete(instanceId);
+    this.usable = undefined;
+    return true;
   }
 
   /** Resolves when at least `min` instances are live. */
@@ -479,7 +541,8 @@ export class EndpointClient {
   }
 
   private pick(mode: RouterMode, exclude: ReadonlySet<string>): InstanceInfo | undefined {
-    const all = this.instances().filter((i) => !exclude.has(i.instanceId));
+    const usable = this.usableInstances();
+    const all = exclude.size === 0 ? usable : usable.filter((i) => !exclude.has(i.instanceId));
     if (all.length === 0) return undefined;
     if (mode === 'random') return all[Math.floor(Math.random() * all.length)];
     const i = all[this.rr++ % all.length];
@@ -505,13 +568,24 @@ export class EndpointClient {
       return plane.request<T>(info.subject, payload, opts);
     }
     const maxAttempts = options.maxAttempts ?? 3;
+    const backoffMs = options.retryBackoffMs ?? 50;
     const mode = options.mode ?? 'round-robin';
     let current: ResponseStream<T> | undefined;
     let cancelled: unknown;
     const run = async function* (this: EndpointClient): AsyncGenerator<T> {
       const tried = new Set<string>();
       for (let attempt = 1; ; attempt++) {
-        const target = this.pick(mode, tried);
+        if (tried.size === 0 && this.live.size === 0 && options.waitForInstanceMs) {
+          await this.waitForInstances({ min: 1, timeoutMs: options.waitForInstanceMs, signal: options.signal }).catch(
+            () => undefined,
+          );
+        }
+        let target = this.pick(mode, tried);
+        if (!target && tried.size > 0 && attempt <= maxAttempts && this.usableInstances().length > 0) {
+          await new Promise((r) => setTimeout(r, backoffMs * (attempt - 1)));
+          tried.clear();
+          target = this.pick(mode, tried);
+        }
         if (!target) throw new UnavailableError(`no live instance of ${this.describe()}`);
         tried.add(target.instanceId);
         if (cancelled !== undefined) throw new CancelledError();
@@ -524,12 +598,16 @@ export class EndpointClient {
           }
           return;
         } catch (e) {
+          // Only the transport's "nobody listens" says the instance is gone; an UNAVAILABLE its
+          // handler returned (e.g. it has no worker of its own right now) is worth a retry elsewhere
+          // but says nothing against the instance itself.
+          if (!sent && e instanceof NoRespondersError) this.markDown(target.instanceId);
           if (sent || !isDynamoError(e) || e.code !== 'UNAVAILABLE' || attempt >= maxAttempts) throw e;
-          this.markDown(target.instanceId);
           this.endpoint.runtime.logger.warn('instance unavailable; retrying on another', {
             request_id: requestId,
             instance_id: target.instanceId,
             attempt,
+            error: e.message,
           });
         }
       }
@@ -553,6 +631,9 @@ export class EndpointClient {
     if (this.closed) return;
     this.closed = true;
     this.watch?.close();
+    for (const t of this.down.values()) clearTimeout(t);
+    this.down.clear();
+    this.usable = undefined;
     this.endpoint.runtime.untrack(this);
   }
 }

@@ -1,4 +1,10 @@
-import { DistributedRuntime, MemoryCluster, type InstanceChange, type RequestContext } from '@dynamo-ts/runtime';
+import {
+  DistributedRuntime,
+  MemoryCluster,
+  UnavailableError,
+  type InstanceChange,
+  type RequestContext,
+} from '@dynamo-ts/runtime';
 
 /** A runtime ("process") on `cluster`. */
 async function proc(cluster: MemoryCluster, leaseTtlMs = 1000): Promise<DistributedRuntime> {
@@ -121,6 +127,91 @@ describe('DistributedRuntime', () => {
     }
     expect(client.instances().map((i) => i.name)).toEqual(['b']);
     await b.close();
+    await caller.close();
+  });
+
+  it('markDown leaves an instance out until its probation ends or discovery reports it again', async () => {
+    const a = await proc(cluster, 60000);
+    const b = await proc(cluster, 60000);
+    const caller = await proc(cluster);
+    await a.namespace('ns').component('W').endpoint('gen').serve(echo, { name: 'a' });
+    await b.namespace('ns').component('W').endpoint('gen').serve(echo, { name: 'b' });
+    const client = await caller.namespace('ns').component('W').endpoint('gen').client();
+    await client.waitForInstances({ min: 2, timeoutMs: 1000 });
+    const changes: string[] = [];
+    client.onChange((c) => changes.push(`${c.type}:${c.instance.name}`));
+    client.markDown(a.instanceId, 50);
+    expect(client.isDown(a.instanceId)).toBe(true);
+    expect(client.instances().map((i) => i.name)).toEqual(['b']);
+    // With every instance marked down, all are tried again rather than none.
+    client.markDown(b.instanceId, 50);
+    expect(
+      client
+        .instances()
+        .map((i) => i.name)
+        .sort(),
+    ).toEqual(['a', 'b']);
+    await new Promise((r) => setTimeout(r, 120));
+    // Still registered: back on probation after 50 ms.
+    expect(client.isDown(a.instanceId)).toBe(false);
+    expect(changes).toEqual(['removed:a', 'removed:b', 'added:a', 'added:b']);
+    changes.length = 0;
+
+    // Re-registration (same key written again) clears a mark at once.
+    client.markDown(a.instanceId, 60000);
+    const key = `dynamo/ns/instances/W/gen/${a.instanceId}`;
+    await a.discovery.put(key, (await a.discovery.get(key))!);
+    for (let i = 0; i < 50 && client.isDown(a.instanceId); i++) await new Promise((r) => setTimeout(r, 5));
+    expect(client.isDown(a.instanceId)).toBe(false);
+    expect(changes).toEqual(['removed:a', 'added:a']);
+
+    // A marked-down instance that then leaves discovery is not reported removed twice.
+    client.markDown(a.instanceId, 60000);
+    await a.close();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(changes).toEqual(['removed:a', 'added:a', 'removed:a']);
+    client.close();
+    await b.close();
+    await caller.close();
+  });
+
+  it('marks an instance down on no responders only, not on an UNAVAILABLE its handler returns', async () => {
+    const a = await proc(cluster, 60000);
+    const b = await proc(cluster, 60000);
+    const caller = await proc(cluster);
+    const busy = async function* (): AsyncGenerator<unknown> {
+      yield* [];
+      throw new UnavailableError('no backend of my own right now');
+    };
+    await a.namespace('ns').component('W').endpoint('gen').serve(busy, { name: 'a' });
+    await b.namespace('ns').component('W').endpoint('gen').serve(busy, { name: 'b' });
+    const client = await caller.namespace('ns').component('W').endpoint('gen').client();
+    await client.waitForInstances({ min: 2, timeoutMs: 1000 });
+    await expect(collect(client.generate({}, { maxAttempts: 2 }))).rejects.toThrow(/no backend of my own/);
+    expect(client.isDown(a.instanceId) || client.isDown(b.instanceId)).toBe(false);
+    await a.requestPlane.close();
+    await collect(client.generate({}, { maxAttempts: 2 })).catch(() => undefined);
+    await collect(client.generate({}, { maxAttempts: 2 })).catch(() => undefined);
+    expect(client.isDown(a.instanceId)).toBe(true);
+    expect(client.isDown(b.instanceId)).toBe(false);
+    client.close();
+    await b.close();
+    await caller.close();
+  });
+
+  it('waits up to waitForInstanceMs for an instance to appear when none is registered', async () => {
+    const caller = await proc(cluster);
+    const client = await caller.namespace('ns').component('W').endpoint('gen').client();
+    const later = proc(cluster).then(async (rt) => {
+      await new Promise((r) => setTimeout(r, 50));
+      await rt.namespace('ns').component('W').endpoint('gen').serve(echo, { name: 'late' });
+      return rt;
+    });
+    const items = (await collect(client.generate({ n: 1, who: 'x' }, { waitForInstanceMs: 5000 }))) as unknown[];
+    expect(items).toHaveLength(1);
+    await (await later).close();
+    await expect(collect(client.generate({ n: 1 }, { waitForInstanceMs: 30 }))).rejects.toThrow(/no live instance/);
+    client.close();
     await caller.close();
   });
 

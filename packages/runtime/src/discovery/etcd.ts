@@ -31,7 +31,10 @@ import type { Discovery, DiscoveryStatus, KvEntry, KvEvent, KvWatch, PutOptions 
 
 /** Options of {@link EtcdDiscovery.connect}. */
 export interface EtcdDiscoveryOptions {
-  /** etcd client URLs (`http://127.0.0.1:2379` or `127.0.0.1:2379`). */
+  /**
+   * etcd client URLs (`http://127.0.0.1:2379` or `127.0.0.1:2379`). With several (the members of
+   * one cluster), each call goes to one of them and moves to the next when its member is down.
+   */
   endpoints: string[];
   /**
    * TTL of the client's lease. etcd counts whole seconds: rounded up, at least 1 s (and etcd may
@@ -63,6 +66,31 @@ const passthroughPolicy = {
   },
 };
 type FaultHandling = NonNullable<IOptions['faultHandling']>;
+
+/**
+ * The policy of a client with several endpoints (an etcd cluster): a call that fails because its
+ * member is unreachable (a recoverable gRPC error other than the deadline) is tried on the next
+ * member, up to once per endpoint, within the same deadline. etcd3 walks its hosts in a shuffled
+ * order across these attempts, so one dead member costs a failed connection, not a failed call.
+ */
+function failoverPolicy(attempts: number): typeof passthroughPolicy {
+  return {
+    async execute<T>(fn: (context: { signal: AbortSignal; attempt: number }) => PromiseLike<T> | T): Promise<T> {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await fn({ signal: new AbortController().signal, attempt });
+        } catch (e) {
+          const retry =
+            attempt + 1 < attempts &&
+            e instanceof Error &&
+            isRecoverableError(e) &&
+            !(e instanceof GRPCDeadlineExceededError);
+          if (!retry) throw e;
+        }
+      }
+    },
+  };
+}
 
 function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
@@ -317,7 +345,14 @@ export class EtcdDiscovery implements Discovery, WatchHost {
   private recovering: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
 
-  private constructor(client: Etcd3, leaseIdDec: string, ttlSec: number, logger: Logger, callTimeoutMs: number) {
+  private constructor(
+    client: Etcd3,
+    leaseIdDec: string,
+    ttlSec: number,
+    logger: Logger,
+    callTimeoutMs: number,
+    private readonly endpointCount: number,
+  ) {
     this.client = client;
     this.leaseIdDec = leaseIdDec;
     this.leaseId = BigInt(leaseIdDec).toString(16);
@@ -347,7 +382,9 @@ export class EtcdDiscovery implements Discovery, WatchHost {
       hosts: endpoints,
       faultHandling: {
         host: () => passthroughPolicy as unknown as ReturnType<NonNullable<FaultHandling['host']>>,
-        global: passthroughPolicy as unknown as FaultHandling['global'],
+        global: (endpoints.length > 1
+          ? failoverPolicy(endpoints.length)
+          : passthroughPolicy) as unknown as FaultHandling['global'],
       },
       grpcOptions: {
         'grpc.initial_reconnect_backoff_ms': 100,
@@ -364,7 +401,7 @@ export class EtcdDiscovery implements Discovery, WatchHost {
           { deadline: Math.min(until, Date.now() + callTimeoutMs) },
         );
         logger.info('lease granted', { lease_id: BigInt(res.ID).toString(16), ttl_s: Number(res.TTL) });
-        return new EtcdDiscovery(client, res.ID, ttlSec, logger, callTimeoutMs);
+        return new EtcdDiscovery(client, res.ID, ttlSec, logger, callTimeoutMs, endpoints.length);
       } catch (e) {
         if (Date.now() + RETRY_MIN_MS >= until) {
           client.close();
@@ -574,7 +611,7 @@ export class EtcdDiscovery implements Discovery, WatchHost {
     if (this.closing || this.ticking) return;
     this.ticking = true;
     try {
-      const alive = await this.keepAliveOnce();
+      const alive = await this.keepAlive();
       if (this.closing) return;
       if (!alive || this.needsReput) await this.recoverLease(!alive);
       if (this.closing) return;
@@ -586,6 +623,21 @@ export class EtcdDiscovery implements Discovery, WatchHost {
       this.schedule(
         this.currentStatus === 'connected' ? this.keepAliveMs : Math.min(this.keepAliveMs, jitter(RETRY_MAX_MS)),
       );
+    }
+  }
+
+  /**
+   * Renews the lease: one keep-alive, and with several endpoints up to one per endpoint (each
+   * attempt goes to a member picked anew), so a dead member does not cost the lease its renewal.
+   */
+  private async keepAlive(): Promise<boolean> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.keepAliveOnce();
+      } catch (e) {
+        if (this.closing || attempt >= this.endpointCount) throw e;
+        this.logger.debug('keep-alive failed; trying another member', { attempt, error: errorMessage(e) });
+      }
     }
   }
 

@@ -2,7 +2,7 @@ import { ClosedError } from '../errors';
 import type { Logger } from '../logger';
 import type { MemoryBus, MemoryBusClient } from '../transport/memory';
 import { encodeJson } from '../util/json';
-import { parseSubject } from '../util/subject';
+import { checkSubject, parseSubject } from '../util/subject';
 import type { EventPlane, EventSubscription } from './event-plane';
 import { BufferedEventSubscription } from './subscription';
 
@@ -38,7 +38,7 @@ export class MemoryEventPlane implements EventPlane, MemoryBusClient {
 
   async publish(subject: string, data: unknown): Promise<void> {
     this.check();
-    parseSubject(subject, false);
+    checkSubject(subject);
     this.bus.publish(subject, encodeJson(data, 'event data'));
   }
 

@@ -3,7 +3,7 @@ import { ClosedError, PayloadTooLargeError, UnavailableError } from '../errors';
 import type { Logger } from '../logger';
 import { noopLogger } from '../logger';
 import { encodeJson } from '../util/json';
-import { parseSubject } from '../util/subject';
+import { checkSubject, parseSubject } from '../util/subject';
 import type { EventPlane, EventSubscription } from './event-plane';
 import { BufferedEventSubscription } from './subscription';
 
@@ -50,7 +50,7 @@ export class NatsEventPlane implements EventPlane {
    */
   async publish(subject: string, data: unknown): Promise<void> {
     this.check();
-    parseSubject(subject, false);
+    checkSubject(subject);
     const json = encodeJson(data, 'event data');
     const limit = this.nc.info?.max_payload;
     if (limit !== undefined && json.length * 3 > limit) {

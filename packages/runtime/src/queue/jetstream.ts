@@ -96,8 +96,6 @@ export interface JetStreamDeadLetter {
 export interface JetStreamWorkQueueOptions extends WorkQueueOptions {
   /** Logger (scoped with `component` and `queue`). Default: {@link noopLogger}. */
   logger?: Logger;
-  /** Replicas of the streams (clustered JetStream). Default 1. */
-  replicas?: number;
   /** Jobs older than this are removed by the server, consumed or not. Default: kept until settled. */
   maxAgeMs?: number;
   /** How long dead letters are kept. Default 7 days. */
@@ -117,6 +115,8 @@ interface CompiledOptions {
   namespace: string;
   name: string;
   ackWaitMs: number;
+  /** Whether the caller chose `ackWaitMs` (only then is an existing consumer's ack wait changed). */
+  ackWaitGiven: boolean;
   maxDeliver: number;
   replicas: number;
   maxAgeMs: number;
@@ -137,6 +137,7 @@ function compileOptions(options: JetStreamWorkQueueOptions): CompiledOptions {
     namespace: validateName('namespace', options.namespace),
     name: validateName('queue name', options.name),
     ackWaitMs: options.ackWaitMs ?? 30_000,
+    ackWaitGiven: options.ackWaitMs !== undefined,
     maxDeliver: options.maxDeliver ?? 5,
     replicas: options.replicas ?? 1,
     maxAgeMs: options.maxAgeMs ?? 0,
@@ -492,8 +493,9 @@ export class JetStreamWorkQueue<T = unknown> implements WorkQueue<T> {
   /**
    * Opens the queue `options.namespace`/`options.name` on `nc`: creates its streams and its shared
    * consumer when missing (several processes may do so at once), checks that existing ones fit
-   * (INVALID_ARGUMENT naming the stream otherwise), and sets the consumer's `ack_wait` to
-   * `ackWaitMs` (the last process to open the queue sets it). UNAVAILABLE when JetStream is not
+   * (INVALID_ARGUMENT naming the stream otherwise), and, when `ackWaitMs` is given, sets the
+   * consumer's `ack_wait` to it (the last process to open the queue with one sets it; a producer
+   * that gives none leaves it alone). UNAVAILABLE when JetStream is not
    * enabled on the server.
    */
   static async create<T = unknown>(
@@ -925,14 +927,15 @@ export class JetStreamWorkQueue<T = unknown> implements WorkQueue<T> {
         `consumer ${JETSTREAM_QUEUE_CONSUMER} of stream ${this.streamName} must be a pull consumer with explicit acks`,
       );
     }
-    if (c.ack_wait !== ackWait || (c.max_deliver !== -1 && c.max_deliver !== undefined)) {
+    const ackWaitChanged = this.o.ackWaitGiven && c.ack_wait !== ackWait;
+    if (ackWaitChanged || (c.max_deliver !== -1 && c.max_deliver !== undefined)) {
       await this.jsm.consumers.update(this.streamName, JETSTREAM_QUEUE_CONSUMER, {
-        ack_wait: ackWait,
+        ack_wait: ackWaitChanged ? ackWait : c.ack_wait,
         max_deliver: -1,
       });
       this.logger.info('updated consumer', {
         consumer: JETSTREAM_QUEUE_CONSUMER,
-        ack_wait_ms: this.o.ackWaitMs,
+        ack_wait_ms: (ackWaitChanged ? ackWait : (c.ack_wait ?? 0)) / MS,
         previous_ms: (c.ack_wait ?? 0) / MS,
       });
     }

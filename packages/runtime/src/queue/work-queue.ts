@@ -49,6 +49,12 @@ export interface WorkQueueOptions {
   ackWaitMs?: number;
   /** After this many deliveries a job is moved to the dead-letter subject instead of being handed out again. Default 5. */
   maxDeliver?: number;
+  /**
+   * Copies of the queue the servers keep (clustered JetStream: 3 survives one server lost).
+   * Applies when the queue is created; an existing queue keeps its own. Default 1. The in-memory
+   * queue lives in one process and ignores it.
+   */
+  replicas?: number;
 }
 
 /**

@@ -30,7 +30,7 @@
  * - `c` or `c<json {code,message}>`  cancel: fires the handler's `ctx.signal` (with that reason)
  * - `w<n>`                          credit: the caller has consumed `n` items in all (cumulative);
  *                                   the server sends data frame `s` only while `s - n <= window`,
- *                                   pausing the handler otherwise (backpressure). Sent every half
+ *                                   pausing the handler otherwise (backpressure). Sent every quarter
  *                                   window consumed, and again on a heartbeat when the caller's
  *                                   buffer is empty (so a lost credit cannot stall the stream).
  *

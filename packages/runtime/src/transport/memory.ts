@@ -19,7 +19,7 @@ import type { Logger } from '../logger';
 import { noopLogger } from '../logger';
 import { Channel } from '../util/channel';
 import { noop, onAbort, unrefTimeout } from '../util/abort';
-import { checkPayloadSize, decodeJson, encodeJson } from '../util/json';
+import { copyJson } from '../util/json';
 import { hasWildcard, parseSubject, subjectMatches } from '../util/subject';
 import type {
   RequestContext,
@@ -55,12 +55,16 @@ interface Exchange {
   readonly requestId: string;
   readonly headers: Record<string, string>;
   readonly deadline: number | undefined;
-  /** The encoded request. */
-  readonly payload: string;
-  /** Fires when the caller cancels, abandons the stream or times out. */
-  readonly cancelSignal: AbortSignal;
+  /** The request: the caller's payload, copied as JSON would copy it. */
+  readonly payload: unknown;
   /** The caller's inbox: encoded items, ended by the end frame or an error frame. */
-  readonly inbox: Channel<string>;
+  readonly inbox: Channel<unknown>;
+  /**
+   * Set by the serving side while the handler runs; the caller calls it when it cancels,
+   * abandons the stream or times out. (A plain callback, not an AbortSignal: signals and their
+   * listeners cost more than the rest of an in-memory hop.)
+   */
+  onCancel: ((reason: DynamoError) => void) | undefined;
 }
 
 type Responder = (exchange: Exchange) => void;
@@ -201,8 +205,10 @@ export interface MemoryRequestPlaneOptions {
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 
 interface PlaneInternals {
-  /** Sends a caller's request: returns its inbox, or throws why it cannot be sent. */
-  open(stream: MemoryResponseStream<unknown>, exchange: Omit<Exchange, 'inbox'>): Channel<string>;
+  /** Sends a caller's request: returns the exchange (with its inbox), or throws why it cannot be sent. */
+  open(stream: MemoryResponseStream<unknown>, exchange: Omit<Exchange, 'inbox' | 'onCancel'>): Exchange;
+  /** Largest encoded request or item, bytes. */
+  readonly maxPayload: number;
   /** The stream ended: stop tracking it. */
   forget(stream: MemoryResponseStream<unknown>): void;
 }
@@ -241,18 +247,25 @@ export class MemoryRequestPlane implements RequestPlane, MemoryBusClient {
       open: (stream, exchange) => {
         if (this.state === 'closed') throw new ClosedError('request plane closed');
         if (this.bus.closed) throw new ClosedError('memory bus closed');
-        parseSubject(exchange.subject, false);
-        checkPayloadSize(exchange.payload, this.maxPayload);
+        // A served subject was checked when it was served: check the subject only on a miss.
         const responder = pickResponder(this.bus, exchange.subject);
-        if (!responder) throw new NoRespondersError(exchange.subject);
-        const inbox = new Channel<string>({ capacity: this.streamBuffer });
+        if (!responder) {
+          parseSubject(exchange.subject, false);
+          throw new NoRespondersError(exchange.subject);
+        }
+        const full: Exchange = {
+          ...exchange,
+          inbox: new Channel<unknown>({ capacity: this.streamBuffer }),
+          onCancel: undefined,
+        };
         this.streams.add(stream);
-        responder({ ...exchange, inbox });
-        return inbox;
+        responder(full);
+        return full;
       },
       forget: (stream) => {
         this.streams.delete(stream);
       },
+      maxPayload: this.maxPayload,
     });
   }
 
@@ -297,10 +310,10 @@ const DONE: IteratorResult<never> = { value: undefined, done: true };
 class MemoryResponseStream<T> implements ResponseStream<T>, AsyncIterator<T> {
   readonly requestId: string;
   private state: 'idle' | 'open' | 'done' = 'idle';
-  private inbox: Channel<string> | undefined;
+  private inbox: Channel<unknown> | undefined;
+  private exchange: Exchange | undefined;
   /** Why the stream ended before it was opened (cancelled before the first `next()`). */
   private earlyError: DynamoError | undefined;
-  private readonly controller = new AbortController();
   private readonly deadline: number | undefined;
   private timer: NodeJS.Timeout | undefined;
   private offSignal: () => void = noop;
@@ -342,7 +355,7 @@ class MemoryResponseStream<T> implements ResponseStream<T>, AsyncIterator<T> {
           this.finish();
           return DONE;
         }
-        return { value: decodeJson(r.value) as T, done: false };
+        return { value: r.value as T, done: false };
       },
       (e: unknown) => {
         this.finish();
@@ -375,7 +388,7 @@ class MemoryResponseStream<T> implements ResponseStream<T>, AsyncIterator<T> {
       this.earlyError = surface ? error : undefined;
       return;
     }
-    this.controller.abort(error);
+    this.exchange?.onCancel?.(error);
     this.inbox?.abort(surface ? error : undefined);
     this.finish();
   }
@@ -387,15 +400,15 @@ class MemoryResponseStream<T> implements ResponseStream<T>, AsyncIterator<T> {
     if (this.deadline !== undefined && this.deadline <= Date.now()) {
       throw new TimeoutError(`request to ${this.subject} passed its deadline before it was sent`);
     }
-    const payload = encodeJson(this.payload, 'request payload');
-    this.inbox = this.plane.open(this as MemoryResponseStream<unknown>, {
+    const payload = copyJson(this.payload, 'request payload', this.plane.maxPayload);
+    this.exchange = this.plane.open(this as MemoryResponseStream<unknown>, {
       subject: this.subject,
       requestId: this.requestId,
       headers: { ...(this.options.headers ?? {}) },
       deadline: this.deadline,
       payload,
-      cancelSignal: this.controller.signal,
     });
+    this.inbox = this.exchange.inbox;
     this.offSignal = onAbort(signal, () => this.abort(abortReason(signal!), true));
     if (this.deadline !== undefined && this.state === 'open') {
       const ms = this.deadline - Date.now();
@@ -426,7 +439,8 @@ class MemoryResponseStream<T> implements ResponseStream<T>, AsyncIterator<T> {
 
 interface ActiveRequest {
   readonly exchange: Exchange;
-  readonly controller: AbortController;
+  /** Fires the handler's signal with `reason` and stops it (idempotent). */
+  readonly abort: (reason: DynamoError) => void;
 }
 
 /** One endpoint served by a {@link MemoryRequestPlane}. */
@@ -466,7 +480,7 @@ class MemoryServedEndpoint implements ServedEndpoint {
     const error = new UnavailableError(`endpoint ${this.subject} closed`);
     for (const a of [...this.active]) {
       a.exchange.inbox.end(error);
-      a.controller.abort(error);
+      a.abort(error);
     }
     this.onClosed();
     this.wakeIdle();
@@ -500,31 +514,31 @@ class MemoryServedEndpoint implements ServedEndpoint {
 
   private async run(exchange: Exchange): Promise<void> {
     const controller = new AbortController();
-    const active: ActiveRequest = { exchange, controller };
-    this.active.add(active);
     let iterator: AsyncIterator<unknown> | undefined;
     let finished = false;
-    let offCancel = noop;
-    let offAborted = noop;
     /** Leaves the in-flight set once: when the handler ends, or at once when the stream is cancelled. */
     const finish = (): void => {
       if (finished) return;
       finished = true;
-      offCancel();
-      offAborted();
+      exchange.onCancel = undefined;
       this.active.delete(active);
       if (this.active.size === 0) this.wakeIdle();
     };
-    offCancel = onAbort(exchange.cancelSignal, () => controller.abort(exchange.cancelSignal.reason));
-    // Cancelled: stop the handler without waiting for its pending step (it may ignore its signal).
-    offAborted = onAbort(controller.signal, () => {
+    // Cancelled (by the caller or the endpoint closing): fire the handler's signal and stop the
+    // handler without waiting for its pending step (it may ignore its signal).
+    const abort = (reason: DynamoError): void => {
+      if (controller.signal.aborted) return;
+      controller.abort(reason);
       finish();
       try {
         iterator?.return?.()?.catch(noop);
       } catch {
         // an iterator whose return() throws: nothing left to stop
       }
-    });
+    };
+    const active: ActiveRequest = { exchange, abort };
+    this.active.add(active);
+    exchange.onCancel = abort;
     try {
       const ctx: RequestContext = {
         requestId: exchange.requestId,
@@ -533,7 +547,7 @@ class MemoryServedEndpoint implements ServedEndpoint {
         deadline: exchange.deadline,
         subject: exchange.subject,
       };
-      iterator = this.handler(decodeJson(exchange.payload), ctx)[Symbol.asyncIterator]();
+      iterator = this.handler(exchange.payload, ctx)[Symbol.asyncIterator]();
       const inbox = exchange.inbox;
       while (!controller.signal.aborted) {
         const r = await iterator.next();
@@ -542,15 +556,16 @@ class MemoryServedEndpoint implements ServedEndpoint {
           inbox.end();
           break;
         }
-        let encoded: string;
+        let item: unknown;
         try {
-          encoded = encodeJson(r.value, 'response item');
+          item = copyJson(r.value, 'response item', this.maxPayload);
         } catch (e) {
-          throw new InternalError((e as Error).message, { cause: e });
+          // Not serializable: the handler's fault (INTERNAL); too large keeps its own code.
+          if (e instanceof InvalidArgumentError) throw new InternalError(e.message, { cause: e });
+          throw e;
         }
-        checkPayloadSize(encoded, this.maxPayload);
         while (!inbox.hasSpace && !inbox.closed) await inbox.waitForSpace();
-        if (!inbox.push(encoded)) break;
+        if (!inbox.push(item)) break;
       }
     } catch (e) {
       if (!controller.signal.aborted) {

@@ -30,7 +30,7 @@ import { noopLogger } from '../logger';
 import { noop, onAbort, unrefInterval, unrefTimeout } from '../util/abort';
 import { Channel } from '../util/channel';
 import { encodeJson } from '../util/json';
-import { parseSubject } from '../util/subject';
+import { checkSubject, parseSubject } from '../util/subject';
 import {
   FrameType,
   HDR_DEADLINE,
@@ -74,7 +74,8 @@ export interface NatsRequestPlaneOptions {
   drainTimeoutMs?: number;
   /**
    * Flow control of the streams this plane calls: the serving handler is paused while this many
-   * items are sent and not yet consumed by the caller. Default 64.
+   * items are sent and not yet consumed by the caller. Default 256 (a token stream of small
+   * items; 64 stalled 2,000-token streams on the credit round trip at a third of the speed).
    */
   streamWindow?: number;
 }
@@ -149,7 +150,7 @@ export class NatsRequestPlane implements RequestPlane {
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? 1000;
     this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 5000;
     this.drainTimeoutMs = options.drainTimeoutMs ?? 30_000;
-    this.streamWindow = options.streamWindow ?? 64;
+    this.streamWindow = options.streamWindow ?? 256;
     if (!Number.isInteger(this.streamWindow) || this.streamWindow < 1) {
       throw new InvalidArgumentError(`streamWindow must be a positive integer, got ${this.streamWindow}`);
     }
@@ -180,6 +181,7 @@ export class NatsRequestPlane implements RequestPlane {
       () => this.connectionClosed(),
       () => this.connectionClosed(),
     );
+    void this.followStatus();
   }
 
   /** Largest encoded request (NATS headers + JSON body) the server accepts: its `max_payload`. */
@@ -312,6 +314,33 @@ export class NatsRequestPlane implements RequestPlane {
     for (const s of [...this.streams]) s.idleTick(WATCHDOG_TICKS);
   }
 
+  /** Watches the connection: a disconnect may have swallowed requests in flight (core NATS is at most once). */
+  private async followStatus(): Promise<void> {
+    try {
+      for await (const st of this.nc.status()) {
+        if (this.state === 'closed') return;
+        if (st.type === 'disconnect') this.connectionLost();
+      }
+    } catch {
+      // the connection closed: connectionClosed() takes over
+    }
+  }
+
+  /**
+   * The connection dropped: a request sent just before may never have reached a server, and
+   * its answer could only come back as a heartbeat timeout seconds later. Streams that have
+   * received nothing yet fail now with UNAVAILABLE, which callers treat as "not served; safe to
+   * send again" (EndpointClient retries it after the reconnect). Streams already under way keep
+   * going: frames lost meanwhile show as a sequence gap or a heartbeat timeout.
+   */
+  private connectionLost(): void {
+    let failed = 0;
+    for (const s of [...this.streams]) {
+      if (s.failIfNothingReceived(new UnavailableError('NATS connection lost before the answer started'))) failed++;
+    }
+    if (failed > 0) this.logger.warn('NATS connection lost; streams with no answer yet failed for retry', { failed });
+  }
+
   private connectionClosed(): void {
     if (this.state === 'closed') return;
     this.logger.warn('NATS connection closed; request plane closes');
@@ -406,7 +435,9 @@ class NatsResponseStream<T> implements ResponseStream<T>, AsyncIterator<T>, Rout
           return DONE;
         }
         this.consumed += 1;
-        if (this.consumed - this.credited >= Math.max(1, this.plane.streamWindow >> 1)) this.sendCredit();
+        // Credit every quarter window: the server still has three quarters of a window to send
+        // while the credit travels, so a fast stream does not stall on the round trip.
+        if (this.consumed - this.credited >= Math.max(1, this.plane.streamWindow >> 2)) this.sendCredit();
         return { value: JSON.parse(r.value) as T, done: false };
       },
       (e: unknown) => {
@@ -529,11 +560,13 @@ class NatsResponseStream<T> implements ResponseStream<T>, AsyncIterator<T>, Rout
     }
     const ms = this.plane.heartbeatTimeoutMs;
     this.fail(
-      new TimeoutError(
-        this.control === undefined
-          ? `no answer from ${this.subject} within ${ms} ms (request ${this.requestId})`
-          : `stream from ${this.subject} idle for more than ${ms} ms: no data or heartbeat (request ${this.requestId})`,
-      ),
+      this.control === undefined && this.received === 0
+        ? // Never acknowledged: no handler started it (lost on a dying server or route), so it is
+          // safe to send again; UNAVAILABLE says so to callers that retry.
+          new UnavailableError(`no answer from ${this.subject} within ${ms} ms (request ${this.requestId})`)
+        : new TimeoutError(
+            `stream from ${this.subject} idle for more than ${ms} ms: no data or heartbeat (request ${this.requestId})`,
+          ),
       true,
     );
   }
@@ -546,7 +579,7 @@ class NatsResponseStream<T> implements ResponseStream<T>, AsyncIterator<T>, Rout
     if (this.deadline !== undefined && this.deadline <= Date.now()) {
       throw new TimeoutError(`request to ${this.subject} passed its deadline before it was sent`);
     }
-    parseSubject(this.subject, false);
+    checkSubject(this.subject);
     const body = encodeJson(this.payload, 'request payload');
     const hdrs = this.buildHeaders();
     const limit = this.plane.maxPayload;
@@ -617,6 +650,13 @@ class NatsResponseStream<T> implements ResponseStream<T>, AsyncIterator<T>, Rout
       ),
       true,
     );
+  }
+
+  /** @internal Fails the stream with `error` if no item has arrived yet; returns whether it did. */
+  failIfNothingReceived(error: DynamoError): boolean {
+    if (this.link !== 'live' || this.received > 0) return false;
+    this.fail(error, true);
+    return true;
   }
 
   /** Ends the stream because of the transport: items already received are read first, then `error`. */

@@ -28,3 +28,100 @@ export function checkPayloadSize(encoded: string, limit: number): void {
   const size = Buffer.byteLength(encoded, 'utf8');
   if (size > limit) throw new PayloadTooLargeError(size, limit);
 }
+
+/** Thrown inside {@link copyJson}'s fast path when a value needs `JSON.stringify`'s full rules. */
+const NOT_PLAIN: unique symbol = Symbol('not plain JSON data');
+/** Nesting beyond this goes through JSON (which also reports cycles). */
+const MAX_FAST_DEPTH = 64;
+
+/**
+ * A deep copy of `value` exactly as `decodeJson(encodeJson(value))` would give, checked against
+ * `limit` bytes of encoded size like {@link checkPayloadSize}, without building the JSON text for
+ * the common case: plain objects and arrays of strings, finite numbers, booleans and null.
+ * Anything else (class instances, `toJSON`, `undefined`, non-finite numbers, BigInt, deep or
+ * cyclic nesting, or a value that might exceed `limit`) takes the JSON round trip, with its errors.
+ *
+ * The in-memory planes use it to keep the "payloads are copied" contract at a fraction of the
+ * cost of serializing and parsing every request and item.
+ */
+export function copyJson(value: unknown, what: string, limit: number): unknown {
+  const state = { bound: 0 };
+  let copy: unknown;
+  try {
+    copy = copyPlain(value, 0, state);
+  } catch (e) {
+    if (e !== NOT_PLAIN) throw e;
+    state.bound = Number.POSITIVE_INFINITY;
+  }
+  if (state.bound <= limit) return copy;
+  const encoded = encodeJson(value, what);
+  checkPayloadSize(encoded, limit);
+  return decodeJson(encoded);
+}
+
+/**
+ * Copies plain JSON data, adding to `state.bound` an upper bound of its UTF-8 JSON size (a UTF-16
+ * unit is at most 6 bytes escaped, a number at most 24 characters).
+ */
+function copyPlain(v: unknown, depth: number, state: { bound: number }): unknown {
+  switch (typeof v) {
+    case 'string':
+      state.bound += v.length * 6 + 2;
+      return v;
+    case 'number':
+      if (!Number.isFinite(v)) throw NOT_PLAIN;
+      state.bound += 24;
+      return v === 0 ? 0 : v; // JSON has no -0
+    case 'boolean':
+      state.bound += 5;
+      return v;
+    case 'object': {
+      if (v === null) {
+        state.bound += 4;
+        return null;
+      }
+      if (depth >= MAX_FAST_DEPTH) throw NOT_PLAIN;
+      if (Array.isArray(v)) {
+        if (Object.getPrototypeOf(v) !== Array.prototype) throw NOT_PLAIN;
+        const n = v.length;
+        const out = new Array<unknown>(n);
+        state.bound += 2 + n;
+        for (let i = 0; i < n; i++) {
+          const x: unknown = v[i];
+          // Numbers (token ids) are the bulk of the data: keep them off the generic path.
+          if (typeof x === 'number' && Number.isFinite(x)) {
+            state.bound += 24;
+            out[i] = x === 0 ? 0 : x;
+          } else {
+            out[i] = copyPlain(x, depth + 1, state);
+          }
+        }
+        return out;
+      }
+      const proto: unknown = Object.getPrototypeOf(v);
+      if (proto !== Object.prototype && proto !== null) throw NOT_PLAIN;
+      const src = v as Record<string, unknown>;
+      if (typeof src.toJSON === 'function') throw NOT_PLAIN;
+      const out: Record<string, unknown> = {};
+      const keys = Object.keys(src);
+      state.bound += 2 + keys.length;
+      for (const k of keys) {
+        const x = src[k];
+        if (x === undefined || typeof x === 'function' || typeof x === 'symbol') throw NOT_PLAIN;
+        state.bound += k.length * 6 + 3;
+        // `__proto__` as an own data key must stay a key, as JSON.parse makes it.
+        if (k === '__proto__')
+          Object.defineProperty(out, k, {
+            value: copyPlain(x, depth + 1, state),
+            enumerable: true,
+            writable: true,
+            configurable: true,
+          });
+        else out[k] = copyPlain(x, depth + 1, state);
+      }
+      return out;
+    }
+    default:
+      throw NOT_PLAIN;
+  }
+}

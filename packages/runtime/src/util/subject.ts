@@ -40,3 +40,18 @@ export function subjectMatches(pattern: readonly string[], tokens: readonly stri
   }
   return pattern.length === tokens.length;
 }
+
+/** Subjects already found valid by {@link checkSubject} (a hot path checks the same few again and again). */
+const validSubjects = new Set<string>();
+const MAX_REMEMBERED = 4096;
+
+/**
+ * {@link parseSubject} without wildcards, for hot paths (every publish, every request): a
+ * subject found valid once is not split and scanned again.
+ */
+export function checkSubject(subject: string): void {
+  if (validSubjects.has(subject)) return;
+  parseSubject(subject, false);
+  if (validSubjects.size >= MAX_REMEMBERED) validSubjects.clear();
+  validSubjects.add(subject);
+}

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 /**
  * NatsRequestPlane against a real nats-server (started once for the file): the request-plane
  * compliance suite, then what only a real server shows: no responders, heartbeats keeping a
@@ -201,14 +202,14 @@ describeWithBinaries(['nats-server'], 'NatsRequestPlane', () => {
       expect((r.error as Error).message).toContain('expected sequence 2, got 3');
     });
 
-    test('wire protocol: a server that never acks fails the stream with TIMEOUT naming the subject', async () => {
+    test('wire protocol: a request never acknowledged fails with UNAVAILABLE (safe to retry) naming the subject', async () => {
       const { nc: raw } = await planes.open();
       const { plane: client } = await planes.open({ heartbeatTimeoutMs: 300 });
       const subject = `mute.${uid()}`;
       raw.subscribe(subject, { callback: () => undefined });
       await raw.flush();
       const err = await rejection(collect(client.request(subject, {})));
-      expect(err.code).toBe('TIMEOUT');
+      expect(err.code).toBe('UNAVAILABLE');
       expect(err.message).toContain(subject);
     });
 
@@ -315,6 +316,24 @@ describeWithBinaries(['nats-server'], 'NatsRequestPlane', () => {
         },
         15_000,
       );
+    });
+
+    test('a stream with no answer yet fails at once with UNAVAILABLE when the connection drops', async () => {
+      const { plane: serving } = await planes.open();
+      const { plane: client } = await planes.open();
+      const subject = `drop.${uid()}`;
+      await serving.serve(subject, async function* (_req, ctx) {
+        await sleep(60_000, undefined, { signal: ctx.signal }).catch(() => undefined);
+        yield 'late';
+      });
+      const stream = client.request(subject, 'x');
+      const failure = rejection(collect(stream));
+      await delay(100);
+      await server.stop();
+      const e = await failure;
+      await server.start();
+      // Not the heartbeat timeout's TIMEOUT seconds later: the disconnect itself fails it, retryable.
+      expect(e).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/connection lost/) });
     });
 
     async function natsServerRestart(): Promise<void> {

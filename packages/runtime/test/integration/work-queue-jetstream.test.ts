@@ -111,6 +111,10 @@ describeWithBinaries(['nats-server'], 'JetStreamWorkQueue', () => {
       expect(ci.config.ack_wait).toBe(3000 * 1_000_000);
       await opened[0]!.q.push('x');
       expect(await again.q.depth()).toBe(1);
+      // A producer opening it without an ackWait of its own leaves the consumers' setting alone.
+      const producer = await clients.open({ namespace: options.namespace, name: options.name });
+      const after = await jsm.consumers.info(producer.q.streamName, JETSTREAM_QUEUE_CONSUMER);
+      expect(after.config.ack_wait).toBe(3000 * 1_000_000);
     });
 
     test('refuses an existing stream of the same name that cannot serve as the queue', async () => {
