@@ -64,8 +64,17 @@ export type { ApproxKvIndexerOptions } from './approx-indexer';
 export { BlockIndex } from './block-index';
 export { LoadTracker, WorkerLoadState, DEFAULT_LOAD_METRICS_TTL_MS, DEFAULT_REQUEST_TIMEOUT_MS } from './load';
 export type { LoadTrackerOptions, RequestLoad, WorkerLoad } from './load';
-export { KvScheduler, kvCost, softmaxSample, DEFAULT_OVERLAP_WEIGHT, DEFAULT_TEMPERATURE } from './scheduler';
-export type { KvSchedulerOptions } from './scheduler';
+export {
+  KvScheduler,
+  kvCost,
+  softmaxSample,
+  kvPreset,
+  DEFAULT_OVERLAP_WEIGHT,
+  DEFAULT_TEMPERATURE,
+  DYNAMO_KV_OPTIONS,
+  TUNED_KV_OPTIONS,
+} from './scheduler';
+export type { KvSchedulerOptions, KvPreset } from './scheduler';
 export {
   createStrategy,
   isStrategyName,
@@ -73,6 +82,8 @@ export {
   randomIndex,
   loadBlocks,
   STRATEGY_NAMES,
+  PEER_POLICY_NAMES,
+  ALL_STRATEGY_NAMES,
   RoundRobinStrategy,
   RandomStrategy,
   LeastLoadedStrategy,
@@ -80,12 +91,25 @@ export {
 } from './strategies/index';
 export type {
   StrategyName,
+  BuiltinStrategyName,
+  PeerPolicyName,
   StrategyOptions,
   RoutingStrategy,
   RoutingContext,
   RoutingChoice,
   CandidateWorker,
 } from './strategies/index';
+export {
+  SglangCacheAwarePolicy,
+  ApproxRadixTree,
+  SGLANG_CACHE_AWARE_DEFAULTS,
+  VllmPrefixAwarePolicy,
+  ChunkHashTrie,
+  VLLM_PREFIX_AWARE_DEFAULT_CHUNK_SIZE,
+  LlmdScorersPolicy,
+  LLMD_SCORERS_DEFAULTS,
+} from './policies/index';
+export type { SglangCacheAwareOptions, VllmPrefixAwareOptions, LlmdScorersOptions } from './policies/index';
 export {
   shouldPrefillRemotely,
   disaggregationOptionsSchema,

@@ -27,8 +27,8 @@ import {
   type WorkerLoad,
   type WorkerLoadState,
 } from './load';
-import { checkNonNegative, DEFAULT_OVERLAP_WEIGHT, DEFAULT_TEMPERATURE } from './scheduler';
-import { createStrategy, isStrategyName, STRATEGY_NAMES } from './strategies/index';
+import { checkNonNegative, type KvPreset, kvPreset } from './scheduler';
+import { ALL_STRATEGY_NAMES, createStrategy, isStrategyName } from './strategies/index';
 import type { RoutingContext, RoutingStrategy, StrategyName } from './strategies/strategy';
 
 /** Default tokens per KV block (Dynamo's default). */
@@ -40,7 +40,12 @@ export interface KvRouterOptions {
   blockSize?: number;
   /** A built-in strategy name or your own {@link RoutingStrategy}; default `'kv'`. */
   strategy?: StrategyName | RoutingStrategy;
-  /** `kv` strategy: weight of the prefill term; default 1. */
+  /**
+   * `kv` strategy: the preset its other options default to: `'tuned'` (default; see
+   * `TUNED_KV_OPTIONS`) or `'dynamo'` (Dynamo's cost exactly).
+   */
+  kvPreset?: KvPreset;
+  /** `kv` strategy: weight of the prefill term; default from the preset (tuned 16, dynamo 1). */
   overlapWeight?: number;
   /** `kv` strategy: softmax temperature; default 0 (deterministic). */
   temperature?: number;
@@ -105,12 +110,14 @@ export function compileRouterOptions(options: KvRouterOptions = {}): CompiledRou
   if (typeof s === 'string') {
     if (!isStrategyName(s)) {
       throw new RouterInvalidArgumentError(
-        `strategy must be one of ${STRATEGY_NAMES.join(', ')} or a RoutingStrategy, got ${JSON.stringify(s)}`,
+        `strategy must be one of ${ALL_STRATEGY_NAMES.join(', ')} or a RoutingStrategy, got ${JSON.stringify(s)}`,
       );
     }
+    const preset = kvPreset(options.kvPreset ?? 'tuned');
     strategy = createStrategy(s, {
-      overlapWeight: checkNonNegative(options.overlapWeight ?? DEFAULT_OVERLAP_WEIGHT, 'overlapWeight'),
-      temperature: checkNonNegative(options.temperature ?? DEFAULT_TEMPERATURE, 'temperature'),
+      preset: options.kvPreset ?? 'tuned',
+      overlapWeight: checkNonNegative(options.overlapWeight ?? preset.overlapWeight, 'overlapWeight'),
+      temperature: checkNonNegative(options.temperature ?? preset.temperature, 'temperature'),
     });
   } else if (typeof s === 'object' && s !== null && typeof s.select === 'function') {
     strategy = s;
@@ -156,6 +163,11 @@ export interface RouteRequest {
   requestId?: string;
   /** False: only answer, record nothing (no load, no approximate-index entry). Default true. */
   record?: boolean;
+  /**
+   * Workers not to pick for this request (e.g. they failed it before); they stay registered.
+   * @throws NoWorkersError when it leaves no worker
+   */
+  excludeWorkers?: ReadonlySet<string>;
 }
 
 /** The router's answer (snake_case: it is also the Router service's wire response). */
@@ -231,6 +243,9 @@ interface MutableContext {
   activePrefillTokens: Float64Array;
   cachedBlocks: Float64Array;
   waiting: Float64Array;
+  inflight: Float64Array;
+  totalBlocks: Float64Array;
+  tokenIds: ArrayLike<number> | undefined;
   islTokens: number;
   blockSize: number;
   requestBlocks: number;
@@ -294,6 +309,9 @@ export class KvRouter {
       activePrefillTokens: new Float64Array(n),
       cachedBlocks: new Float64Array(n),
       waiting: new Float64Array(n),
+      inflight: new Float64Array(n),
+      totalBlocks: new Float64Array(n),
+      tokenIds: undefined,
       islTokens: 0,
       blockSize: o.blockSize,
       requestBlocks: 0,
@@ -341,6 +359,8 @@ export class KvRouter {
       this.ctx.activePrefillTokens = grow();
       this.ctx.cachedBlocks = grow();
       this.ctx.waiting = grow();
+      this.ctx.inflight = grow();
+      this.ctx.totalBlocks = grow();
     }
     return true;
   }
@@ -427,7 +447,10 @@ export class KvRouter {
     if (tokens === null || typeof tokens !== 'object' || typeof tokens.length !== 'number') {
       throw new RouterInvalidArgumentError('tokenIds must be an array of token ids');
     }
-    const n = this.cands.length;
+    const all = this.cands;
+    const exclude = req.excludeWorkers;
+    const cands = exclude !== undefined && exclude.size > 0 ? all.filter((c) => !exclude.has(c.id)) : all;
+    const n = cands.length;
     if (n === 0) throw new NoWorkersError();
     const now = this.now();
     const approx = this.approxIndexer;
@@ -443,7 +466,6 @@ export class KvRouter {
     load.scoreActive(packed.words, seqAt, PACKED_STRIDE, packed.count);
     const ctx = this.ctx;
     const ttl = load.metricsTtlMs;
-    const cands = this.cands;
     for (let i = 0; i < n; i++) {
       const c = cands[i]!;
       ctx.overlapBlocks[i] = core.overlap(c.slot);
@@ -452,11 +474,23 @@ export class KvRouter {
       ctx.activePrefillTokens[i] = c.load.activePrefill(now, ttl);
       ctx.cachedBlocks[i] = core.cachedBlocks(c.slot);
       ctx.waiting[i] = c.load.waiting(now, ttl);
+      ctx.inflight[i] = c.load.inflight;
+      ctx.totalBlocks[i] = c.load.reportedTotal > 0 ? c.load.reportedTotal : 0;
     }
     ctx.count = n;
+    ctx.tokenIds = tokens;
     ctx.islTokens = isl;
     ctx.requestBlocks = requestBlocks;
-    const choice = this.strategy.select(ctx as RoutingContext);
+    // With excluded workers, entry i must name cands[i] for strategies that read ids.
+    const allIds = ctx.workerIds;
+    if (cands !== all) ctx.workerIds = cands.map((c) => c.id);
+    let choice;
+    try {
+      choice = this.strategy.select(ctx as RoutingContext);
+    } finally {
+      ctx.tokenIds = undefined;
+      ctx.workerIds = allIds;
+    }
     const idx = choice.index;
     if (!Number.isInteger(idx) || idx < 0 || idx >= n) {
       throw new RouterError('INTERNAL', `strategy ${this.strategy.name} returned index ${String(idx)} of ${n} workers`);

@@ -20,14 +20,79 @@
  */
 import type { RandomSource } from './common';
 import { RouterInvalidArgumentError } from './errors';
+import { BlockHasher, PACKED_STRIDE } from './hashing';
 import { randomIndex, type RoutingChoice, type RoutingContext, type RoutingStrategy } from './strategies/strategy';
+
+/** Named sets of {@link KvSchedulerOptions}: `dynamo` (Dynamo's cost exactly) and `tuned`. */
+export type KvPreset = 'dynamo' | 'tuned';
 
 /** Options of {@link KvScheduler}. */
 export interface KvSchedulerOptions {
+  /**
+   * The preset the other options default to; default `'dynamo'` for `new KvScheduler()`, while the
+   * `kv` strategy created by name (`createStrategy`, `KvRouter`) defaults to `'tuned'`.
+   */
+  preset?: KvPreset;
   /** Weight of the prefill term; default 1. 0 ignores cache hits (pure load balancing). */
   overlapWeight?: number;
   /** Softmax temperature; default 0 (deterministic: lowest cost). */
   temperature?: number;
+  /**
+   * Count the leading blocks a worker is computing or holding for its running requests (from this
+   * router's own decisions) as cached there, when that is more than the KV index says; default true.
+   * A prompt sent right after another with the same prefix then follows it, instead of being
+   * judged before the first one's blocks are announced. False: Dynamo's cost exactly.
+   */
+  inflightOverlap?: boolean;
+  /**
+   * Weight of the worker's queued prefill (`active_prefill_tokens / block_size`) relative to the
+   * request's own uncached blocks; default 1, as in Dynamo's cost where both are one term. Below 1
+   * the cost values a cache hit more than a shorter prefill queue, which keeps prefixes on fewer
+   * workers (less duplication, more hits) at the price of some queueing.
+   */
+  queueWeight?: number;
+  /**
+   * Weight in [0, 1] of the blocks this scheduler itself recently sent to a worker (its routing
+   * memory) as probable cache there: the overlap used is
+   * `max(indexed, in-flight, memoryWeight * remembered)`. Above 0 a prefix keeps going to the
+   * worker that had it even after that worker evicted it, so each prefix family stays on few
+   * workers (SGLang's and llm-d's routers get their locality from such memories alone). Needs
+   * `ctx.tokenIds`; default 0 (off, as in Dynamo).
+   */
+  memoryWeight?: number;
+  /** Blocks remembered per worker (approximately LRU); default 32768. */
+  memoryBlocks?: number;
+}
+
+/** Dynamo's scheduler settings: `overlap_weight` 1, temperature 0, index overlap only. */
+export const DYNAMO_KV_OPTIONS: Readonly<Required<Omit<KvSchedulerOptions, 'preset'>>> = {
+  overlapWeight: 1,
+  temperature: 0,
+  inflightOverlap: false,
+  queueWeight: 1,
+  memoryWeight: 0,
+  memoryBlocks: 32768,
+};
+
+/**
+ * Settings tuned on simulated engines replaying the Mooncake trace (docs/router.md, "Tuning"):
+ * cache hits weigh 16 times the KV-memory term, a worker's queued prefill a tenth of the request's
+ * own uncached prefill, and blocks in flight count as cached where they are being computed.
+ */
+export const TUNED_KV_OPTIONS: Readonly<Required<Omit<KvSchedulerOptions, 'preset'>>> = {
+  overlapWeight: 16,
+  temperature: 0,
+  inflightOverlap: true,
+  queueWeight: 0.1,
+  memoryWeight: 0,
+  memoryBlocks: 32768,
+};
+
+/** The values of a preset. */
+export function kvPreset(preset: KvPreset): Readonly<Required<Omit<KvSchedulerOptions, 'preset'>>> {
+  if (preset === 'dynamo') return DYNAMO_KV_OPTIONS;
+  if (preset === 'tuned') return TUNED_KV_OPTIONS;
+  throw new RouterInvalidArgumentError(`preset must be 'dynamo' or 'tuned', got ${JSON.stringify(preset)}`);
 }
 
 /** Default {@link KvSchedulerOptions.overlapWeight}. */
@@ -44,10 +109,22 @@ export function checkNonNegative(v: number, name: string): number {
 }
 
 /** Dynamo's cost of routing the request in `ctx` to worker `i` (see the module comment). */
-export function kvCost(ctx: RoutingContext, i: number, overlapWeight = DEFAULT_OVERLAP_WEIGHT): number {
+export function kvCost(
+  ctx: RoutingContext,
+  i: number,
+  overlapWeight = DEFAULT_OVERLAP_WEIGHT,
+  inflightOverlap = true,
+  queueWeight = 1,
+  rememberedOverlap = 0,
+): number {
   const bs = ctx.blockSize;
-  const overlap = ctx.overlapBlocks[i]!;
-  const prefillBlocks = (ctx.islTokens - overlap * bs + ctx.activePrefillTokens[i]!) / bs;
+  let overlap = ctx.overlapBlocks[i]!;
+  if (rememberedOverlap > overlap) overlap = rememberedOverlap;
+  if (inflightOverlap) {
+    const active = ctx.requestBlocks - ctx.newBlocks[i]!;
+    if (active > overlap) overlap = active;
+  }
+  const prefillBlocks = (ctx.islTokens - overlap * bs + queueWeight * ctx.activePrefillTokens[i]!) / bs;
   const decodeBlocks = ctx.activeBlocks[i]! + ctx.newBlocks[i]!;
   return overlapWeight * prefillBlocks + decodeBlocks;
 }
@@ -97,12 +174,34 @@ export class KvScheduler implements RoutingStrategy {
   readonly overlapWeight: number;
   /** Softmax temperature (0: deterministic). */
   readonly temperature: number;
+  /** The preset the options started from. */
+  readonly preset: KvPreset;
+  /** Whether in-flight blocks count as overlap. */
+  readonly inflightOverlap: boolean;
+  /** Weight of the queued prefill relative to the request's own. */
+  readonly queueWeight: number;
+  /** Weight of remembered blocks. */
+  readonly memoryWeight: number;
+  private readonly memory: RoutingMemory | undefined;
+  private remembered = new Float64Array(16);
   private costs = new Float64Array(16);
   private ties = new Int32Array(16);
 
   constructor(options: KvSchedulerOptions = {}) {
-    this.overlapWeight = checkNonNegative(options.overlapWeight ?? DEFAULT_OVERLAP_WEIGHT, 'overlapWeight');
-    this.temperature = checkNonNegative(options.temperature ?? DEFAULT_TEMPERATURE, 'temperature');
+    const base = kvPreset(options.preset ?? 'dynamo');
+    this.preset = options.preset ?? 'dynamo';
+    this.overlapWeight = checkNonNegative(options.overlapWeight ?? base.overlapWeight, 'overlapWeight');
+    this.temperature = checkNonNegative(options.temperature ?? base.temperature, 'temperature');
+    this.inflightOverlap = options.inflightOverlap ?? base.inflightOverlap;
+    this.queueWeight = checkNonNegative(options.queueWeight ?? base.queueWeight, 'queueWeight');
+    this.memoryWeight = checkNonNegative(options.memoryWeight ?? base.memoryWeight, 'memoryWeight');
+    if (this.memoryWeight > 1)
+      throw new RouterInvalidArgumentError(`memoryWeight must be in [0, 1], got ${this.memoryWeight}`);
+    const mb = options.memoryBlocks ?? base.memoryBlocks;
+    if (!Number.isSafeInteger(mb) || mb <= 0) {
+      throw new RouterInvalidArgumentError(`memoryBlocks must be a positive integer, got ${String(mb)}`);
+    }
+    if (this.memoryWeight > 0) this.memory = new RoutingMemory(mb);
   }
 
   /** Costs computed by the last {@link KvScheduler.select} (first `count` entries). */
@@ -118,14 +217,19 @@ export class KvScheduler implements RoutingStrategy {
       this.ties = new Int32Array(n * 2);
     }
     const costs = this.costs;
+    const mem = this.memory !== undefined && ctx.tokenIds !== undefined ? this.memory : undefined;
+    if (this.remembered.length < n) this.remembered = new Float64Array(n * 2);
+    if (mem !== undefined) mem.score(ctx, this.remembered, this.memoryWeight);
     let min = Infinity;
     for (let i = 0; i < n; i++) {
-      const c = kvCost(ctx, i, this.overlapWeight);
+      const r = mem !== undefined ? this.remembered[i]! : 0;
+      const c = kvCost(ctx, i, this.overlapWeight, this.inflightOverlap, this.queueWeight, r);
       costs[i] = c;
       if (c < min) min = c;
     }
     if (this.temperature > 0) {
       const i = softmaxSample(costs, n, this.temperature, ctx.random);
+      mem?.record(ctx.workerIds[i]!);
       return { index: i, cost: costs[i]! };
     }
     // Ties (within rounding) on cost, then on cached blocks, then random.
@@ -143,6 +247,54 @@ export class KvScheduler implements RoutingStrategy {
       if (cached === minCached) ties[nt++] = i;
     }
     const pick = nt === 1 ? ties[0]! : ties[randomIndex(ctx.random, nt)]!;
+    mem?.record(ctx.workerIds[pick]!);
     return { index: pick, cost: costs[pick]! };
+  }
+}
+
+/**
+ * The blocks a scheduler sent to each worker, approximately LRU: two generations of at most
+ * `capacity / 2` block keys; a full current generation becomes the previous one.
+ */
+class RoutingMemory {
+  private readonly workers = new Map<string, { cur: Set<number>; prev: Set<number> }>();
+  private hasher: BlockHasher | undefined;
+  private keys: number[] = [];
+
+  constructor(private readonly capacity: number) {}
+
+  /** Writes `weight * remembered leading blocks` per candidate into `out`; keeps the request's keys for {@link record}. */
+  score(ctx: RoutingContext, out: Float64Array, weight: number): void {
+    if (this.hasher === undefined || this.hasher.blockSize !== ctx.blockSize)
+      this.hasher = new BlockHasher(ctx.blockSize);
+    const p = this.hasher.hash(ctx.tokenIds!);
+    const keys = new Array<number>(p.count);
+    for (let b = 0; b < p.count; b++) {
+      const at = p.base + PACKED_STRIDE * b + 2;
+      keys[b] = p.words[at]! * 0x200000 + (p.words[at + 1]! >>> 11);
+    }
+    this.keys = keys;
+    for (let i = 0; i < ctx.count; i++) {
+      const m = this.workers.get(ctx.workerIds[i]!);
+      let k = 0;
+      if (m !== undefined) while (k < keys.length && (m.cur.has(keys[k]!) || m.prev.has(keys[k]!))) k++;
+      out[i] = weight * k;
+    }
+  }
+
+  /** Remembers the last scored request's blocks for `workerId`. */
+  record(workerId: string): void {
+    let m = this.workers.get(workerId);
+    if (m === undefined) {
+      m = { cur: new Set(), prev: new Set() };
+      this.workers.set(workerId, m);
+    }
+    for (const k of this.keys) {
+      m.cur.add(k);
+      if (m.cur.size >= this.capacity / 2) {
+        m.prev = m.cur;
+        m.cur = new Set();
+      }
+    }
   }
 }

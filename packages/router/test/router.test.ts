@@ -162,6 +162,23 @@ describe('KvRouter', () => {
     expect(c.router.stats().workers.map((w) => w.activeBlocks)).toEqual([0, 0]);
   });
 
+  it('skips excluded workers for one decision without forgetting them', () => {
+    const c = cluster();
+    const long = [1, 2, 3, 4, 5, 6, 7, 8];
+    const first = c.serve(long);
+    const other = first.worker_id === 'w0' ? 'w1' : 'w0';
+    const d = c.router.route({ tokenIds: long, excludeWorkers: new Set([first.worker_id]) });
+    expect(d.worker_id).toBe(other);
+    expect(d.overlap_blocks).toBe(0);
+    // Next decision without exclusion: the cache of the excluded worker is still known.
+    expect(c.router.route({ tokenIds: long, record: false })).toMatchObject({
+      worker_id: first.worker_id,
+      overlap_blocks: 4,
+    });
+    expect(c.router.workers().sort()).toEqual(['w0', 'w1']);
+    expect(() => c.router.route({ tokenIds: long, excludeWorkers: new Set(['w0', 'w1']) })).toThrow(NoWorkersError);
+  });
+
   it('throws NoWorkersError (UNAVAILABLE, retryable) with no worker', () => {
     const r = new KvRouter();
     expect(() => r.route([1])).toThrow(NoWorkersError);

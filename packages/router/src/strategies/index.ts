@@ -3,12 +3,15 @@
  * @packageDocumentation
  */
 import { RouterInvalidArgumentError } from '../errors';
+import { LlmdScorersPolicy, type LlmdScorersOptions } from '../policies/llm-d-scorers';
+import { SglangCacheAwarePolicy, type SglangCacheAwareOptions } from '../policies/sglang-cache-aware';
+import { VllmPrefixAwarePolicy, type VllmPrefixAwareOptions } from '../policies/vllm-prefix-aware';
 import { KvScheduler, type KvSchedulerOptions } from '../scheduler';
 import { LeastLoadedStrategy } from './least-loaded';
 import { PowerOfTwoStrategy } from './power-of-two';
 import { RandomStrategy } from './random';
 import { RoundRobinStrategy } from './round-robin';
-import { STRATEGY_NAMES, type RoutingStrategy, type StrategyName } from './strategy';
+import { ALL_STRATEGY_NAMES, type RoutingStrategy, type StrategyName } from './strategy';
 
 export * from './strategy';
 export { LeastLoadedStrategy } from './least-loaded';
@@ -16,8 +19,15 @@ export { PowerOfTwoStrategy } from './power-of-two';
 export { RandomStrategy } from './random';
 export { RoundRobinStrategy } from './round-robin';
 
-/** Options of {@link createStrategy}; only `kv` uses them. */
-export type StrategyOptions = KvSchedulerOptions;
+/** Options of {@link createStrategy}: the `kv` scheduler's at the top level, each peer policy's under its name. */
+export type StrategyOptions = KvSchedulerOptions & {
+  /** `sglang-cache-aware` options. */
+  sglang?: SglangCacheAwareOptions;
+  /** `vllm-prefix-aware` options. */
+  vllm?: VllmPrefixAwareOptions;
+  /** `llm-d-scorers` options. */
+  llmd?: LlmdScorersOptions;
+};
 
 /**
  * Creates a built-in strategy by name.
@@ -26,7 +36,13 @@ export type StrategyOptions = KvSchedulerOptions;
 export function createStrategy(name: StrategyName, options: StrategyOptions = {}): RoutingStrategy {
   switch (name) {
     case 'kv':
-      return new KvScheduler(options);
+      return new KvScheduler({ ...kvOnly(options), preset: options.preset ?? 'tuned' });
+    case 'sglang-cache-aware':
+      return new SglangCacheAwarePolicy(options.sglang);
+    case 'vllm-prefix-aware':
+      return new VllmPrefixAwarePolicy(options.vllm);
+    case 'llm-d-scorers':
+      return new LlmdScorersPolicy(options.llmd);
     case 'round-robin':
       return new RoundRobinStrategy();
     case 'random':
@@ -37,12 +53,27 @@ export function createStrategy(name: StrategyName, options: StrategyOptions = {}
       return new PowerOfTwoStrategy();
     default:
       throw new RouterInvalidArgumentError(
-        `unknown routing strategy ${JSON.stringify(name)}; expected one of ${STRATEGY_NAMES.join(', ')}`,
+        `unknown routing strategy ${JSON.stringify(name)}; expected one of ${ALL_STRATEGY_NAMES.join(', ')}`,
       );
   }
 }
 
-/** Whether `name` is a built-in strategy name. */
+function kvOnly(o: StrategyOptions): KvSchedulerOptions {
+  const out: KvSchedulerOptions = {};
+  for (const k of [
+    'overlapWeight',
+    'temperature',
+    'inflightOverlap',
+    'queueWeight',
+    'memoryWeight',
+    'memoryBlocks',
+  ] as const) {
+    if (o[k] !== undefined) (out as Record<string, unknown>)[k] = o[k];
+  }
+  return out;
+}
+
+/** Whether `name` is a strategy name {@link createStrategy} accepts (own strategies and peer policies). */
 export function isStrategyName(name: unknown): name is StrategyName {
-  return typeof name === 'string' && (STRATEGY_NAMES as readonly string[]).includes(name);
+  return typeof name === 'string' && (ALL_STRATEGY_NAMES as readonly string[]).includes(name);
 }

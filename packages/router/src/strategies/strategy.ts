@@ -5,11 +5,36 @@
 import type { RandomSource } from '../common';
 import { RouterInvalidArgumentError } from '../errors';
 
-/** Names of the built-in strategies. */
-export type StrategyName = 'kv' | 'round-robin' | 'random' | 'least-loaded' | 'power-of-two';
+/** Names of this router's own strategies. */
+export type BuiltinStrategyName = 'kv' | 'round-robin' | 'random' | 'least-loaded' | 'power-of-two';
 
-/** Every built-in strategy name. */
-export const STRATEGY_NAMES: readonly StrategyName[] = ['kv', 'round-robin', 'random', 'least-loaded', 'power-of-two'];
+/**
+ * Names of the re-implemented policies of other routers, for comparisons (see `policies/`):
+ * SGLang's cache_aware, vLLM production-stack's prefixaware, llm-d's weighted scorers.
+ */
+export type PeerPolicyName = 'sglang-cache-aware' | 'vllm-prefix-aware' | 'llm-d-scorers';
+
+/** Names accepted wherever a strategy is chosen by name. */
+export type StrategyName = BuiltinStrategyName | PeerPolicyName;
+
+/** This router's own strategy names. */
+export const STRATEGY_NAMES: readonly BuiltinStrategyName[] = [
+  'kv',
+  'round-robin',
+  'random',
+  'least-loaded',
+  'power-of-two',
+];
+
+/** The peer policy names. */
+export const PEER_POLICY_NAMES: readonly PeerPolicyName[] = [
+  'sglang-cache-aware',
+  'vllm-prefix-aware',
+  'llm-d-scorers',
+];
+
+/** Every name {@link createStrategy} accepts: this router's strategies, then the peer policies. */
+export const ALL_STRATEGY_NAMES: readonly StrategyName[] = [...STRATEGY_NAMES, ...PEER_POLICY_NAMES];
 
 /**
  * What a strategy sees for one request: the candidate workers as parallel arrays (index `i` in
@@ -44,6 +69,13 @@ export interface RoutingContext {
   readonly requestBlocks: number;
   /** Uniform random source in [0, 1). */
   readonly random: RandomSource;
+  /** The prompt's token ids, when the caller has them (KvRouter passes them; policies that keep
+   * their own prefix trees need them). */
+  readonly tokenIds?: ArrayLike<number>;
+  /** Requests routed to each worker and not finished (tracked by the router); absent: unknown. */
+  readonly inflight?: ArrayLike<number>;
+  /** Each worker's KV capacity in blocks as it reported it (0: unknown); absent: unknown. */
+  readonly totalBlocks?: ArrayLike<number>;
 }
 
 /** A strategy's pick. */
@@ -78,6 +110,10 @@ export interface CandidateWorker {
   cachedBlocks?: number;
   /** Its queued requests; default 0. */
   waiting?: number;
+  /** Its requests in flight; default 0. */
+  inflight?: number;
+  /** Its KV capacity in blocks; default 0 (unknown). */
+  totalBlocks?: number;
 }
 
 /**
@@ -86,7 +122,7 @@ export interface CandidateWorker {
  */
 export function routingContext(
   candidates: readonly CandidateWorker[],
-  request: { islTokens: number; blockSize: number; random?: RandomSource },
+  request: { islTokens: number; blockSize: number; random?: RandomSource; tokenIds?: ArrayLike<number> },
 ): RoutingContext {
   if (candidates.length === 0) throw new RouterInvalidArgumentError('at least one candidate worker is needed');
   const requestBlocks = Math.ceil(request.islTokens / request.blockSize);
@@ -103,6 +139,9 @@ export function routingContext(
     blockSize: request.blockSize,
     requestBlocks,
     random: request.random ?? Math.random,
+    inflight: candidates.map((c) => c.inflight ?? 0),
+    totalBlocks: candidates.map((c) => c.totalBlocks ?? 0),
+    ...(request.tokenIds !== undefined ? { tokenIds: request.tokenIds } : {}),
   };
 }
 

@@ -1,0 +1,15 @@
+/**
+ * `@dynamo-ts/router/sim`: a simulated LLM engine (paged KV cache with prefix reuse and LRU
+ * eviction, continuous batching, Dynamo's mocker timing) that emits the router's KV events and load
+ * metrics, plus a virtual-clock event loop and a real-time runner. For benchmarks, tests and demo
+ * workers without GPUs.
+ * @packageDocumentation
+ */
+export { prefillTimeMs, prefillChunkTimeMs, decodeStepTimeMs } from './timing';
+export { PagedKvCache } from './kv-cache';
+export { SimEngine, SIM_ENGINE_DEFAULTS } from './engine';
+export type { SimEngineOptions, SimRequest, SimStep, SimTokenOutput, SimAdmission } from './engine';
+export { VirtualEventLoop } from './event-loop';
+export { RealTimeEngine, systemScheduler } from './realtime';
+export type { EngineScheduler, RealTimeEngineListeners, TokenBatch } from './realtime';
+export { seededRandom } from './random';
