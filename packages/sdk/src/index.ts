@@ -6,3 +6,4 @@ export * from './serve';
 export * from './settings';
 export * from './loader';
 export * from './distributed';
+export * from './metrics-server';

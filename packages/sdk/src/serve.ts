@@ -76,9 +76,9 @@ function wrapHandler(
         throw err;
       })();
     }
-    const ectx: EndpointContext = Object.assign(Object.create(ctx) as RequestContext, {
-      logger: log.child({ request_id: ctx.requestId }),
-    }) as EndpointContext;
+    // A plain copy is cheaper than a prototype chain; the child logger is built lazily by the
+    // runtime's logger, so a request that logs nothing at the configured level pays one object.
+    const ectx: EndpointContext = { ...ctx, logger: log.child({ request_id: ctx.requestId }) };
     return handler(req, ectx);
   };
 }

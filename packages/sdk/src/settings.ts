@@ -11,6 +11,10 @@ export interface EnvSettings extends ServeSettings {
   etcdEndpoints: string[];
   logLevel: LogLevel;
   logFormat: 'json' | 'pretty';
+  /** `DYNAMO_METRICS_PORT`: serve Prometheus `/metrics` on this port (frontends serve it on their own port). */
+  metricsPort?: number;
+  /** `DYNAMO_METRICS_HOST`: address of that server; default 0.0.0.0. */
+  metricsHost: string;
 }
 
 const ENV_SCHEMA = {
@@ -20,6 +24,8 @@ const ENV_SCHEMA = {
     ETCD_ENDPOINTS: { type: 'string', minLength: 1 },
     DYNAMO_NAMESPACE: { type: 'string', pattern: NAME_PATTERN.source },
     DYNAMO_PORT: { type: 'string', pattern: '^[0-9]{1,5}$' },
+    DYNAMO_METRICS_PORT: { type: 'string', pattern: '^[0-9]{1,5}$' },
+    DYNAMO_METRICS_HOST: { type: 'string', minLength: 1 },
     DYNAMO_WORKER_NAME: { type: 'string', minLength: 1, maxLength: 128 },
     DYNAMO_LEASE_TTL: { type: 'string', pattern: '^[0-9]+(\\.[0-9]+)?$' },
     DYNAMO_LOG_LEVEL: { enum: ['error', 'warn', 'info', 'debug'] },
@@ -52,6 +58,10 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv, options: { stderrIsTTY?:
   }
   const port = picked.DYNAMO_PORT !== undefined ? Number(picked.DYNAMO_PORT) : 8000;
   if (port > 65535) throw new InvalidArgumentError(`DYNAMO_PORT must be at most 65535 (got ${port})`);
+  const metricsPort = picked.DYNAMO_METRICS_PORT !== undefined ? Number(picked.DYNAMO_METRICS_PORT) : undefined;
+  if (metricsPort !== undefined && metricsPort > 65535) {
+    throw new InvalidArgumentError(`DYNAMO_METRICS_PORT must be at most 65535 (got ${metricsPort})`);
+  }
   const ttlS = picked.DYNAMO_LEASE_TTL !== undefined ? Number(picked.DYNAMO_LEASE_TTL) : 10;
   if (ttlS < 1) throw new InvalidArgumentError(`DYNAMO_LEASE_TTL must be at least 1 second (got ${ttlS})`);
   const split = (s: string | undefined): string[] =>
@@ -69,5 +79,7 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv, options: { stderrIsTTY?:
     leaseTtlMs: Math.round(ttlS * 1000),
     logLevel: (picked.DYNAMO_LOG_LEVEL as LogLevel | undefined) ?? 'info',
     logFormat: (picked.DYNAMO_LOG_FORMAT as 'json' | 'pretty' | undefined) ?? (options.stderrIsTTY ? 'pretty' : 'json'),
+    ...(metricsPort !== undefined ? { metricsPort } : {}),
+    metricsHost: picked.DYNAMO_METRICS_HOST ?? '0.0.0.0',
   };
 }

@@ -7,6 +7,15 @@ describe('settingsFromEnv', () => {
     expect(s.namespace).toBe('dynamo-demo');
     expect(s.port).toBe(8000);
     expect(s.leaseTtlMs).toBe(10000);
+    expect(s.metricsPort).toBeUndefined();
+  });
+
+  it('reads the metrics server port and host', () => {
+    const s = settingsFromEnv({ DYNAMO_METRICS_PORT: '9091', DYNAMO_METRICS_HOST: '127.0.0.1' });
+    expect(s.metricsPort).toBe(9091);
+    expect(s.metricsHost).toBe('127.0.0.1');
+    expect(() => settingsFromEnv({ DYNAMO_METRICS_PORT: '99999' })).toThrow(/DYNAMO_METRICS_PORT must be at most/);
+    expect(() => settingsFromEnv({ DYNAMO_METRICS_PORT: 'x' })).toThrow(/DYNAMO_METRICS_PORT/);
   });
 
   it('selects distributed mode when both NATS_SERVER and ETCD_ENDPOINTS are set', () => {

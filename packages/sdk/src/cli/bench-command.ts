@@ -2,9 +2,11 @@ import { writeFileSync } from 'node:fs';
 import cliProgress from 'cli-progress';
 import type { Argv } from 'yargs';
 import { formatRouterBenchTable, runRouterBench } from '../bench/router-bench';
+import { routingBenchCommand } from './bench-routing-command';
+import { benchHttpCommand } from './bench-http-command';
 
 /** A progress bar on standard error (silent when it is not a terminal). */
-function progressBar(): { update(phase: string, done: number, total: number): void; stop(): void } {
+export function progressBar(): { update(phase: string, done: number, total: number): void; stop(): void } {
   const bar = new cliProgress.SingleBar(
     { format: '{phase} [{bar}] {percentage}% {value}/{total}', stream: process.stderr, hideCursor: true },
     cliProgress.Presets.shades_classic,
@@ -65,6 +67,8 @@ export function registerBenchCommands<T>(cli: Argv<T>, fail: (e: unknown) => nev
           }
         },
       )
+      .command(benchHttpCommand(fail))
+      .command(routingBenchCommand<T>(fail))
       .demandCommand(1, 'name a benchmark: router'),
   );
 }

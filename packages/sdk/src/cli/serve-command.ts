@@ -5,6 +5,7 @@ import { embeddedPlatform, type Platform } from '../platform';
 import { serveGraph, type GraphHandle } from '../serve';
 import { settingsFromEnv, type EnvSettings } from '../settings';
 import { distributedPlatform } from '../distributed';
+import { startMetricsServer, type MetricsServer } from '../metrics-server';
 
 /** Parsed arguments of `dynamo-ts serve`. */
 export interface ServeArgs {
@@ -69,6 +70,18 @@ export async function runServe(args: ServeArgs, env: NodeJS.ProcessEnv = process
     await platform.close();
     throw e;
   }
+  let metricsServer: MetricsServer | undefined;
+  if (settings.metricsPort !== undefined) {
+    try {
+      metricsServer = await startMetricsServer({ port: settings.metricsPort, host: settings.metricsHost });
+      logger.info('metrics served', { url: `${metricsServer.url}/metrics` });
+    } catch (e) {
+      await graph.close({ timeoutMs: 0 });
+      throw new InvalidArgumentError(
+        `DYNAMO_METRICS_PORT ${settings.metricsPort}: cannot listen (${(e as Error).message})`,
+      );
+    }
+  }
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) {
@@ -79,6 +92,7 @@ export async function runServe(args: ServeArgs, env: NodeJS.ProcessEnv = process
     logger.info('draining', { signal, timeout_s: args.drainTimeout });
     graph
       .close({ timeoutMs: args.drainTimeout * 1000 })
+      .then(() => metricsServer?.close())
       .then(() => {
         logger.info('stopped', { signal });
         process.exitCode = 0;
