@@ -1,23 +1,59 @@
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import { register as globalRegistry, type Registry } from 'prom-client';
 import { noopLogger, type Logger } from '@dynamo-ts/runtime';
+import { apiKeyAuth } from './auth';
 import { HttpError, sendError } from './errors';
+import { FrontendMetrics } from './metrics';
+import type { ModelsFn, OpenAiDeps } from './openai/completion';
+import { chatCompletionsRoute } from './routes/chat-completions';
+import { completionsRoute } from './routes/completions';
 import { generateRoute, type GenerateFn } from './routes/generate';
 import { healthRoutes, type HealthFn } from './routes/health';
+import { metricsRoutes } from './routes/metrics';
+import { modelsRoutes } from './routes/models';
 
 /** Options of {@link createFrontendApp}. */
 export interface FrontendOptions {
-  /** Runs one `/generate` request: yields its events in order. */
+  /** Runs one generation request (`/generate` and the OpenAI routes): yields its events in order. */
   generate: GenerateFn;
+  /**
+   * The model ids served now, for `GET /v1/models`; a request naming another model gets 404
+   * `model_not_found` (503 while none is served). Without it any model name is accepted and the
+   * list is empty.
+   */
+  models?: ModelsFn;
   /** Readiness for `GET /health`; default always ready. */
   health?: HealthFn;
   logger?: Logger;
   /** Largest accepted request body (bytes, or a string like `4mb`). Default 4 MiB. */
   bodyLimit?: number | string;
+  /** When set, every route but `/health`, `/live` and `/metrics` needs `Authorization: Bearer <apiKey>` (else 401). */
+  apiKey?: string;
+  /** Per-request timeout, ms: the upstream is aborted and the client gets 504 (or an SSE error). 0 = none (default). */
+  requestTimeoutMs?: number;
+  /**
+   * The Prometheus registry the `dynamo_frontend_*` metrics go to and `GET /metrics` serves.
+   * Default prom-client's global `register`, so metrics other components of the process register there appear too.
+   */
+  registry?: Registry;
 }
 
-/** Builds the express app of the frontend (routes, JSON body parsing, error mapping, access log). */
+/**
+ * Builds the express app of the frontend: `/generate`, the OpenAI routes, `/health`, `/live`,
+ * `/metrics`, with JSON body parsing, the optional API key, error mapping and the access log.
+ */
 export function createFrontendApp(options: FrontendOptions): Express {
   const logger = options.logger ?? noopLogger;
+  const timeoutMs = options.requestTimeoutMs ?? 0;
+  if (!Number.isFinite(timeoutMs) || timeoutMs < 0) {
+    throw new RangeError(`requestTimeoutMs must be a number >= 0 (got ${timeoutMs})`);
+  }
+  if (options.apiKey !== undefined && options.apiKey.length === 0) {
+    throw new RangeError('apiKey must not be empty (leave it undefined for no key)');
+  }
+  const registry = options.registry ?? globalRegistry;
+  const metrics = new FrontendMetrics(registry);
+  const deps: OpenAiDeps = { generate: options.generate, models: options.models, metrics, logger, timeoutMs };
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -36,10 +72,15 @@ export function createFrontendApp(options: FrontendOptions): Express {
     });
     next();
   });
+  if (options.apiKey !== undefined) app.use(apiKeyAuth(options.apiKey));
   app.use(express.json({ limit: options.bodyLimit ?? 4 * 1024 * 1024, strict: false, type: 'application/json' }));
 
-  app.post('/generate', generateRoute(options.generate, logger));
+  app.post('/generate', generateRoute({ generate: options.generate, logger, metrics, timeoutMs }));
+  app.post('/v1/chat/completions', chatCompletionsRoute(deps));
+  app.post('/v1/completions', completionsRoute(deps));
+  app.use(modelsRoutes(options.models));
   app.use(healthRoutes(options.health ?? (() => ({ ok: true }))));
+  app.use(metricsRoutes(registry));
 
   app.use((req: Request, res: Response) => {
     res.status(404).json({

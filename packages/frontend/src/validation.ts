@@ -22,9 +22,17 @@ function describe(e: ErrorObject): string {
     case 'required':
       return `${field} is required`;
     case 'type':
-      return `${field} must be of type ${String((e.params as { type: string }).type)}`;
+      return `${field} must be of type ${String((e.params as { type: string | string[] }).type)
+        .split(',')
+        .join(' or ')}`;
     case 'additionalProperties':
       return `${field} is not a known field`;
+    case 'enum':
+      return `${field} must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`;
+    case 'pattern':
+      return field === 'request_id'
+        ? 'request_id must be printable ASCII (it is echoed in the x-request-id header)'
+        : `${field} must match ${(e.params as { pattern: string }).pattern}`;
     default:
       return `${field || 'body'} ${e.message ?? 'is invalid'}`;
   }

@@ -68,6 +68,13 @@ describe('POST /generate', () => {
     ['non-string prompt', '{"prompt": 42}', undefined, 400, /prompt must be of type string/],
     ['empty prompt', '{"prompt": ""}', undefined, 400, /prompt/],
     ['non-string request_id', '{"prompt": "a", "request_id": 7}', undefined, 400, /request_id must be of type string/],
+    [
+      'a request_id a header cannot carry',
+      '{"prompt": "a", "request_id": "\\u0000\\u00e9"}',
+      undefined,
+      400,
+      /request_id must be printable ASCII/,
+    ],
     ['a JSON array', '[{"prompt": "a"}]', undefined, 400, /must be a JSON object/],
     ['a JSON string', '"hello"', undefined, 400, /must be a JSON object/],
     ['null', 'null', undefined, 400, /must be a JSON object/],

@@ -1,22 +1,38 @@
 import type { Request, RequestHandler, Response } from 'express';
 import { toDynamoError, type Logger } from '@dynamo-ts/runtime';
 import { errorBody, sendError } from '../errors';
+import { UNSPECIFIED_MODEL, type FrontendMetrics } from '../metrics';
+import { RequestScope, releaseUpstream } from '../request-scope';
 import { startSse, waitDrain, wantsEventStream, writeSse } from '../sse';
 import { compileBodySchema, validateBody } from '../validation';
 
-/** The seed's `/generate` request, after validation (`request_id` filled in). */
+/** A generation request as the frontend hands it upstream (`request_id` filled in). */
 export interface GenerateRequest {
   prompt: string;
   request_id: string;
+  /** Generate at most this many tokens (the upstream stops there and says `finish_reason: 'length'`). */
+  max_tokens?: number;
+  /** The model asked for (already checked to be served). */
+  model?: string;
 }
 
-/** One `/generate` event. */
+/** Why a generation ended: `length` when `max_tokens` cut it. */
+export type FinishReason = 'stop' | 'length';
+
+/** One upstream event. */
 export interface GenerateEvent {
+  /** A piece of the output text (may be `''`, e.g. on the last event). */
   worker_output: string;
   request_id: string;
+  /** The prompt's length in tokens. */
+  prompt_tokens?: number;
+  /** Output tokens so far (cumulative). */
+  completion_tokens?: number;
+  /** On the last event only. */
+  finish_reason?: FinishReason;
 }
 
-/** Runs a generate request; must stop when `signal` fires (client gone). */
+/** Runs a generation request; must stop when `signal` fires (client gone, timeout, stop sequence). */
 export type GenerateFn = (request: GenerateRequest, options: { signal: AbortSignal }) => AsyncIterable<GenerateEvent>;
 
 /** JSON schema of the `/generate` body. */
@@ -25,63 +41,87 @@ export const GENERATE_BODY_SCHEMA = {
   required: ['prompt'],
   properties: {
     prompt: { type: 'string', minLength: 1 },
-    request_id: { type: 'string', minLength: 1, maxLength: 256 },
+    // Echoed in the x-request-id header: printable ASCII only.
+    request_id: { type: 'string', minLength: 1, maxLength: 256, pattern: '^[ -~]+$' },
   },
 } as const;
 
 const validate = compileBodySchema<{ prompt: string; request_id?: string }>(GENERATE_BODY_SCHEMA);
 
+/** What {@link generateRoute} needs from the app. */
+export interface GenerateRouteOptions {
+  generate: GenerateFn;
+  logger: Logger;
+  metrics: FrontendMetrics;
+  /** Per-request timeout, ms; 0 = none. */
+  timeoutMs: number;
+}
+
 /**
- * `POST /generate`: streams `data: {"worker_output","request_id"}` events when the client
- * accepts `text/event-stream`, else answers one JSON body with the whole output. A client that
- * disconnects cancels the work.
+ * `POST /generate` (the seed's route): streams `data: {"worker_output","request_id"}` events when
+ * the client accepts `text/event-stream`, else answers one JSON body with the whole output. A
+ * client that disconnects, or the timeout, cancels the work.
  */
-export function generateRoute(generate: GenerateFn, logger: Logger): RequestHandler {
+export function generateRoute(options: GenerateRouteOptions): RequestHandler {
+  const { generate, logger, metrics, timeoutMs } = options;
   return async (req: Request, res: Response): Promise<void> => {
-    const body = validateBody(req, validate);
+    const startedAt = performance.now();
+    const stream = wantsEventStream(req.headers.accept);
+    const requestType = stream ? 'stream' : 'unary';
+    let body: { prompt: string; request_id?: string };
+    try {
+      body = validateBody(req, validate);
+    } catch (e) {
+      metrics.rejected('generate', requestType);
+      throw e;
+    }
     const requestId = body.request_id ?? globalThis.crypto.randomUUID();
     res.setHeader('x-request-id', requestId);
-    const abort = new AbortController();
-    res.on('close', () => {
-      if (!res.writableFinished) abort.abort(new Error('client disconnected'));
-    });
-    const stream = wantsEventStream(req.headers.accept);
-    const events = generate({ prompt: body.prompt, request_id: requestId }, { signal: abort.signal });
-    if (!stream) {
+    const scope = new RequestScope(res, timeoutMs);
+    const tracker = metrics.start({ model: UNSPECIFIED_MODEL, endpoint: 'generate', requestType }, startedAt);
+    let it: AsyncIterator<GenerateEvent> | undefined;
+    let streaming = false;
+    try {
+      it = generate({ prompt: body.prompt, request_id: requestId }, { signal: scope.signal })[Symbol.asyncIterator]();
+      // The first event comes before any byte is sent, so an upstream failure gets a real status.
+      let r = await scope.next(it);
       let output = '';
-      try {
-        for await (const ev of events) output += ev.worker_output;
-      } catch (e) {
-        logRequestError(logger, requestId, e);
-        sendError(res, e);
+      if (stream) {
+        startSse(res);
+        streaming = true;
+      }
+      for (; !r.done; r = await scope.next(it)) {
+        const ev = r.value;
+        tracker.event(ev.worker_output, ev.completion_tokens, ev.prompt_tokens);
+        if (!ev.worker_output) continue;
+        if (!streaming) output += ev.worker_output;
+        // The seed's exact event shape, whatever else the upstream reports.
+        else if (!writeSse(res, { worker_output: ev.worker_output, request_id: requestId })) await waitDrain(res);
+      }
+      if (scope.cause === 'client_gone') throw scope.signal.reason as Error;
+      if (streaming) res.end();
+      else res.json({ worker_output: output, request_id: requestId });
+      tracker.finish('success');
+    } catch (e) {
+      if (scope.cause === 'client_gone') {
+        tracker.finish('cancelled');
+        logger.info('client left; request cancelled', { request_id: requestId });
+        if (!res.writableEnded) res.end();
         return;
       }
-      res.json({ worker_output: output, request_id: requestId });
-      return;
-    }
-    const it = events[Symbol.asyncIterator]();
-    let first: IteratorResult<GenerateEvent>;
-    try {
-      first = await it.next();
-    } catch (e) {
-      // Nothing sent yet: a proper HTTP error status.
-      logRequestError(logger, requestId, e);
-      sendError(res, e);
-      return;
-    }
-    startSse(res);
-    try {
-      for (let r = first; !r.done; r = await it.next()) {
-        if (abort.signal.aborted) break;
-        if (!writeSse(res, r.value)) await waitDrain(res);
+      const err = scope.cause === 'timeout' ? (scope.signal.reason as Error) : e;
+      tracker.finish('error');
+      logRequestError(logger, requestId, err);
+      if (!streaming) {
+        sendError(res, err);
+        return;
       }
-    } catch (e) {
-      logRequestError(logger, requestId, e);
-      if (!abort.signal.aborted) writeSse(res, errorBody(e), 'error');
+      writeSse(res, errorBody(err), 'error');
+      res.end();
     } finally {
-      if (abort.signal.aborted) await it.return?.();
+      scope.close();
+      if (it) releaseUpstream(it);
     }
-    res.end();
   };
 }
 
