@@ -18,6 +18,13 @@ module.exports = {
     project('packages/router', 'router'),
     project('packages/sdk', 'sdk'),
     project('packages/frontend', 'frontend'),
-    project('examples/hello-world', 'hello-world'),
+    { ...project('examples/hello-world', 'hello-world'), testPathIgnorePatterns: ['/node_modules/', '/test/faults/'] },
+    // Fault injection with real processes (npm run test:faults): spawns the built CLI, so `tsc -b` first.
+    {
+      ...project('examples/hello-world', 'faults'),
+      testMatch: ['<rootDir>/test/faults/**/*.test.ts'],
+      globalSetup: '<rootDir>/test/faults/global-setup.ts',
+      globalTeardown: '<rootDir>/test/faults/global-teardown.ts',
+    },
   ],
 };

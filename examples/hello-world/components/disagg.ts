@@ -1,6 +1,7 @@
 import { shouldPrefillRemotely } from '@dynamo-ts/router';
 import type { EventSubscription, WorkQueue } from '@dynamo-ts/runtime';
 import type { EndpointContext, ServiceContext } from '@dynamo-ts/sdk';
+import { prefillDecisions, prefillFallbacks, prefillQueueDepth } from './metrics';
 import type { WorkerRequest } from './protocol';
 
 /** Name of the prefill work queue (stream `DYNAMO_{NS}_PREFILL`). */
@@ -118,10 +119,13 @@ export class PrefillClient {
    */
   async prefill(req: WorkerRequest, uncachedTokens: number, ectx: EndpointContext): Promise<boolean> {
     const depth = await this.queue.depth().catch(() => Number.POSITIVE_INFINITY);
+    if (Number.isFinite(depth)) prefillQueueDepth.set({ queue: this.queue.name }, depth);
     const decision = shouldPrefillRemotely(
       { uncachedPrefillTokens: uncachedTokens, queueDepth: depth },
       this.thresholds,
     );
+    const worker = this.ctx.workerName;
+    prefillDecisions.inc({ worker, decision: decision.remote ? 'remote' : 'local', reason: decision.reason });
     if (!decision.remote) {
       this.stats.local++;
       ectx.logger.debug('prefill locally', {
@@ -159,6 +163,7 @@ export class PrefillClient {
     } catch (e) {
       settle(false);
       this.stats.fallback++;
+      prefillFallbacks.inc({ worker, cause: 'push_failed' });
       ectx.logger.warn('could not push prefill job; prefilling locally', { error: (e as Error).message });
       return false;
     }
@@ -166,6 +171,7 @@ export class PrefillClient {
     const ok = await done;
     if (!ok && !ectx.signal.aborted) {
       this.stats.fallback++;
+      prefillFallbacks.inc({ worker, cause: 'timeout' });
       ectx.logger.warn('remote prefill did not complete in time; prefilling locally', { timeout_ms: this.timeoutMs });
     }
     return ok;

@@ -1,5 +1,7 @@
-import { startFrontend, type GenerateEvent } from '@dynamo-ts/frontend';
+import { startFrontend, type GenerateEvent, type GenerateRequest } from '@dynamo-ts/frontend';
+import { isDynamoError } from '@dynamo-ts/runtime';
 import { defineService } from '@dynamo-ts/sdk';
+import type { ProcessorEvent, ProcessorRequest } from './protocol';
 import { Processor } from './processor';
 import { DummyWorker } from './worker';
 
@@ -10,9 +12,23 @@ export interface FrontendConfig {
   host: string;
   /** Largest request body accepted, bytes (413 above). */
   body_limit_bytes: number;
+  /** Per-request timeout, ms (504 after it); 0 = none. */
+  request_timeout_ms: number;
 }
 
-/** The HTTP frontend: `POST /generate` (SSE or JSON), `/health`, `/live`; calls the Processor. */
+/** How long a request waits for a Processor to (re)register (lost lease, restart) before a 503. */
+const WAIT_FOR_PROCESSOR_MS = 2000;
+/** Times one client stream may be resumed after its stream from a Processor broke. */
+const MAX_RESUMES = 3;
+
+/** The model a DummyWorker serves when its discovery metadata names none. */
+export const DEFAULT_MODEL = 'hello-world';
+
+/**
+ * The HTTP frontend: `POST /generate` (SSE or JSON), the OpenAI routes (`/v1/chat/completions`,
+ * `/v1/completions`, `/v1/models` listing the models the DummyWorkers announce in discovery),
+ * `/health`, `/live`, `/metrics`; calls the Processor. `DYNAMO_API_KEY`, when set, is the API key.
+ */
 export const Frontend = defineService<FrontendConfig>({
   name: 'Frontend',
   dependencies: [Processor],
@@ -21,17 +37,63 @@ export const Frontend = defineService<FrontendConfig>({
       port: { type: 'integer', minimum: 0, maximum: 65535 },
       host: { type: 'string', default: '0.0.0.0' },
       body_limit_bytes: { type: 'integer', minimum: 1, default: 4 * 1024 * 1024 },
+      request_timeout_ms: { type: 'integer', minimum: 0, default: 0 },
     },
   },
   async create(ctx) {
     const processor = await ctx.client(Processor, 'generate');
     const workers = await ctx.client(DummyWorker, 'generate');
+    /**
+     * Calls the Processor; a stream that breaks after some items (its Processor died, or NATS
+     * dropped the connection under it) is resumed on a Processor with the tokens already sent,
+     * so the client's stream goes on without a gap or a duplicate.
+     */
+    async function* resumable(req: GenerateRequest, signal: AbortSignal): AsyncGenerator<GenerateEvent> {
+      const received: number[] = [];
+      for (let resumes = 0; ; resumes++) {
+        const payload: ProcessorRequest = { ...req, ...(received.length ? { generated_token_ids: received } : {}) };
+        let got = false;
+        try {
+          for await (const ev of processor.generate<ProcessorEvent>(payload, {
+            signal,
+            requestId: req.request_id,
+            waitForInstanceMs: WAIT_FOR_PROCESSOR_MS,
+          })) {
+            got = true;
+            received.push(...ev.token_ids);
+            yield ev;
+          }
+          return;
+        } catch (e) {
+          const broken = isDynamoError(e) && (e.code === 'UNAVAILABLE' || e.code === 'TIMEOUT');
+          if (signal.aborted || !broken || !(got || received.length > 0) || resumes >= MAX_RESUMES) throw e;
+          ctx.logger.warn('stream from the Processor broke; resuming', {
+            request_id: req.request_id,
+            received_tokens: received.length,
+            error: (e as Error).message,
+          });
+          await new Promise((r) => setTimeout(r, 100 * (resumes + 1)));
+        }
+      }
+    }
+
     const server = await startFrontend({
       port: ctx.config.port ?? ctx.settings.port,
       host: ctx.config.host,
       bodyLimit: ctx.config.body_limit_bytes,
       logger: ctx.logger,
-      generate: (req, { signal }) => processor.generate<GenerateEvent>(req, { signal, requestId: req.request_id }),
+      requestTimeoutMs: ctx.config.request_timeout_ms,
+      // The example is an edge of the system, where the environment may be read.
+      apiKey: process.env.DYNAMO_API_KEY || undefined,
+      models: () => [
+        ...new Set(
+          workers.instances().map((i) => {
+            const model = i.metadata?.model;
+            return typeof model === 'string' && model ? model : DEFAULT_MODEL;
+          }),
+        ),
+      ],
+      generate: (req, { signal }) => resumable(req, signal),
       health: () => {
         const n = workers.instances().length;
         const p = processor.instances().length;

@@ -3,6 +3,7 @@ import Ajv from 'ajv';
 import { kvTransferKey, type Job } from '@dynamo-ts/runtime';
 import { defineService } from '@dynamo-ts/sdk';
 import { PREFILL_JOB_SCHEMA, PREFILL_QUEUE, type PrefillDone, type PrefillJob } from './disagg';
+import { prefillJobs, queueStatsRecorder } from './metrics';
 
 /** Config of the PrefillWorker. */
 export interface PrefillWorkerConfig {
@@ -43,6 +44,12 @@ export const PrefillWorker = defineService<PrefillWorkerConfig>({
       ackWaitMs: cfg.ack_wait_ms,
       maxDeliver: cfg.max_deliver,
     });
+    const worker = ctx.workerName;
+    const record = queueStatsRecorder(worker, queue.name);
+    const sampleStats = (): Promise<void> =>
+      queue.stats().then(record, (e: Error) => ctx.logger.debug('could not read queue stats', { error: e.message }));
+    const sampler = setInterval(() => void sampleStats(), 1000);
+    sampler.unref();
     const stop = new AbortController();
     const inflight = new Set<Promise<void>>();
     let done = 0;
@@ -52,6 +59,7 @@ export const PrefillWorker = defineService<PrefillWorkerConfig>({
       const log = ctx.logger.child({ request_id: data?.request_id, job_id: job.id, delivery: job.deliveryCount });
       if (!validateJob(data)) {
         log.error('malformed prefill job; dropped', { error: JSON.stringify(validateJob.errors?.[0]) });
+        prefillJobs.inc({ worker, outcome: 'malformed' });
         await job.term();
         return;
       }
@@ -59,6 +67,7 @@ export const PrefillWorker = defineService<PrefillWorkerConfig>({
       if (meta === undefined) {
         // The decode engine is gone: nobody can use this prefill.
         log.warn('decode engine has no KV-transfer metadata (gone); job dropped', { engine_id: data.engine_id });
+        prefillJobs.inc({ worker, outcome: 'engine_gone' });
         await job.ack();
         return;
       }
@@ -78,9 +87,11 @@ export const PrefillWorker = defineService<PrefillWorkerConfig>({
         await ctx.runtime.eventPlane.flush();
         await job.ack();
         done++;
+        prefillJobs.inc({ worker, outcome: 'done' });
         log.info('prefill done', { engine_id: data.engine_id });
       } catch (e) {
         log.warn('prefill failed; handing the job back', { error: (e as Error).message });
+        prefillJobs.inc({ worker, outcome: 'failed' });
         await job.nak().catch(() => undefined);
       } finally {
         clearInterval(keepAlive);
@@ -107,9 +118,12 @@ export const PrefillWorker = defineService<PrefillWorkerConfig>({
         stop.abort();
         await Promise.all([...inflight]);
         await loop;
+        clearInterval(sampler);
+        await sampleStats();
         ctx.logger.info('prefill worker drained', { jobs_done: done });
       },
       async close() {
+        clearInterval(sampler);
         stop.abort();
         await queue.close();
       },

@@ -1,7 +1,9 @@
 import { isDynamoError } from '@dynamo-ts/runtime';
 import { defineService, type EndpointContext } from '@dynamo-ts/sdk';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   PROCESSOR_REQUEST_SCHEMA,
+  type FinishReason,
   type ProcessorEvent,
   type ProcessorRequest,
   type RequestStatus,
@@ -16,18 +18,32 @@ import { DummyWorker } from './worker';
 export interface ProcessorConfig {
   /** Workers tried for one request when the chosen one is unavailable before its first token. */
   max_route_attempts: number;
+  /** Times one stream may move to another worker after its worker died mid-stream. */
+  migration_limit: number;
+  /** Pause before the n-th retry or migration: n times this, ms. */
+  retry_backoff_ms: number;
 }
+
+/** Errors that mean the worker (not the request) failed: its instance is gone or stopped answering. */
+const WORKER_GONE = new Set(['UNAVAILABLE', 'NOT_FOUND', 'TIMEOUT']);
 
 /**
  * Pre/post-processing: tokenizes the prompt, asks the Router for the best worker, calls that
- * worker directly, detokenizes its token stream. A worker that turns out to be gone before
- * its first token is marked down and the request is routed again.
+ * worker directly, detokenizes its token stream. A worker that turns out to be gone before its
+ * first token is marked down and the request is routed again (`max_route_attempts`); one that
+ * dies mid-stream is marked down and the stream migrates: prompt + tokens generated so far go
+ * to another worker, which continues after them, so the client's stream has no gap or
+ * duplicate (`migration_limit`).
  */
 export const Processor = defineService<ProcessorConfig>({
   name: 'Processor',
   dependencies: [Router, DummyWorker],
   configSchema: {
-    properties: { max_route_attempts: { type: 'integer', minimum: 1, maximum: 16, default: 3 } },
+    properties: {
+      max_route_attempts: { type: 'integer', minimum: 1, maximum: 16, default: 5 },
+      migration_limit: { type: 'integer', minimum: 0, maximum: 16, default: 3 },
+      retry_backoff_ms: { type: 'number', minimum: 0, maximum: 10000, default: 50 },
+    },
   },
   async create(ctx) {
     const router = await ctx.client(Router, 'generate');
@@ -46,14 +62,37 @@ export const Processor = defineService<ProcessorConfig>({
     };
 
     async function* generate(req: ProcessorRequest, ectx: EndpointContext): AsyncGenerator<ProcessorEvent> {
-      const tokens = tokenize(req.prompt);
+      const prompt = tokenize(req.prompt);
       const requestId = req.request_id;
+      // Tokens the caller has already received (a resumed stream), then what comes now.
+      const generated: number[] = req.generated_token_ids ? [...req.generated_token_ids] : [];
+      let unsent: number[] = [];
+      const detok = new IncrementalDetokenizer();
       const failed: string[] = [];
-      for (let attempt = 1; ; attempt++) {
+      let failovers = 0;
+      let migrations = 0;
+      const item = (text: string, finish?: FinishReason): ProcessorEvent => {
+        const tokenIds = unsent;
+        unsent = [];
+        return {
+          worker_output: text,
+          request_id: requestId,
+          prompt_tokens: prompt.length,
+          completion_tokens: generated.length,
+          token_ids: tokenIds,
+          ...(finish ? { finish_reason: finish } : {}),
+        };
+      };
+      for (;;) {
+        // Every worker failed this request already (e.g. all briefly unreachable while NATS
+        // reconnects): after the backoff, any of them may answer again.
+        const live = workers.instanceIds();
+        if (failed.length > 0 && live.every((id) => failed.includes(id))) failed.length = 0;
+        const context = generated.length ? prompt.concat(generated) : prompt;
         let decision: RouteDecision | undefined;
         for await (const d of router.generate<RouteDecision>(
-          { token_ids: tokens, request_id: requestId, ...(failed.length ? { exclude_workers: failed } : {}) },
-          { signal: ectx.signal, requestId },
+          { token_ids: context, request_id: requestId, ...(failed.length ? { exclude_workers: failed } : {}) },
+          { signal: ectx.signal, requestId, waitForInstanceMs: 2000 },
         )) {
           decision = d;
         }
@@ -61,42 +100,58 @@ export const Processor = defineService<ProcessorConfig>({
         ectx.logger.debug('routed', {
           worker_id: decision.worker_id,
           overlap_blocks: decision.overlap_blocks,
-          attempt,
+          failovers,
+          migrations,
         });
-        const detok = new IncrementalDetokenizer();
-        let sent = false;
+        let firstToken = true;
+        let finish: FinishReason | undefined;
         try {
-          for await (const ev of workers.generate<WorkerEvent>(
-            { request_id: requestId, token_ids: tokens },
+          const stream = workers.generate<WorkerEvent>(
+            {
+              request_id: requestId,
+              token_ids: prompt,
+              ...(generated.length ? { generated_token_ids: generated } : {}),
+              ...(req.max_tokens !== undefined ? { max_tokens: req.max_tokens } : {}),
+            },
             { instanceId: decision.worker_id, signal: ectx.signal, requestId },
-          )) {
-            if (!sent) status({ request_id: requestId, worker_id: decision.worker_id, status: 'first_token' });
-            sent = true;
+          );
+          for await (const ev of stream) {
+            if (firstToken) status({ request_id: requestId, worker_id: decision.worker_id, status: 'first_token' });
+            firstToken = false;
+            let text = '';
             for (const t of ev.token_ids) {
-              const text = detok.push(t);
-              if (text) yield { worker_output: text, request_id: requestId };
+              generated.push(t);
+              unsent.push(t);
+              text += detok.push(t);
             }
+            if (ev.finish_reason) finish = ev.finish_reason;
+            if (text) yield item(text);
           }
-          const tail = detok.flush();
-          if (tail) yield { worker_output: tail, request_id: requestId };
-          return;
         } catch (e) {
-          const retry =
-            !sent &&
-            attempt < ctx.config.max_route_attempts &&
-            isDynamoError(e) &&
-            (e.code === 'UNAVAILABLE' || e.code === 'NOT_FOUND');
-          if (!retry) throw e;
+          if (ectx.signal.aborted || !isDynamoError(e) || !WORKER_GONE.has(e.code)) throw e;
+          const midStream = generated.length > 0;
+          if (midStream ? migrations >= ctx.config.migration_limit : failovers + 1 >= ctx.config.max_route_attempts) {
+            throw e;
+          }
+          if (midStream) migrations++;
+          else failovers++;
           workers.markDown(decision.worker_id);
           failed.push(decision.worker_id);
-          ectx.logger.warn('worker unavailable before first token; routing again', {
+          ectx.logger.warn(midStream ? 'worker died mid-stream; migrating' : 'worker unavailable; routing again', {
             worker_id: decision.worker_id,
-            attempt,
+            generated_tokens: generated.length,
+            failovers,
+            migrations,
             error: e.message,
           });
+          const pause = (failovers + migrations) * ctx.config.retry_backoff_ms;
+          if (pause > 0) await sleep(pause, undefined, { signal: ectx.signal });
+          continue;
         } finally {
           status({ request_id: requestId, worker_id: decision.worker_id, status: 'finished' });
         }
+        yield item(detok.flush(), finish ?? 'stop');
+        return;
       }
     }
 

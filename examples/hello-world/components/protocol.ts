@@ -4,12 +4,32 @@
 export interface ProcessorRequest {
   prompt: string;
   request_id: string;
+  /** Generate at most this many tokens (OpenAI `max_tokens`). */
+  max_tokens?: number;
+  /** Model asked for (the frontend checks it is served; informational here). */
+  model?: string;
+  /**
+   * Resume a stream that broke between the caller and a Processor: the tokens of the items the
+   * caller already received (their `token_ids`, concatenated). Generation continues after them.
+   */
+  generated_token_ids?: number[];
 }
 
-/** Processor `generate` item: a piece of the output text. */
+/** Why a stream ended: `length` when `max_tokens` cut it. */
+export type FinishReason = 'stop' | 'length';
+
+/** Processor `generate` item: a piece of the output text, with running token counts. */
 export interface ProcessorEvent {
   worker_output: string;
   request_id: string;
+  /** Prompt length in tokens. */
+  prompt_tokens: number;
+  /** Output tokens so far (cumulative). */
+  completion_tokens: number;
+  /** The tokens this item's text decodes from (for resuming, see {@link ProcessorRequest}). */
+  token_ids: number[];
+  /** On the last item only. */
+  finish_reason?: FinishReason;
 }
 
 /** Router `generate` request. */
@@ -31,12 +51,21 @@ export interface RouteDecision {
 /** DummyWorker `generate` request. */
 export interface WorkerRequest {
   request_id: string;
+  /** The prompt. */
   token_ids: number[];
+  /**
+   * Tokens already generated for this request by a worker that died mid-stream (migration):
+   * continue after them; they count against `max_tokens`.
+   */
+  generated_token_ids?: number[];
+  /** Generate at most this many tokens in all (including `generated_token_ids`). */
+  max_tokens?: number;
 }
 
-/** DummyWorker `generate` item: the next generated token(s). */
+/** DummyWorker `generate` item: the next generated token(s); `finish_reason` on the last one. */
 export interface WorkerEvent {
   token_ids: number[];
+  finish_reason?: FinishReason;
 }
 
 /** Published by the Processor on its `request_status` topic so the Router can release load. */
@@ -53,6 +82,8 @@ export const WORKER_REQUEST_SCHEMA = {
   properties: {
     request_id: { type: 'string', minLength: 1 },
     token_ids: { type: 'array', items: { type: 'integer', minimum: 0, maximum: 4294967295 } },
+    generated_token_ids: { type: 'array', items: { type: 'integer', minimum: 0, maximum: 4294967295 } },
+    max_tokens: { type: 'integer', minimum: 1 },
   },
 };
 
@@ -69,5 +100,11 @@ export const ROUTE_REQUEST_SCHEMA = {
 export const PROCESSOR_REQUEST_SCHEMA = {
   type: 'object',
   required: ['prompt', 'request_id'],
-  properties: { prompt: { type: 'string' }, request_id: { type: 'string', minLength: 1 } },
+  properties: {
+    prompt: { type: 'string' },
+    request_id: { type: 'string', minLength: 1 },
+    max_tokens: { type: 'integer', minimum: 1 },
+    model: { type: 'string' },
+    generated_token_ids: { type: 'array', items: { type: 'integer', minimum: 0, maximum: 4294967295 } },
+  },
 };

@@ -1,6 +1,7 @@
-import { isStrategyName, KvRouter } from '@dynamo-ts/router';
+import { ALL_STRATEGY_NAMES, isStrategyName, KvRouter } from '@dynamo-ts/router';
 import { UnavailableError } from '@dynamo-ts/runtime';
 import { defineService, type EndpointContext } from '@dynamo-ts/sdk';
+import { routerDecisions, routerOverlapBlocks } from './metrics';
 import { ROUTE_REQUEST_SCHEMA, type RequestStatus, type RouteDecision, type RouteRequest } from './protocol';
 import { DummyWorker } from './worker';
 
@@ -8,10 +9,12 @@ import { DummyWorker } from './worker';
 export interface RouterConfig {
   /** KV block size in tokens (must match the workers'). */
   block_size: number;
-  /** `kv`, `round-robin`, `random`, `least-loaded` or `power-of-two`. */
+  /** `kv`, `round-robin`, `random`, `least-loaded`, `power-of-two`, or a peer policy (docs/router.md). */
   strategy: string;
-  /** Weight of the prefill term in the kv cost. */
-  overlap_weight: number;
+  /** `tuned` (default) or `dynamo`: the kv cost's weights (docs/router.md, "Presets and tuning"). */
+  kv_preset: 'tuned' | 'dynamo';
+  /** Weight of the prefill term in the kv cost; default the preset's. */
+  overlap_weight?: number;
   /** 0: always the lowest cost; > 0: sample softmax(-cost/T). */
   temperature: number;
 }
@@ -27,8 +30,9 @@ export const Router = defineService<RouterConfig>({
   configSchema: {
     properties: {
       block_size: { type: 'integer', minimum: 1, maximum: 4096, default: 2 },
-      strategy: { enum: ['kv', 'round-robin', 'random', 'least-loaded', 'power-of-two'], default: 'kv' },
-      overlap_weight: { type: 'number', minimum: 0, default: 1 },
+      strategy: { enum: [...ALL_STRATEGY_NAMES], default: 'kv' },
+      kv_preset: { enum: ['tuned', 'dynamo'], default: 'tuned' },
+      overlap_weight: { type: 'number', minimum: 0 },
       temperature: { type: 'number', minimum: 0, default: 0 },
     },
   },
@@ -38,7 +42,8 @@ export const Router = defineService<RouterConfig>({
     const router = new KvRouter({
       blockSize: cfg.block_size,
       strategy: cfg.strategy,
-      overlapWeight: cfg.overlap_weight,
+      kvPreset: cfg.kv_preset,
+      ...(cfg.overlap_weight !== undefined ? { overlapWeight: cfg.overlap_weight } : {}),
       temperature: cfg.temperature,
       onWarning: (message, fields) => ctx.logger.warn(message, fields),
     });
@@ -92,11 +97,17 @@ export const Router = defineService<RouterConfig>({
 
     async function* generate(req: RouteRequest, ectx: EndpointContext): AsyncGenerator<RouteDecision> {
       if (workers.instances().length === 0) throw new UnavailableError('no DummyWorker instance is live');
+      // Workers that failed this request, or that discovery lists but a caller marked down, are
+      // skipped for this decision only: they keep their place (and cache state) in the router.
+      const live = new Set(workers.instanceIds());
       const exclude = new Set(req.exclude_workers ?? []);
-      const candidates = workers.instanceIds().filter((id) => !exclude.has(id));
-      if (candidates.length === 0) throw new UnavailableError('no DummyWorker instance is live');
-      if (exclude.size > 0) router.setWorkers(candidates);
-      const d = router.route({ tokenIds: req.token_ids, requestId: req.request_id });
+      for (const id of router.workers()) if (!live.has(id)) exclude.add(id);
+      if (router.workers().every((id) => exclude.has(id))) {
+        throw new UnavailableError('no DummyWorker instance is live');
+      }
+      const d = router.route({ tokenIds: req.token_ids, requestId: req.request_id, excludeWorkers: exclude });
+      routerDecisions.inc({ strategy: cfg.strategy, worker: names.get(d.worker_id) ?? d.worker_id });
+      routerOverlapBlocks.observe({ strategy: cfg.strategy }, d.overlap_blocks);
       const decision: RouteDecision = {
         worker_id: d.worker_id,
         overlap_blocks: d.overlap_blocks,

@@ -1,4 +1,6 @@
+import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { RealTimeEngine, systemScheduler } from '@dynamo-ts/router/sim';
 import { kvTransferKey, type WorkQueue } from '@dynamo-ts/runtime';
 import { defineService, type EndpointContext } from '@dynamo-ts/sdk';
 import { WORKER_REQUEST_SCHEMA, type WorkerEvent, type WorkerRequest } from './protocol';
@@ -6,6 +8,21 @@ import { KvCache } from './kv-cache';
 import { detokenize, tokenize } from './tokenizer';
 import { PrefillClient, PREFILL_QUEUE, type DisaggThresholds } from './disagg';
 import { PrefillWorker } from './prefill-worker';
+
+/** What {@link workerEvents} carries. */
+export interface WorkerRequestEvent {
+  request_id: string;
+  worker_name: string;
+}
+
+/**
+ * In-process notifications of DummyWorker handlers (for tests and diagnostics): `request_started`
+ * when a handler starts, `request_cancelled` the moment its AbortSignal fires (caller gone).
+ */
+export const workerEvents = new EventEmitter<{
+  request_started: [WorkerRequestEvent];
+  request_cancelled: [WorkerRequestEvent];
+}>();
 
 /** Config of the DummyWorker. */
 export interface DummyWorkerConfig {
@@ -25,8 +42,20 @@ export interface DummyWorkerConfig {
   max_prefill_queue_size: number;
   /** How long to wait for a remote prefill before prefilling locally, ms. */
   prefill_timeout_ms: number;
-  /** Simulated local prefill time per prompt token, ms. */
+  /** Simulated local prefill time per prompt token, ms (`dummy` engine). */
   local_prefill_ms_per_token: number;
+  /**
+   * `dummy`: fixed `token_delay_ms` per token and a simple LRU block cache; `mocker`: the
+   * simulated engine of `@dynamo-ts/router/sim` (paged KV cache, continuous batching, Dynamo's
+   * mocker timing divided by `speedup_ratio`), which paces the tokens and publishes KV events.
+   */
+  engine: 'dummy' | 'mocker';
+  /** `mocker`: time divisor of the timing formulas. */
+  speedup_ratio: number;
+  /** `mocker`: most sequences running at once. */
+  max_num_seqs: number;
+  /** `mocker`: most tokens per engine step. */
+  max_batched_tokens: number;
 }
 
 /**
@@ -52,22 +81,46 @@ export const DummyWorker = defineService<DummyWorkerConfig>({
       max_prefill_queue_size: { type: 'integer', minimum: 0, default: 2 },
       prefill_timeout_ms: { type: 'integer', minimum: 1, default: 5000 },
       local_prefill_ms_per_token: { type: 'number', minimum: 0, default: 0 },
+      engine: { enum: ['dummy', 'mocker'], default: 'dummy' },
+      speedup_ratio: { type: 'number', exclusiveMinimum: 0, default: 10 },
+      max_num_seqs: { type: 'integer', minimum: 1, default: 256 },
+      max_batched_tokens: { type: 'integer', minimum: 1, default: 8192 },
     },
   },
   async create(ctx) {
     const cfg = ctx.config;
     const workerId = ctx.runtime.instanceId;
-    const cache = new KvCache({
-      workerId,
-      blockSize: cfg.block_size,
-      capacityBlocks: cfg.cache_blocks,
-      publish: (event) =>
-        ctx.component.publish('kv_events', event).catch((e: Error) => {
-          ctx.logger.warn('could not publish KV event', { error: e.message });
-        }),
-    });
+    const publishKv = (event: unknown): void => {
+      ctx.component.publish('kv_events', event).catch((e: Error) => {
+        ctx.logger.warn('could not publish KV event', { error: e.message });
+      });
+    };
+    // The mocker engine keeps its own paged cache and publishes its own KV events and load.
+    const mocker =
+      cfg.engine === 'mocker'
+        ? new RealTimeEngine(
+            {
+              workerId,
+              blockSize: cfg.block_size,
+              numBlocks: cfg.cache_blocks,
+              maxNumSeqs: cfg.max_num_seqs,
+              maxBatchedTokens: cfg.max_batched_tokens,
+              speedupRatio: cfg.speedup_ratio,
+            },
+            systemScheduler,
+            {
+              onKvEvent: publishKv,
+              onLoadMetrics: (m) => void ctx.component.publish('load_metrics', m).catch(() => undefined),
+            },
+          )
+        : undefined;
+    let engineSeq = 0;
+    const cache = mocker
+      ? undefined
+      : new KvCache({ workerId, blockSize: cfg.block_size, capacityBlocks: cfg.cache_blocks, publish: publishKv });
     let activeBlocks = 0;
     const publishLoad = (): void => {
+      if (mocker) return;
       ctx.component
         .publish('load_metrics', {
           worker_id: workerId,
@@ -96,36 +149,84 @@ export const DummyWorker = defineService<DummyWorkerConfig>({
     }
 
     async function* generate(req: WorkerRequest, ectx: EndpointContext): AsyncGenerator<WorkerEvent> {
-      const blocks = Math.ceil(req.token_ids.length / cfg.block_size);
+      const note: WorkerRequestEvent = { request_id: req.request_id, worker_name: ctx.workerName };
+      workerEvents.emit('request_started', note);
+      const onAbort = (): void => void workerEvents.emit('request_cancelled', note);
+      ectx.signal.addEventListener('abort', onAbort, { once: true });
+      const generated = req.generated_token_ids ?? [];
+      // What the engine has to prefill: the prompt, plus what was generated before a migration.
+      const context = generated.length ? req.token_ids.concat(generated) : req.token_ids;
+      const blocks = Math.ceil(context.length / cfg.block_size);
       activeBlocks += blocks;
       publishLoad();
       try {
-        const cachedBlocks = cache.matchPrefix(req.token_ids);
-        const uncached = req.token_ids.length - cachedBlocks * cfg.block_size;
+        const cachedBlocks = cache ? cache.matchPrefix(context) : 0;
+        const uncached = context.length - cachedBlocks * cfg.block_size;
         let prefilledRemotely = false;
         if (prefill) {
-          prefilledRemotely = await prefill.prefill(req, uncached, ectx);
+          prefilledRemotely = await prefill.prefill({ request_id: req.request_id, token_ids: context }, uncached, ectx);
+        }
+        const items = answer(req, generated.length);
+        if (mocker) {
+          // One answer item per engine token: the engine's steps pace the stream.
+          let i = 0;
+          const run = mocker.submit(
+            {
+              requestId: `${req.request_id}#${++engineSeq}`,
+              tokenIds: context,
+              maxTokens: Math.max(1, items.length),
+            },
+            { signal: ectx.signal },
+          );
+          for await (const batch of run) {
+            for (let k = 0; k < batch.tokenIds.length && i < items.length; k++) yield items[i++]!;
+          }
+          return;
         }
         if (!prefilledRemotely && cfg.local_prefill_ms_per_token > 0 && uncached > 0) {
           await sleep(uncached * cfg.local_prefill_ms_per_token, undefined, { signal: ectx.signal });
         }
-        cache.store(req.token_ids);
-        const output = tokenize(`${detokenize(req.token_ids)}_GeneratedBy_${ctx.workerName}`);
-        for (const token of output) {
+        cache!.store(context);
+        for (const item of items) {
           if (cfg.token_delay_ms > 0) await sleep(cfg.token_delay_ms, undefined, { signal: ectx.signal });
           if (ectx.signal.aborted) return;
-          yield { token_ids: [token] };
+          yield item;
         }
       } finally {
+        ectx.signal.removeEventListener('abort', onAbort);
         activeBlocks -= blocks;
         publishLoad();
       }
+    }
+
+    /**
+     * The dummy model's answer items: the prompt echoed token by token, then
+     * `_GeneratedBy_<worker name>` as one item (so a stream broken anywhere can be continued by
+     * any worker into a well-formed answer), skipping the `skip` tokens generated before a
+     * migration and cut at `max_tokens`; the last item carries the finish reason.
+     */
+    function answer(req: WorkerRequest, skip: number): WorkerEvent[] {
+      const echo = tokenize(detokenize(req.token_ids));
+      const suffix = tokenize(`_GeneratedBy_${ctx.workerName}`);
+      const limit = req.max_tokens ?? Number.POSITIVE_INFINITY;
+      // The answer was complete (its suffix sent) when the previous worker died.
+      if (skip > echo.length) return [{ token_ids: [], finish_reason: 'stop' }];
+      const items: WorkerEvent[] = [];
+      for (let n = skip; n < echo.length; n++) {
+        if (n >= limit) return [...items, { token_ids: [], finish_reason: 'length' }];
+        items.push({ token_ids: [echo[n]!] });
+      }
+      const room = limit - echo.length;
+      if (room < suffix.length) items.push({ token_ids: suffix.slice(0, Math.max(0, room)), finish_reason: 'length' });
+      else items.push({ token_ids: suffix, finish_reason: 'stop' });
+      return items;
     }
 
     return {
       metadata: { model: cfg.model, block_size: cfg.block_size, worker_name: ctx.workerName },
       endpoints: { generate: { requestSchema: WORKER_REQUEST_SCHEMA, handler: generate } },
       async close() {
+        mocker?.close();
         await prefill?.close();
         await queue?.close();
       },

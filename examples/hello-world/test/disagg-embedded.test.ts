@@ -1,9 +1,19 @@
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
-import { createLogger } from '@dynamo-ts/runtime';
+import { createLogger, metrics } from '@dynamo-ts/runtime';
 import { embeddedPlatform, loadConfigFile, mergeConfig, serveGraph, type GraphHandle } from '@dynamo-ts/sdk';
 import { Frontend } from '../components/graph';
 import { generateJson, uniqueNamespace } from './helpers';
+
+/** Sum of a metric's series whose labels include `labels`. */
+async function metricValue(name: string, labels: Record<string, string>): Promise<number> {
+  const m = metrics.defaultRegistry.getSingleMetric(name);
+  if (!m) return 0;
+  const { values } = await m.get();
+  return values
+    .filter((v) => Object.entries(labels).every(([k, x]) => (v.labels as Record<string, unknown>)[k] === x))
+    .reduce((a, v) => a + v.value, 0);
+}
 
 /** The seed's disaggregated request on the embedded graph with configs/disagg.yaml. */
 describe('embedded disaggregated graph', () => {
@@ -47,6 +57,20 @@ describe('embedded disaggregated graph', () => {
     expect(lines.some((l) => l.message === 'remote prefill did not complete in time; prefilling locally')).toBe(false);
   });
 
+  it('counts remote prefills and settled jobs in the process metrics', async () => {
+    await generateJson(url, 'Count this prefill in the metrics please', 'metrics-1');
+    const remote =
+      (await metricValue('dynamo_prefill_decisions_total', { worker: 'node-0', decision: 'remote' })) +
+      (await metricValue('dynamo_prefill_decisions_total', { worker: 'node-1', decision: 'remote' }));
+    expect(remote).toBeGreaterThanOrEqual(2);
+    expect(await metricValue('dynamo_prefill_jobs_total', { worker: 'node', outcome: 'done' })).toBeGreaterThanOrEqual(
+      2,
+    );
+    const text = await metrics.defaultRegistry.metrics();
+    expect(text).toContain('# TYPE dynamo_prefill_queue_redeliveries_total counter');
+    expect(text).toContain('# TYPE dynamo_prefill_queue_depth gauge');
+  });
+
   it('without prefill workers, falls back to a local prefill at the deadline and still answers once', async () => {
     const g = await serveGraph(Frontend, {
       platform: embeddedPlatform(),
@@ -62,6 +86,7 @@ describe('embedded disaggregated graph', () => {
       const u = g.get('Frontend')[0]!.instance.metadata!.url as string;
       const r = await generateJson(u, 'Tell me a joke', 'fallback-1');
       expect(r.body.worker_output).toBe('Tell me a joke_GeneratedBy_solo');
+      expect(await metricValue('dynamo_prefill_fallbacks_total', { worker: 'solo', cause: 'timeout' })).toBe(1);
     } finally {
       await g.close({ timeoutMs: 1000 });
     }
