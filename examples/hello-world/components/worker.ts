@@ -5,7 +5,7 @@ import { kvTransferKey, type WorkQueue } from '@dynamo-ts/runtime';
 import { defineService, type EndpointContext } from '@dynamo-ts/sdk';
 import { WORKER_REQUEST_SCHEMA, type WorkerEvent, type WorkerRequest } from './protocol';
 import { KvCache } from './kv-cache';
-import { detokenize, tokenize } from './tokenizer';
+import { tokenize } from './tokenizer';
 import { PrefillClient, PREFILL_QUEUE, type DisaggThresholds } from './disagg';
 import { PrefillWorker } from './prefill-worker';
 
@@ -205,9 +205,10 @@ export const DummyWorker = defineService<DummyWorkerConfig>({
      * any worker into a well-formed answer), skipping the `skip` tokens generated before a
      * migration and cut at `max_tokens`; the last item carries the finish reason.
      */
+    const suffix = tokenize(`_GeneratedBy_${ctx.workerName}`);
     function answer(req: WorkerRequest, skip: number): WorkerEvent[] {
-      const echo = tokenize(detokenize(req.token_ids));
-      const suffix = tokenize(`_GeneratedBy_${ctx.workerName}`);
+      // The prompt's own tokens decode to the prompt text: no need to tokenize it again.
+      const echo = req.token_ids;
       const limit = req.max_tokens ?? Number.POSITIVE_INFINITY;
       // The answer was complete (its suffix sent) when the previous worker died.
       if (skip > echo.length) return [{ token_ids: [], finish_reason: 'stop' }];
