@@ -17,6 +17,8 @@ export interface DistributedPlatformOptions {
   logger: Logger;
   /** Client name shown in NATS monitoring. Default `dynamo-ts`. */
   name?: string;
+  /** Replicas of the JetStream work-queue streams this process creates (an existing stream keeps its own). Default 1. */
+  queueReplicas?: number;
 }
 
 /**
@@ -41,7 +43,7 @@ export async function distributedPlatform(options: DistributedPlatformOptions): 
         discovery,
         requestPlane: new NatsRequestPlane(nc, { logger }),
         eventPlane: new NatsEventPlane(nc, { logger }),
-        openQueue: (qopts) => JetStreamWorkQueue.create(nc, { ...qopts, logger }),
+        openQueue: (qopts) => JetStreamWorkQueue.create(nc, { replicas: options.queueReplicas ?? 1, ...qopts, logger }),
         logger,
       });
     },

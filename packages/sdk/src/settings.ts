@@ -15,6 +15,8 @@ export interface EnvSettings extends ServeSettings {
   metricsPort?: number;
   /** `DYNAMO_METRICS_HOST`: address of that server; default 0.0.0.0. */
   metricsHost: string;
+  /** `DYNAMO_QUEUE_REPLICAS`: replicas of the work-queue streams this process creates (JetStream); default 1. */
+  queueReplicas: number;
 }
 
 const ENV_SCHEMA = {
@@ -26,6 +28,7 @@ const ENV_SCHEMA = {
     DYNAMO_PORT: { type: 'string', pattern: '^[0-9]{1,5}$' },
     DYNAMO_METRICS_PORT: { type: 'string', pattern: '^[0-9]{1,5}$' },
     DYNAMO_METRICS_HOST: { type: 'string', minLength: 1 },
+    DYNAMO_QUEUE_REPLICAS: { enum: ['1', '2', '3', '4', '5'] },
     DYNAMO_WORKER_NAME: { type: 'string', minLength: 1, maxLength: 128 },
     DYNAMO_LEASE_TTL: { type: 'string', pattern: '^[0-9]+(\\.[0-9]+)?$' },
     DYNAMO_LOG_LEVEL: { enum: ['error', 'warn', 'info', 'debug'] },
@@ -81,5 +84,6 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv, options: { stderrIsTTY?:
     logFormat: (picked.DYNAMO_LOG_FORMAT as 'json' | 'pretty' | undefined) ?? (options.stderrIsTTY ? 'pretty' : 'json'),
     ...(metricsPort !== undefined ? { metricsPort } : {}),
     metricsHost: picked.DYNAMO_METRICS_HOST ?? '0.0.0.0',
+    queueReplicas: picked.DYNAMO_QUEUE_REPLICAS !== undefined ? Number(picked.DYNAMO_QUEUE_REPLICAS) : 1,
   };
 }

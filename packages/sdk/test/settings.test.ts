@@ -8,6 +8,12 @@ describe('settingsFromEnv', () => {
     expect(s.port).toBe(8000);
     expect(s.leaseTtlMs).toBe(10000);
     expect(s.metricsPort).toBeUndefined();
+    expect(s.queueReplicas).toBe(1);
+  });
+
+  it('reads the work-queue stream replicas', () => {
+    expect(settingsFromEnv({ DYNAMO_QUEUE_REPLICAS: '3' }).queueReplicas).toBe(3);
+    expect(() => settingsFromEnv({ DYNAMO_QUEUE_REPLICAS: '0' })).toThrow(/DYNAMO_QUEUE_REPLICAS/);
   });
 
   it('reads the metrics server port and host', () => {

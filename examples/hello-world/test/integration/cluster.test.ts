@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
-import { connectNats, createLogger, JetStreamWorkQueue, queueStreamName } from '@dynamo-ts/runtime';
+import { createLogger, queueStreamName } from '@dynamo-ts/runtime';
 import {
   startEtcdCluster,
   startNatsCluster,
@@ -84,6 +84,7 @@ describeWithBinaries(['nats-server', 'etcd'], 'hello-world on 3-node NATS and 3-
       natsServers: nats.urls,
       etcdEndpoints: etcd.urls,
       leaseTtlMs: LEASE_TTL_MS,
+      queueReplicas: 3,
       logger,
     });
     const g = await serveGraph(root, {
@@ -139,20 +140,6 @@ describeWithBinaries(['nats-server', 'etcd'], 'hello-world on 3-node NATS and 3-
     const nsAgg = uniqueNamespace('cl-agg');
     const nsDisagg = uniqueNamespace('cl-disagg');
 
-    // The prefill stream is created with 3 replicas before any worker opens it (workers keep an
-    // existing stream's settings): it survives the loss of one NATS server.
-    const admin = await connectNats({ servers: nats.urls, name: 'cluster-test' });
-    try {
-      const q = await JetStreamWorkQueue.create(admin, { namespace: nsDisagg, name: PREFILL_QUEUE, replicas: 3 });
-      await q.close();
-    } finally {
-      await admin.drain();
-    }
-    const streamName = queueStreamName(nsDisagg, PREFILL_QUEUE);
-    const created = await streamDetail(streamName);
-    expect(created?.config?.num_replicas).toBe(3);
-    expect(created?.cluster?.replicas).toHaveLength(2); // the leader plus two followers
-
     const aggGraph = await serve(nsAgg, Frontend, 'graph', mergeConfig(agg, http));
     await serve(nsAgg, DummyWorker, 'node1', agg);
     await serve(nsAgg, DummyWorker, 'node2', agg);
@@ -160,6 +147,12 @@ describeWithBinaries(['nats-server', 'etcd'], 'hello-world on 3-node NATS and 3-
     await serve(nsDisagg, DummyWorker, 'node1', disagg);
     await serve(nsDisagg, DummyWorker, 'node2', disagg);
     await serve(nsDisagg, PrefillWorker, 'node3', mergeConfig(disagg, { PrefillWorker: { delay_ms: 20 } }));
+    // Every process asks for 3 replicas of the streams it creates (DYNAMO_QUEUE_REPLICAS=3 on the CLI):
+    // the prefill stream survives the loss of one NATS server.
+    const streamName = queueStreamName(nsDisagg, PREFILL_QUEUE);
+    const created = await streamDetail(streamName);
+    expect(created?.config?.num_replicas).toBe(3);
+    expect(created?.cluster?.replicas).toHaveLength(2); // the leader plus two followers
     const urls = {
       agg: aggGraph.get('Frontend')[0]!.instance.metadata!.url as string,
       disagg: disaggGraph.get('Frontend')[0]!.instance.metadata!.url as string,

@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import cliProgress from 'cli-progress';
 import type { Argv } from 'yargs';
+import { InvalidArgumentError } from '@dynamo-ts/runtime';
 import { formatRouterBenchTable, runRouterBench } from '../bench/router-bench';
 import { routingBenchCommand } from './bench-routing-command';
 import { benchHttpCommand } from './bench-http-command';
@@ -27,7 +28,8 @@ export function progressBar(): { update(phase: string, done: number, total: numb
 }
 
 function positive(name: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new Error(`--${name} must be a positive integer`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0)
+    throw new InvalidArgumentError(`--${name} must be a positive integer`);
   return v;
 }
 

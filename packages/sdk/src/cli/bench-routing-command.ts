@@ -6,6 +6,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { StrategyName } from '@dynamo-ts/router';
 import type { Argv, CommandModule } from 'yargs';
+import { InvalidArgumentError } from '@dynamo-ts/runtime';
 import {
   DEFAULT_BENCH_STRATEGIES,
   formatRoutingBenchTable,
@@ -49,14 +50,14 @@ interface RoutingArgs {
 
 function positiveInt(flag: string, v: unknown): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) {
-    throw new Error(`--${flag} must be a positive integer, got ${String(v)}`);
+    throw new InvalidArgumentError(`--${flag} must be a positive integer, got ${String(v)}`);
   }
   return v;
 }
 
 function positiveNumber(flag: string, v: unknown): number {
   if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
-    throw new Error(`--${flag} must be a positive number, got ${String(v)}`);
+    throw new InvalidArgumentError(`--${flag} must be a positive number, got ${String(v)}`);
   }
   return v;
 }
@@ -64,7 +65,7 @@ function positiveNumber(flag: string, v: unknown): number {
 /** Builds the requests named by the flags. */
 function loadRequests(a: RoutingArgs): BenchRequest[] {
   if ((a.trace === undefined) === (a.workload === undefined)) {
-    throw new Error('give exactly one of --trace FILE or --workload shared-prefix');
+    throw new InvalidArgumentError('give exactly one of --trace FILE or --workload shared-prefix');
   }
   let requests: BenchRequest[];
   if (a.trace !== undefined) {
@@ -73,12 +74,12 @@ function loadRequests(a: RoutingArgs): BenchRequest[] {
     try {
       text = readFileSync(a.trace, 'utf8');
     } catch (e) {
-      throw new Error(`--trace: cannot read ${a.trace}: ${(e as Error).message}`);
+      throw new InvalidArgumentError(`--trace: cannot read ${a.trace}: ${(e as Error).message}`);
     }
     requests = traceRequests(parseMooncakeTrace(text, bs, a.trace), bs);
   } else {
     if (a.workload !== 'shared-prefix') {
-      throw new Error(`--workload must be shared-prefix, got ${JSON.stringify(a.workload)}`);
+      throw new InvalidArgumentError(`--workload must be shared-prefix, got ${JSON.stringify(a.workload)}`);
     }
     requests = sharedPrefixWorkload(
       {
@@ -104,11 +105,13 @@ function parseStrategies(list: string): StrategyName[] {
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s.length > 0);
-  if (names.length === 0) throw new Error('--strategies must name at least one strategy');
+  if (names.length === 0) throw new InvalidArgumentError('--strategies must name at least one strategy');
   const known = new Set<string>([...DEFAULT_BENCH_STRATEGIES, 'least-loaded']);
   for (const n of names) {
     if (!known.has(n))
-      throw new Error(`--strategies: unknown strategy ${JSON.stringify(n)}; known: ${[...known].join(', ')}`);
+      throw new InvalidArgumentError(
+        `--strategies: unknown strategy ${JSON.stringify(n)}; known: ${[...known].join(', ')}`,
+      );
   }
   return names as StrategyName[];
 }
@@ -183,11 +186,11 @@ export function routingBenchCommand<T>(fail: (e: unknown) => never): CommandModu
       try {
         const strategies = parseStrategies(argv.strategies);
         if (typeof argv.seed !== 'number' || !Number.isSafeInteger(argv.seed)) {
-          throw new Error(`--seed must be an integer, got ${String(argv.seed)}`);
+          throw new InvalidArgumentError(`--seed must be an integer, got ${String(argv.seed)}`);
         }
         const preset = argv['kv-preset'];
         if (preset !== 'tuned' && preset !== 'dynamo') {
-          throw new Error(`--kv-preset must be tuned or dynamo, got ${JSON.stringify(preset)}`);
+          throw new InvalidArgumentError(`--kv-preset must be tuned or dynamo, got ${JSON.stringify(preset)}`);
         }
         const requests = loadRequests(argv);
         const options = {

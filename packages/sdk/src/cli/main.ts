@@ -4,7 +4,7 @@
  * The only place (with the example) that reads process.env and installs signal handlers.
  */
 import yargs from 'yargs';
-import { isDynamoError } from '@dynamo-ts/runtime';
+import { InvalidArgumentError, isDynamoError } from '@dynamo-ts/runtime';
 import { runServe, splitOverrides } from './serve-command';
 import { registerBenchCommands } from './bench-command';
 
@@ -46,7 +46,7 @@ async function main(): Promise<void> {
         try {
           const drain = argv['drain-timeout'];
           if (typeof drain !== 'number' || !Number.isFinite(drain) || drain < 0) {
-            throw new Error(`--drain-timeout must be a number of seconds >= 0`);
+            throw new InvalidArgumentError(`--drain-timeout must be a number of seconds >= 0`);
           }
           await runServe({
             target: String(argv.target),

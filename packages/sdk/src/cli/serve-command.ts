@@ -39,6 +39,7 @@ export async function platformFor(settings: EnvSettings, logger: Logger): Promis
     natsServers: settings.natsServers,
     etcdEndpoints: settings.etcdEndpoints,
     leaseTtlMs: settings.leaseTtlMs,
+    queueReplicas: settings.queueReplicas,
     logger,
   });
 }
