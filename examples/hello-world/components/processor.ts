@@ -60,6 +60,29 @@ export const Processor = defineService<ProcessorConfig>({
         ctx.logger.warn('could not publish request status', { request_id: s.request_id, error: e.message });
       });
     };
+    // `first_token` goes out at the end of the event loop's turn; a stream that finished within
+    // that turn sends only `finished` (which releases the prefill load too): one event, not two.
+    const firstTokenPending = new Map<string, NodeJS.Immediate>();
+    const firstToken = (requestId: string, workerId: string): void => {
+      const key = `${requestId}\u0000${workerId}`;
+      if (firstTokenPending.has(key)) return;
+      firstTokenPending.set(
+        key,
+        setImmediate(() => {
+          firstTokenPending.delete(key);
+          status({ request_id: requestId, worker_id: workerId, status: 'first_token' });
+        }),
+      );
+    };
+    const finished = (requestId: string, workerId: string): void => {
+      const key = `${requestId}\u0000${workerId}`;
+      const pending = firstTokenPending.get(key);
+      if (pending) {
+        clearImmediate(pending);
+        firstTokenPending.delete(key);
+      }
+      status({ request_id: requestId, worker_id: workerId, status: 'finished' });
+    };
 
     async function* generate(req: ProcessorRequest, ectx: EndpointContext): AsyncGenerator<ProcessorEvent> {
       const prompt = tokenize(req.prompt);
@@ -103,7 +126,7 @@ export const Processor = defineService<ProcessorConfig>({
           failovers,
           migrations,
         });
-        let firstToken = true;
+        let isFirst = true;
         let finish: FinishReason | undefined;
         try {
           const stream = workers.generate<WorkerEvent>(
@@ -116,8 +139,8 @@ export const Processor = defineService<ProcessorConfig>({
             { instanceId: decision.worker_id, signal: ectx.signal, requestId },
           );
           for await (const ev of stream) {
-            if (firstToken) status({ request_id: requestId, worker_id: decision.worker_id, status: 'first_token' });
-            firstToken = false;
+            if (isFirst) firstToken(requestId, decision.worker_id);
+            isFirst = false;
             let text = '';
             for (const t of ev.token_ids) {
               generated.push(t);
@@ -148,7 +171,7 @@ export const Processor = defineService<ProcessorConfig>({
           if (pause > 0) await sleep(pause, undefined, { signal: ectx.signal });
           continue;
         } finally {
-          status({ request_id: requestId, worker_id: decision.worker_id, status: 'finished' });
+          finished(requestId, decision.worker_id);
         }
         yield item(detok.flush(), finish ?? 'stop');
         return;

@@ -56,6 +56,11 @@ export interface DummyWorkerConfig {
   max_num_seqs: number;
   /** `mocker`: most tokens per engine step. */
   max_batched_tokens: number;
+  /**
+   * Load reports (`load_metrics`) go out at most once per this many ms, with the state at the end
+   * of the interval (a request's start and end within one interval cost one message); 0 = one per change.
+   */
+  load_metrics_interval_ms: number;
 }
 
 /**
@@ -85,6 +90,7 @@ export const DummyWorker = defineService<DummyWorkerConfig>({
       speedup_ratio: { type: 'number', exclusiveMinimum: 0, default: 10 },
       max_num_seqs: { type: 'integer', minimum: 1, default: 256 },
       max_batched_tokens: { type: 'integer', minimum: 1, default: 8192 },
+      load_metrics_interval_ms: { type: 'number', minimum: 0, maximum: 10000, default: 10 },
     },
   },
   async create(ctx) {
@@ -119,8 +125,9 @@ export const DummyWorker = defineService<DummyWorkerConfig>({
       ? undefined
       : new KvCache({ workerId, blockSize: cfg.block_size, capacityBlocks: cfg.cache_blocks, publish: publishKv });
     let activeBlocks = 0;
-    const publishLoad = (): void => {
-      if (mocker) return;
+    let loadTimer: NodeJS.Timeout | undefined;
+    const sendLoad = (): void => {
+      loadTimer = undefined;
       ctx.component
         .publish('load_metrics', {
           worker_id: workerId,
@@ -129,6 +136,14 @@ export const DummyWorker = defineService<DummyWorkerConfig>({
           waiting: 0,
         })
         .catch(() => undefined);
+    };
+    const publishLoad = (): void => {
+      if (mocker) return;
+      if (cfg.load_metrics_interval_ms <= 0) sendLoad();
+      else if (!loadTimer) {
+        loadTimer = setTimeout(sendLoad, cfg.load_metrics_interval_ms);
+        loadTimer.unref();
+      }
     };
 
     let prefill: PrefillClient | undefined;
@@ -227,6 +242,7 @@ export const DummyWorker = defineService<DummyWorkerConfig>({
       metadata: { model: cfg.model, block_size: cfg.block_size, worker_name: ctx.workerName },
       endpoints: { generate: { requestSchema: WORKER_REQUEST_SCHEMA, handler: generate } },
       async close() {
+        if (loadTimer) clearTimeout(loadTimer);
         mocker?.close();
         await prefill?.close();
         await queue?.close();

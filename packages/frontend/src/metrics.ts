@@ -89,6 +89,26 @@ export class FrontendMetrics {
     });
   }
 
+  private readonly perModel = new Map<string, ModelSeries>();
+
+  /** The per-model series (label lookups done once per model, not per request or token). */
+  series(model: string): ModelSeries {
+    let m = this.perModel.get(model);
+    if (!m) {
+      m = {
+        inflight: this.inflight.labels({ model }),
+        ttft: this.ttft.labels({ model }),
+        itl: this.itl.labels({ model }),
+        inputTokens: this.inputTokens.labels({ model }),
+        outputTokens: this.outputTokens.labels({ model }),
+      };
+      // Bounded: model names come from the served list (or `unspecified`); forget all past a cap.
+      if (this.perModel.size >= 256) this.perModel.clear();
+      this.perModel.set(model, m);
+    }
+    return m;
+  }
+
   /** Counts a request refused at the edge (bad body, unknown model) without tracking it further. */
   rejected(endpoint: FrontendEndpoint, requestType: RequestType, model = UNSPECIFIED_MODEL): void {
     this.requests.inc({ model, endpoint, request_type: requestType, status: 'rejected' });
@@ -103,6 +123,15 @@ export class FrontendMetrics {
   }
 }
 
+/** The series of one model (prom-client children). */
+interface ModelSeries {
+  inflight: { inc(): void; dec(): void };
+  ttft: { observe(v: number): void };
+  itl: { observe(v: number): void };
+  inputTokens: { observe(v: number): void };
+  outputTokens: { observe(v: number): void };
+}
+
 /**
  * The metrics of one request: feed it every upstream event ({@link RequestTracker.event}), then
  * {@link RequestTracker.finish} once.
@@ -113,13 +142,15 @@ export class RequestTracker {
   private lastTokens = 0;
   private promptTokens: number | undefined;
   private done = false;
+  private readonly s: ModelSeries;
 
   constructor(
     private readonly m: FrontendMetrics,
     private readonly labels: { model: string; endpoint: FrontendEndpoint; requestType: RequestType },
     private readonly startedAt: number,
   ) {
-    m.inflight.inc({ model: labels.model });
+    this.s = m.series(labels.model);
+    this.s.inflight.inc();
   }
 
   /** Output tokens seen so far. */
@@ -137,14 +168,13 @@ export class RequestTracker {
     const added = total - this.lastTokens;
     if (added <= 0 && !text) return;
     const now = performance.now();
-    const model = this.labels.model;
     if (this.firstAt === undefined) {
       this.firstAt = now;
-      this.m.ttft.observe({ model }, (now - this.startedAt) / 1000);
+      this.s.ttft.observe((now - this.startedAt) / 1000);
     } else if (added > 0) {
       // An event carrying several tokens spreads its gap evenly over them.
       const gap = (now - this.lastAt) / 1000 / added;
-      for (let i = 0; i < added; i++) this.m.itl.observe({ model }, gap);
+      for (let i = 0; i < added; i++) this.s.itl.observe(gap);
     }
     this.lastAt = now;
     this.lastTokens = Math.max(total, this.lastTokens);
@@ -155,10 +185,10 @@ export class RequestTracker {
     if (this.done) return;
     this.done = true;
     const { model, endpoint, requestType } = this.labels;
-    this.m.inflight.dec({ model });
+    this.s.inflight.dec();
     this.m.requests.inc({ model, endpoint, request_type: requestType, status });
     this.m.duration.observe({ model, endpoint }, (performance.now() - this.startedAt) / 1000);
-    if (this.promptTokens !== undefined) this.m.inputTokens.observe({ model }, this.promptTokens);
-    if (status === 'success' || this.lastTokens > 0) this.m.outputTokens.observe({ model }, this.lastTokens);
+    if (this.promptTokens !== undefined) this.s.inputTokens.observe(this.promptTokens);
+    if (status === 'success' || this.lastTokens > 0) this.s.outputTokens.observe(this.lastTokens);
   }
 }

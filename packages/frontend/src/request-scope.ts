@@ -12,6 +12,9 @@ export type AbortCause = 'client_gone' | 'timeout' | 'stopped';
 export class RequestScope {
   private readonly controller = new AbortController();
   private readonly timer: NodeJS.Timeout | undefined;
+  /** Rejects the read {@link RequestScope.next} is waiting on, if any (one abort listener for all reads). */
+  private rejectRead: ((e: Error) => void) | undefined;
+  private listening = false;
   /** Why the upstream was aborted, once it was. */
   cause: AbortCause | undefined;
 
@@ -47,16 +50,20 @@ export class RequestScope {
   next<T>(it: AsyncIterator<T>): Promise<IteratorResult<T>> {
     const signal = this.controller.signal;
     if (signal.aborted) return Promise.reject(signal.reason as Error);
+    if (!this.listening) {
+      // One listener for the whole request rather than one per read (a stream reads thousands).
+      this.listening = true;
+      signal.addEventListener('abort', () => this.rejectRead?.(signal.reason as Error), { once: true });
+    }
     return new Promise<IteratorResult<T>>((resolve, reject) => {
-      const onAbort = (): void => reject(signal.reason as Error);
-      signal.addEventListener('abort', onAbort, { once: true });
+      this.rejectRead = reject;
       it.next().then(
         (r) => {
-          signal.removeEventListener('abort', onAbort);
+          if (this.rejectRead === reject) this.rejectRead = undefined;
           resolve(r);
         },
         (e: unknown) => {
-          signal.removeEventListener('abort', onAbort);
+          if (this.rejectRead === reject) this.rejectRead = undefined;
           reject(e instanceof Error ? e : new Error(String(e)));
         },
       );

@@ -11,14 +11,35 @@ export function startSse(res: Response, headers: Record<string, string> = {}): v
   res.flushHeaders();
 }
 
-/** Writes one SSE event (`data: <json>`), optionally named. Returns false when the socket buffer is full. */
+/** Responses corked until the end of the current event-loop turn (see {@link writeSse}). */
+const corked = new WeakSet<Response>();
+
+function uncork(res: Response): void {
+  if (!corked.delete(res)) return;
+  if (!res.writableEnded) res.uncork();
+}
+
+/**
+ * Writes one SSE event (`data: <json>`), optionally named. Returns false when the socket buffer is full.
+ * Events written in one turn of the event loop leave in one socket write (the response is corked
+ * until the turn ends): still one event per item for the client, far fewer syscalls for a fast stream.
+ */
 export function writeSse(res: Response, data: unknown, event?: string): boolean {
   const payload = typeof data === 'string' ? data : JSON.stringify(data);
-  return res.write(event ? `event: ${event}\ndata: ${payload}\n\n` : `data: ${payload}\n\n`);
+  if (!corked.has(res) && !res.writableEnded) {
+    corked.add(res);
+    res.cork();
+    setImmediate(uncork, res);
+  }
+  const ok = res.write(event ? `event: ${event}\ndata: ${payload}\n\n` : `data: ${payload}\n\n`);
+  // A full buffer: send it now, the caller waits for it to drain.
+  if (!ok) uncork(res);
+  return ok;
 }
 
 /** Waits for the socket to drain after {@link writeSse} returned false (or for the client to leave). */
 export function waitDrain(res: Response): Promise<void> {
+  uncork(res);
   return new Promise((resolve) => {
     const done = (): void => {
       res.off('drain', done);

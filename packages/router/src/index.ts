@@ -62,7 +62,13 @@ export type { KvIndexerOptions, GapPolicy, ApplyResult, ApplyStatus, ApplyReason
 export { ApproxKvIndexer, DEFAULT_APPROX_TTL_MS } from './approx-indexer';
 export type { ApproxKvIndexerOptions } from './approx-indexer';
 export { BlockIndex } from './block-index';
-export { LoadTracker, WorkerLoadState, DEFAULT_LOAD_METRICS_TTL_MS, DEFAULT_REQUEST_TIMEOUT_MS } from './load';
+export {
+  LoadColumns,
+  LoadTracker,
+  WorkerLoadState,
+  DEFAULT_LOAD_METRICS_TTL_MS,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+} from './load';
 export type { LoadTrackerOptions, RequestLoad, WorkerLoad } from './load';
 export {
   KvScheduler,

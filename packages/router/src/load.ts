@@ -79,37 +79,126 @@ export interface WorkerLoad {
 }
 
 /**
+ * The figures of every worker that a decision reads, one typed array per figure indexed by slot,
+ * so that scoring all workers reads a few contiguous arrays instead of one object per worker.
+ * {@link WorkerLoadState} is the per-worker view of them.
+ */
+export class LoadColumns {
+  /** See {@link WorkerLoadState.privateBlocks}. */
+  privateBlocks = new Float64Array(16);
+  /** See {@link WorkerLoadState.loneBlocks}. */
+  loneBlocks = new Float64Array(16);
+  /** See {@link WorkerLoadState.trackedPrefill}. */
+  trackedPrefill = new Float64Array(16);
+  /** See {@link WorkerLoadState.inflight}. */
+  inflight = new Float64Array(16);
+  /** See {@link WorkerLoadState.reportedAt}. */
+  reportedAt = new Float64Array(16);
+  /** See {@link WorkerLoadState.reportedTotal}. */
+  reportedTotal = new Float64Array(16);
+
+  /** Makes room for `slot` and gives it a new worker's values. */
+  reset(slot: number): void {
+    if (slot >= this.inflight.length) {
+      let n = this.inflight.length;
+      while (n <= slot) n *= 2;
+      const grow = (a: Float64Array): Float64Array<ArrayBuffer> => {
+        const b = new Float64Array(n);
+        b.set(a);
+        return b;
+      };
+      this.privateBlocks = grow(this.privateBlocks);
+      this.loneBlocks = grow(this.loneBlocks);
+      this.trackedPrefill = grow(this.trackedPrefill);
+      this.inflight = grow(this.inflight);
+      this.reportedAt = grow(this.reportedAt);
+      this.reportedTotal = grow(this.reportedTotal);
+    }
+    this.privateBlocks[slot] = 0;
+    this.loneBlocks[slot] = 0;
+    this.trackedPrefill[slot] = 0;
+    this.inflight[slot] = 0;
+    this.reportedAt[slot] = Number.NEGATIVE_INFINITY;
+    this.reportedTotal[slot] = -1;
+  }
+}
+
+/**
  * Live per-worker state, read by the router's hot path; mutated only by {@link LoadTracker}.
+ * A view of the tracker's {@link LoadColumns} at its slot: once the worker is removed, the slot
+ * may go to another worker, so do not keep a state beyond its worker's removal.
  */
 export class WorkerLoadState {
-  /** Blocks of running requests that are not shared (numeric loads, partial blocks). */
-  privateBlocks = 0;
-  /** Blocks of running requests that share their first block with no other running request. */
-  loneBlocks = 0;
-  /** Prompt tokens of running requests not yet prefilled. */
-  trackedPrefill = 0;
-  /** Running requests. */
-  inflight = 0;
   /** Requests routed since the worker was added. */
   routedTotal = 0;
-  /** When the last report arrived (ms). */
-  reportedAt = Number.NEGATIVE_INFINITY;
   /** Last reported active blocks, -1 when absent. */
   reportedBlocks = -1;
   /** Last reported active prefill tokens, -1 when absent. */
   reportedPrefill = -1;
   /** Last reported queued requests, -1 when absent. */
   reportedWaiting = -1;
-  /** Last reported capacity in blocks, -1 when never reported. */
-  reportedTotal = -1;
 
   constructor(
     /** The worker. */
     readonly workerId: string,
-    /** Its slot in the tracker's active-block index. */
+    /** Its slot in the tracker's active-block index (and in its {@link LoadColumns}). */
     readonly slot: number,
     private readonly active: BlockIndex,
-  ) {}
+    private readonly cols: LoadColumns,
+  ) {
+    cols.reset(slot);
+  }
+
+  /** Blocks of running requests that are not shared (numeric loads, partial blocks). */
+  get privateBlocks(): number {
+    return this.cols.privateBlocks[this.slot]!;
+  }
+  set privateBlocks(v: number) {
+    this.cols.privateBlocks[this.slot] = v;
+  }
+
+  /**
+   * Distinct blocks of running requests in small groups (at most `SMALL_GROUP` (16) requests
+   * sharing a first block), which are compared chain to chain instead of indexed.
+   */
+  get loneBlocks(): number {
+    return this.cols.loneBlocks[this.slot]!;
+  }
+  set loneBlocks(v: number) {
+    this.cols.loneBlocks[this.slot] = v;
+  }
+
+  /** Prompt tokens of running requests not yet prefilled. */
+  get trackedPrefill(): number {
+    return this.cols.trackedPrefill[this.slot]!;
+  }
+  set trackedPrefill(v: number) {
+    this.cols.trackedPrefill[this.slot] = v;
+  }
+
+  /** Running requests. */
+  get inflight(): number {
+    return this.cols.inflight[this.slot]!;
+  }
+  set inflight(v: number) {
+    this.cols.inflight[this.slot] = v;
+  }
+
+  /** When the last report arrived (ms). */
+  get reportedAt(): number {
+    return this.cols.reportedAt[this.slot]!;
+  }
+  set reportedAt(v: number) {
+    this.cols.reportedAt[this.slot] = v;
+  }
+
+  /** Last reported capacity in blocks, -1 when never reported. */
+  get reportedTotal(): number {
+    return this.cols.reportedTotal[this.slot]!;
+  }
+  set reportedTotal(v: number) {
+    this.cols.reportedTotal[this.slot] = v;
+  }
 
   /** Active blocks from this router's decisions: distinct shared blocks plus the others. */
   get trackedBlocks(): number {
@@ -162,22 +251,34 @@ export class LoadTracker {
   private readonly warn: WarningHandler;
   /**
    * Blocks of running requests, per worker, with one reference per request; only for requests
-   * whose first block another running request shares (a request alone with its first block
-   * cannot share any block with the others, so its blocks are just counted: most prompts, for
-   * the cost of one table operation instead of one per block).
+   * of large groups (more than `SMALL_GROUP` (16) running requests with the same first block).
+   * Requests of a small group are kept as a list and compared chain to chain: a sequence hash
+   * names its whole prefix, so two chains share exactly their longest common prefix, and the
+   * distinct blocks a worker holds for a group are the size of the union (a trie) of its chains.
+   * Most prompts are alone with their first block or in a small group; for them recording and
+   * scoring cost a few array comparisons instead of one table operation per block.
    */
   private readonly active = new BlockIndex();
+  /** Every worker's hot figures, by slot (read by the router's scoring loop). */
+  readonly columns = new LoadColumns();
   /** First block (sequence hash) -> group id. */
   private readonly groups = new U64Table();
-  /** Per group: running requests, and the one request when it is alone (else null). */
+  /** Per group: running requests. */
   private groupSize: number[] = [];
-  private groupLone: (TrackedRequest | null)[] = [];
+  /** Per group: its requests while it is small (arrays reused across group ids). */
+  private groupMembers: TrackedRequest[][] = [];
+  /** Per group: whether its requests are in the active-block index (it grew beyond small). */
+  private groupIndexed: boolean[] = [];
   private freeGroups: number[] = [];
-  // Result of the last scoreActive: 0 nobody shares, 1 only `scoreLone` (by `scoreLcp` blocks),
-  // 2 read the active-block index.
+  /** Hash arrays of finished requests, for reuse (at most `HASH_POOL_SIZE`). */
+  private readonly hashPool: number[][] = [];
+  // Result of the last scoreActive: 0 nobody shares, 1 read `scoreDepth` (small group), 2 read the
+  // active-block index.
   private scoreMode = 0;
-  private scoreLone: WorkerLoadState | null = null;
-  private scoreLcp = 0;
+  /** Small-group scoring: leading blocks active per worker slot, and the slots set. */
+  private scoreDepth = new Int32Array(16);
+  private scoreTouched = new Int32Array(16);
+  private scoreTouchedCount = 0;
   private readonly states = new Map<string, WorkerLoadState>();
   // Insertion-ordered, hence ordered by routing time: the oldest request is first.
   private readonly requests = new Map<string, TrackedRequest>();
@@ -191,11 +292,23 @@ export class LoadTracker {
     this.requestTimeoutMs = positive(options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, 'requestTimeoutMs');
   }
 
+  /** Distinct blocks the running requests of the worker in `slot` hold in the active-block index. */
+  indexedActiveBlocks(slot: number): number {
+    return this.active.cachedBlocks(slot);
+  }
+
   /** Registers a worker (idempotent) and returns its live state. */
   addWorker(workerId: string): WorkerLoadState {
     let s = this.states.get(workerId);
     if (s === undefined) {
-      s = new WorkerLoadState(workerId, this.active.ensureWorker(workerId), this.active);
+      const slot = this.active.ensureWorker(workerId);
+      if (slot >= this.scoreDepth.length) {
+        // Fresh, zeroed arrays: nothing scored is kept.
+        this.scoreDepth = new Int32Array(this.scoreDepth.length * 2);
+        this.scoreTouched = new Int32Array(this.scoreDepth.length);
+        this.scoreTouchedCount = 0;
+      }
+      s = new WorkerLoadState(workerId, slot, this.active, this.columns);
       this.states.set(workerId, s);
     }
     return s;
@@ -271,31 +384,46 @@ export class LoadTracker {
       routedAt: now,
     };
     if (words !== null && count > 0) {
-      const hashes = new Array<number>(2 * count);
+      // A finished request's array when one of the right size is free (prompts of one length are
+      // common), so routing allocates no per-block array.
+      const pool = this.hashPool;
+      const free = pool.length > 0 ? pool[pool.length - 1]! : null;
+      let hashes: number[];
+      if (free !== null && free.length === 2 * count) {
+        pool.pop();
+        hashes = free;
+      } else {
+        hashes = new Array<number>(2 * count);
+      }
       for (let i = 0; i < count; i++) {
         hashes[2 * i] = words[at + stride * i]!;
         hashes[2 * i + 1] = words[at + stride * i + 1]!;
       }
       r.hashes = hashes;
       const ge = this.groups.insert(hashes[0]!, hashes[1]!);
+      let g: number;
       if (this.groups.inserted) {
         // Alone with its first block: counted, not indexed.
-        const g = this.newGroup();
+        g = this.newGroup();
         this.groups.data[ge + V0] = g;
-        r.group = g;
-        this.groupSize[g] = 1;
-        this.groupLone[g] = r;
-        w.loneBlocks += count;
+        this.groupSize[g] = 0;
       } else {
-        const g = this.groups.data[ge + V0]!;
-        r.group = g;
-        const lone = this.groupLone[g];
-        if (lone !== null && lone !== undefined) {
-          this.index(lone);
-          this.groupLone[g] = null;
-        }
-        this.groupSize[g]!++;
+        g = this.groups.data[ge + V0]!;
+      }
+      r.group = g;
+      this.groupSize[g]!++;
+      if (this.groupIndexed[g]) {
         this.index(r);
+      } else {
+        const members = this.groupMembers[g]!;
+        if (members.length < SMALL_GROUP) {
+          // Blocks new to the worker: those beyond its longest common prefix with the group.
+          w.loneBlocks += count - maxLcpOnWorker(hashes, members, w);
+          members.push(r);
+        } else {
+          this.indexGroup(g);
+          this.index(r);
+        }
       }
     }
     w.trackedPrefill += prefillTokens;
@@ -313,48 +441,81 @@ export class LoadTracker {
    */
   scoreActive(words: Uint32Array, at: number, stride: number, count: number): void {
     this.scoreMode = 0;
-    this.scoreLone = null;
     if (count === 0 || this.groups.size === 0) return;
     const ge = this.groups.find(words[at]!, words[at + 1]!);
     if (ge < 0) return;
-    const lone = this.groupLone[this.groups.data[ge + V0]!];
-    if (lone === null || lone === undefined) {
+    const g = this.groups.data[ge + V0]!;
+    if (this.groupIndexed[g]) {
       this.scoreMode = 2;
       this.active.score(words, at, stride, count);
       return;
     }
-    // One running request shares the first block: compare the chains.
-    const h = lone.hashes!;
-    const n = Math.min(count, h.length / 2);
-    let k = 0;
-    while (k < n && h[2 * k] === words[at + stride * k] && h[2 * k + 1] === words[at + stride * k + 1]) k++;
+    // A small group shares the first block: compare the chains.
+    const depth = this.scoreDepth;
+    const touched = this.scoreTouched;
+    for (let k = 0; k < this.scoreTouchedCount; k++) depth[touched[k]!] = 0;
+    this.scoreTouchedCount = 0;
+    const members = this.groupMembers[g]!;
+    for (let m = 0; m < members.length; m++) {
+      const r = members[m]!;
+      const h = r.hashes!;
+      const n = Math.min(count, h.length / 2);
+      let k = 1; // the first block is the group's
+      while (k < n && h[2 * k] === words[at + stride * k] && h[2 * k + 1] === words[at + stride * k + 1]) k++;
+      const slot = r.worker.slot;
+      const d = depth[slot]!;
+      if (d === 0) touched[this.scoreTouchedCount++] = slot;
+      if (k > d) depth[slot] = k;
+    }
     this.scoreMode = 1;
-    this.scoreLone = lone.worker;
-    this.scoreLcp = k;
   }
 
   /** A worker's result of the last {@link LoadTracker.scoreActive}. */
   activeOverlap(w: WorkerLoadState): number {
-    const mode = this.scoreMode;
-    if (mode === 0) return 0;
-    if (mode === 1) return w === this.scoreLone ? this.scoreLcp : 0;
-    return this.active.overlap(w.slot);
+    return this.activeOverlapAt(w.slot);
   }
 
-  /** Registers a request's blocks in the active-block index (its first block is now shared). */
+  /** {@link LoadTracker.activeOverlap} of the worker in `slot` ({@link WorkerLoadState.slot}). */
+  activeOverlapAt(slot: number): number {
+    const mode = this.scoreMode;
+    if (mode === 0) return 0;
+    if (mode === 1) return this.scoreDepth[slot]!;
+    return this.active.overlap(slot);
+  }
+
+  /** Whether the last {@link LoadTracker.scoreActive} found no running request sharing a block. */
+  get activeOverlapNone(): boolean {
+    return this.scoreMode === 0;
+  }
+
+  /** Registers a request's blocks in the active-block index (its group is indexed). */
   private index(r: TrackedRequest): void {
     const h = r.hashes!;
     const slot = r.worker.slot;
     for (let i = 0; i < h.length; i += 2) this.active.acquire(slot, h[i]!, h[i + 1]!);
-    if (!r.indexed && this.groupLone[r.group] === r) r.worker.loneBlocks -= h.length / 2;
     r.indexed = true;
+  }
+
+  /** A small group grew too large: moves its requests into the active-block index. */
+  private indexGroup(g: number): void {
+    const members = this.groupMembers[g]!;
+    // Undo their counting, last first (each one's new blocks were counted against the earlier ones).
+    for (let m = members.length - 1; m >= 0; m--) {
+      const r = members[m]!;
+      const h = r.hashes!;
+      members.length = m;
+      r.worker.loneBlocks -= h.length / 2 - maxLcpOnWorker(h, members, r.worker);
+      this.index(r);
+    }
+    this.groupIndexed[g] = true;
   }
 
   private newGroup(): number {
     const g = this.freeGroups.pop();
     if (g !== undefined) return g;
     this.groupSize.push(0);
-    this.groupLone.push(null);
+    this.groupMembers.push([]);
+    this.groupIndexed.push(false);
     return this.groupSize.length - 1;
   }
 
@@ -383,14 +544,25 @@ export class LoadTracker {
     w.privateBlocks -= r.privateBlocks;
     const h = r.hashes;
     if (h !== null) {
-      if (r.indexed) for (let i = 0; i < h.length; i += 2) this.active.release(w.slot, h[i]!, h[i + 1]!);
-      else w.loneBlocks -= h.length / 2;
       const g = r.group;
+      if (r.indexed) {
+        for (let i = 0; i < h.length; i += 2) this.active.release(w.slot, h[i]!, h[i + 1]!);
+      } else {
+        const members = this.groupMembers[g]!;
+        const at = members.indexOf(r);
+        members[at] = members[members.length - 1]!;
+        members.pop();
+        // Its blocks no other running request of the worker holds: beyond the longest common prefix.
+        w.loneBlocks -= h.length / 2 - maxLcpOnWorker(h, members, w);
+      }
       if (--this.groupSize[g]! === 0) {
         this.groups.delete(h[0]!, h[1]!);
-        this.groupLone[g] = null;
+        this.groupMembers[g]!.length = 0;
+        this.groupIndexed[g] = false;
         this.freeGroups.push(g);
       }
+      r.hashes = null;
+      if (this.hashPool.length < HASH_POOL_SIZE) this.hashPool.push(h);
     }
     w.inflight--;
     return true;
@@ -470,11 +642,42 @@ export class LoadTracker {
     return n;
   }
 
-  /** References the active-block index holds for a worker (test aid; O(active blocks)). */
+  /**
+   * Block references the running requests of a worker hold, one per block per request, whether
+   * indexed or kept in a small group (test aid; O(active blocks + requests)).
+   */
   activeReferences(workerId: string): number {
     const s = this.states.get(workerId);
-    return s === undefined ? 0 : this.active.referencesOf(s.slot).length / 2;
+    if (s === undefined) return 0;
+    let n = this.active.referencesOf(s.slot).length / 2;
+    for (const r of this.requests.values())
+      if (r.worker === s && !r.indexed && r.hashes !== null) n += r.hashes.length / 2;
+    return n;
   }
+}
+
+/** Hash arrays of finished requests kept for reuse. */
+const HASH_POOL_SIZE = 256;
+
+/** Running requests per group compared chain to chain; a larger group is indexed. */
+const SMALL_GROUP = 16;
+
+/**
+ * Longest common prefix, in blocks, of chain `h` with the chains of `members` routed to `w`
+ * (all members share `h`'s first block, so it is at least 1 when one is on `w`).
+ */
+function maxLcpOnWorker(h: readonly number[], members: readonly TrackedRequest[], w: WorkerLoadState): number {
+  let best = 0;
+  for (let m = 0; m < members.length; m++) {
+    const o = members[m]!;
+    if (o.worker !== w) continue;
+    const oh = o.hashes!;
+    const n = Math.min(h.length, oh.length);
+    let k = 2;
+    while (k < n && h[k] === oh[k] && h[k + 1] === oh[k + 1]) k += 2;
+    if (k / 2 > best) best = k / 2;
+  }
+  return best;
 }
 
 function positive(v: number, name: string): number {

@@ -272,6 +272,9 @@ export class KvRouter {
   private readonly cands: Candidate[] = [];
   private readonly byId = new Map<string, Candidate>();
   private readonly ctx: MutableContext;
+  /** Index and load-tracker slots of `cands[i]`, kept in step with `cands`. */
+  private coreSlots = new Int32Array(16);
+  private loadSlots = new Int32Array(16);
   private readonly warnedUnknown = new Set<string>();
   private decisions = 0;
   private seq = 0;
@@ -348,6 +351,7 @@ export class KvRouter {
     const c: Candidate = { id: workerId, slot, load: this.load.addWorker(workerId) };
     this.cands.push(c);
     this.byId.set(workerId, c);
+    this.syncSlots();
     this.ctx.workerIds.push(workerId);
     this.warnedUnknown.delete(workerId);
     const cap = this.ctx.overlapBlocks.length;
@@ -365,6 +369,19 @@ export class KvRouter {
     return true;
   }
 
+  /** Rebuilds `coreSlots` and `loadSlots` from `cands`. */
+  private syncSlots(): void {
+    const n = this.cands.length;
+    if (n > this.coreSlots.length) {
+      this.coreSlots = new Int32Array(n * 2);
+      this.loadSlots = new Int32Array(n * 2);
+    }
+    for (let i = 0; i < n; i++) {
+      this.coreSlots[i] = this.cands[i]!.slot;
+      this.loadSlots[i] = this.cands[i]!.load.slot;
+    }
+  }
+
   /**
    * Forgets a worker (it left discovery): its cached blocks, load and in-flight requests.
    * @returns whether it was registered
@@ -375,6 +392,7 @@ export class KvRouter {
     this.byId.delete(workerId);
     const i = this.cands.indexOf(c);
     this.cands.splice(i, 1);
+    this.syncSlots();
     this.ctx.workerIds.splice(i, 1);
     if (this.indexer !== undefined) this.indexer.removeWorker(workerId);
     else this.approxIndexer!.removeWorker(workerId);
@@ -442,13 +460,13 @@ export class KvRouter {
    * @throws RouterInvalidArgumentError for token ids that are not u32
    */
   route(input: ArrayLike<number> | RouteRequest): RouteDecision {
-    const req: RouteRequest = isRouteRequest(input) ? input : { tokenIds: input };
-    const tokens = req.tokenIds;
+    const req: RouteRequest | undefined = isRouteRequest(input) ? input : undefined;
+    const tokens = req !== undefined ? req.tokenIds : (input as ArrayLike<number>);
     if (tokens === null || typeof tokens !== 'object' || typeof tokens.length !== 'number') {
       throw new RouterInvalidArgumentError('tokenIds must be an array of token ids');
     }
     const all = this.cands;
-    const exclude = req.excludeWorkers;
+    const exclude = req?.excludeWorkers;
     const cands = exclude !== undefined && exclude.size > 0 ? all.filter((c) => !exclude.has(c.id)) : all;
     const n = cands.length;
     if (n === 0) throw new NoWorkersError();
@@ -458,7 +476,7 @@ export class KvRouter {
     const packed = this.hasher.hash(tokens);
     const core = this.core;
     const seqAt = packed.base + 2;
-    core.score(packed.words, seqAt, PACKED_STRIDE, packed.count);
+    const matched = core.score(packed.words, seqAt, PACKED_STRIDE, packed.count);
     const bs = this.options.blockSize;
     const isl = packed.tokens;
     const requestBlocks = Math.ceil(isl / bs);
@@ -466,16 +484,51 @@ export class KvRouter {
     load.scoreActive(packed.words, seqAt, PACKED_STRIDE, packed.count);
     const ctx = this.ctx;
     const ttl = load.metricsTtlMs;
+    const overlapBlocks = ctx.overlapBlocks;
+    const activeBlocks = ctx.activeBlocks;
+    const newBlocks = ctx.newBlocks;
+    const activePrefill = ctx.activePrefillTokens;
+    const cachedBlocks = ctx.cachedBlocks;
+    const waiting = ctx.waiting;
+    const inflight = ctx.inflight;
+    const totalBlocks = ctx.totalBlocks;
+    // Only workers that hold some of the prompt (cached or active) differ from 0 / requestBlocks.
+    const anyCached = matched > 0;
+    const anyActive = !load.activeOverlapNone;
+    // Per-worker figures from contiguous arrays by slot (see LoadColumns), not from objects.
+    let coreSlots = this.coreSlots;
+    let loadSlots = this.loadSlots;
+    if (cands !== all) {
+      coreSlots = Int32Array.from(cands, (c) => c.slot);
+      loadSlots = Int32Array.from(cands, (c) => c.load.slot);
+    }
+    const cols = load.columns;
+    const reportedAt = cols.reportedAt;
+    const reportedTotal = cols.reportedTotal;
+    const inflightCol = cols.inflight;
+    const loneCol = cols.loneBlocks;
+    const privateCol = cols.privateBlocks;
+    const prefillCol = cols.trackedPrefill;
     for (let i = 0; i < n; i++) {
-      const c = cands[i]!;
-      ctx.overlapBlocks[i] = core.overlap(c.slot);
-      ctx.activeBlocks[i] = c.load.activeBlocks(now, ttl);
-      ctx.newBlocks[i] = requestBlocks - load.activeOverlap(c.load);
-      ctx.activePrefillTokens[i] = c.load.activePrefill(now, ttl);
-      ctx.cachedBlocks[i] = core.cachedBlocks(c.slot);
-      ctx.waiting[i] = c.load.waiting(now, ttl);
-      ctx.inflight[i] = c.load.inflight;
-      ctx.totalBlocks[i] = c.load.reportedTotal > 0 ? c.load.reportedTotal : 0;
+      const cs = coreSlots[i]!;
+      const ls = loadSlots[i]!;
+      overlapBlocks[i] = anyCached ? core.overlap(cs) : 0;
+      newBlocks[i] = anyActive ? requestBlocks - load.activeOverlapAt(ls) : requestBlocks;
+      cachedBlocks[i] = core.cachedBlocks(cs);
+      inflight[i] = inflightCol[ls]!;
+      const total = reportedTotal[ls]!;
+      totalBlocks[i] = total > 0 ? total : 0;
+      if (now - reportedAt[ls]! <= ttl) {
+        const w = cands[i]!.load;
+        activeBlocks[i] = w.activeBlocks(now, ttl);
+        activePrefill[i] = w.activePrefill(now, ttl);
+        waiting[i] = w.waiting(now, ttl);
+      } else {
+        // No fresh report: the tracked figures (what the three calls above give then).
+        activeBlocks[i] = load.indexedActiveBlocks(ls) + loneCol[ls]! + privateCol[ls]!;
+        activePrefill[i] = prefillCol[ls]!;
+        waiting[i] = 0;
+      }
     }
     ctx.count = n;
     ctx.tokenIds = tokens;
@@ -498,8 +551,8 @@ export class KvRouter {
     const chosen = cands[idx]!;
     const overlap = ctx.overlapBlocks[idx]!;
     const uncached = isl - overlap * bs;
-    const requestId = req.requestId ?? `${this.options.requestIdPrefix}-${++this.seq}`;
-    const record = req.record !== false;
+    const requestId = req?.requestId ?? `${this.options.requestIdPrefix}-${++this.seq}`;
+    const record = req?.record !== false;
     if (record) {
       load.onRoutedPacked(
         requestId,

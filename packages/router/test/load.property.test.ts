@@ -12,16 +12,30 @@ type Op =
   | { kind: 'removeWorker'; worker: number };
 
 // Chains over a tiny alphabet, so that they share prefixes often; block i of a chain is keyed by
-// the whole prefix (like a sequence hash): key = hash of chain[0..i].
-const chain = fc.array(fc.constantFrom(1, 2, 3), { minLength: 1, maxLength: 5 });
-const op: fc.Arbitrary<Op> = fc.oneof(
-  {
-    weight: 5,
-    arbitrary: fc.record({ kind: fc.constant('route' as const), worker: fc.nat(2), chain, extra: fc.nat(1) }),
-  },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('finish' as const), pick: fc.nat(50) }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('removeWorker' as const), worker: fc.nat(2) }) },
-);
+// the whole prefix (like a sequence hash): key = hash of chain[0..i]. `firsts` first blocks: with
+// one, every request is in the same group, which grows past the small-group limit (16 running
+// requests compared chain to chain) into the active-block index and shrinks again.
+function chainOf(firsts: number): fc.Arbitrary<number[]> {
+  return fc
+    .tuple(fc.integer({ min: 1, max: firsts }), fc.array(fc.constantFrom(1, 2, 3), { maxLength: 4 }))
+    .map(([f, rest]) => [f, ...rest]);
+}
+
+function opOf(firsts: number, workers: number, finishWeight: number): fc.Arbitrary<Op> {
+  return fc.oneof(
+    {
+      weight: 5,
+      arbitrary: fc.record({
+        kind: fc.constant('route' as const),
+        worker: fc.nat(workers - 1),
+        chain: chainOf(firsts),
+        extra: fc.nat(1),
+      }),
+    },
+    { weight: finishWeight, arbitrary: fc.record({ kind: fc.constant('finish' as const), pick: fc.nat(50) }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('removeWorker' as const), worker: fc.nat(workers - 1) }) },
+  );
+}
 
 function keys(c: number[]): bigint[] {
   // Distinct per prefix: the prefix read as base-4 digits, offset by its length.
@@ -29,10 +43,21 @@ function keys(c: number[]): bigint[] {
   return c.map((x, i) => (v = v * 4n + BigInt(x)) + (BigInt(i) << 40n));
 }
 
-describe('LoadTracker active blocks agree with a brute-force model', () => {
-  it('under random routing, finishing and worker removal', () => {
-    fc.assert(
-      fc.property(fc.array(op, { maxLength: 60 }), fc.array(chain, { minLength: 1, maxLength: 5 }), (ops, queries) => {
+function checkAgainstModel(
+  firsts: number,
+  workers: number,
+  minOps: number,
+  maxOps: number,
+  finishWeight: number,
+  runs: number,
+): void {
+  const op = opOf(firsts, workers, finishWeight);
+  const chain = chainOf(firsts);
+  fc.assert(
+    fc.property(
+      fc.array(op, { minLength: minOps, maxLength: maxOps }),
+      fc.array(chain, { minLength: 1, maxLength: 5 }),
+      (ops, queries) => {
         const lt = new LoadTracker({ now: () => 0 });
         const running = new Map<string, { worker: number; chain: number[]; extra: number }>();
         let n = 0;
@@ -53,7 +78,7 @@ describe('LoadTracker active blocks agree with a brute-force model', () => {
             lt.removeWorker(`w${o.worker}`);
             for (const [id, r] of running) if (r.worker === o.worker) running.delete(id);
           }
-          for (let w = 0; w < 3; w++) {
+          for (let w = 0; w < workers; w++) {
             const st = lt.stateOf(`w${w}`);
             if (st === undefined) continue;
             const distinct = new Set<bigint>();
@@ -70,7 +95,7 @@ describe('LoadTracker active blocks agree with a brute-force model', () => {
           const qk = keys(q);
           const words = Uint32Array.from(qk.flatMap((k) => [Number(k & 0xffffffffn), Number(k >> 32n)]));
           lt.scoreActive(words, 0, 2, qk.length);
-          for (let w = 0; w < 3; w++) {
+          for (let w = 0; w < workers; w++) {
             const st = lt.stateOf(`w${w}`);
             if (st === undefined) continue;
             let best = 0;
@@ -84,8 +109,18 @@ describe('LoadTracker active blocks agree with a brute-force model', () => {
           }
         }
         expect(lt.inflightRequests).toBe(running.size);
-      }),
-      { numRuns: 300 },
-    );
+      },
+    ),
+    { numRuns: runs },
+  );
+}
+
+describe('LoadTracker active blocks agree with a brute-force model', () => {
+  it('under random routing, finishing and worker removal', () => {
+    checkAgainstModel(3, 3, 0, 60, 3, 300);
+  });
+
+  it('when one group grows past the small-group limit and shrinks (20 workers)', () => {
+    checkAgainstModel(1, 20, 60, 120, 2, 25);
   });
 });

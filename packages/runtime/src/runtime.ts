@@ -571,10 +571,17 @@ export class EndpointClient {
     const backoffMs = options.retryBackoffMs ?? 50;
     const mode = options.mode ?? 'round-robin';
     let current: ResponseStream<T> | undefined;
+    let it: AsyncIterator<T> | undefined;
     let cancelled: unknown;
-    const run = async function* (this: EndpointClient): AsyncGenerator<T> {
-      const tried = new Set<string>();
-      for (let attempt = 1; ; attempt++) {
+    /** The first item has arrived: from then on items (and errors) come straight from `it`. */
+    let sent = false;
+    let finished = false;
+    const tried = new Set<string>();
+    let attempt = 0;
+    // Until the first item: pick an instance, and move to another on UNAVAILABLE (failover).
+    const first = async (): Promise<IteratorResult<T>> => {
+      for (;;) {
+        attempt++;
         if (tried.size === 0 && this.live.size === 0 && options.waitForInstanceMs) {
           await this.waitForInstances({ min: 1, timeoutMs: options.waitForInstanceMs, signal: options.signal }).catch(
             () => undefined,
@@ -589,20 +596,26 @@ export class EndpointClient {
         if (!target) throw new UnavailableError(`no live instance of ${this.describe()}`);
         tried.add(target.instanceId);
         if (cancelled !== undefined) throw new CancelledError();
+        // Abandoned (return()) while waiting for an instance: send nothing.
+        if (finished) return DONE as IteratorResult<T>;
         current = plane.request<T>(target.subject, payload, opts);
-        let sent = false;
+        it = current[Symbol.asyncIterator]();
         try {
-          for await (const item of current) {
-            sent = true;
-            yield item;
+          const r = await it.next();
+          if (finished && !r.done) {
+            // Abandoned while the first item was on its way: stop the handler.
+            void it.return?.()?.catch(() => undefined);
+            return DONE as IteratorResult<T>;
           }
-          return;
+          if (r.done) finished = true;
+          else sent = true;
+          return r;
         } catch (e) {
           // Only the transport's "nobody listens" says the instance is gone; an UNAVAILABLE its
           // handler returned (e.g. it has no worker of its own right now) is worth a retry elsewhere
           // but says nothing against the instance itself.
-          if (!sent && e instanceof NoRespondersError) this.markDown(target.instanceId);
-          if (sent || !isDynamoError(e) || e.code !== 'UNAVAILABLE' || attempt >= maxAttempts) throw e;
+          if (e instanceof NoRespondersError) this.markDown(target.instanceId);
+          if (!isDynamoError(e) || e.code !== 'UNAVAILABLE' || attempt >= maxAttempts) throw e;
           this.endpoint.runtime.logger.warn('instance unavailable; retrying on another', {
             request_id: requestId,
             instance_id: target.instanceId,
@@ -612,16 +625,32 @@ export class EndpointClient {
         }
       }
     };
-    const gen = run.call(this);
+    // A plain iterator rather than an async generator: after the first item each read is the
+    // transport stream's own `next()`, with no extra generator hop per item.
+    const iterator: AsyncIterator<T> = {
+      next(): Promise<IteratorResult<T>> {
+        if (finished) return Promise.resolve(DONE as IteratorResult<T>);
+        if (sent) return it!.next();
+        return first().catch((e: unknown) => {
+          finished = true;
+          throw e;
+        });
+      },
+      return(): Promise<IteratorResult<T>> {
+        finished = true;
+        void it?.return?.()?.catch(() => undefined);
+        return Promise.resolve(DONE as IteratorResult<T>);
+      },
+    };
     return {
       requestId,
       cancel(reason?: unknown) {
         cancelled = reason ?? new CancelledError();
         current?.cancel(reason);
-        void gen.return(undefined);
+        finished = true;
       },
       [Symbol.asyncIterator]() {
-        return gen;
+        return iterator;
       },
     };
   }
@@ -637,6 +666,8 @@ export class EndpointClient {
     this.endpoint.runtime.untrack(this);
   }
 }
+
+const DONE: IteratorResult<never> = { value: undefined, done: true };
 
 function failedStream<T>(requestId: string, error: Error): ResponseStream<T> {
   return {

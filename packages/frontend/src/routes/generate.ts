@@ -86,6 +86,8 @@ export function generateRoute(options: GenerateRouteOptions): RequestHandler {
       // The first event comes before any byte is sent, so an upstream failure gets a real status.
       let r = await scope.next(it);
       let output = '';
+      // The seed's event shape `{"worker_output","request_id"}`, the request id encoded once.
+      const idJson = JSON.stringify(requestId);
       if (stream) {
         startSse(res);
         streaming = true;
@@ -96,7 +98,9 @@ export function generateRoute(options: GenerateRouteOptions): RequestHandler {
         if (!ev.worker_output) continue;
         if (!streaming) output += ev.worker_output;
         // The seed's exact event shape, whatever else the upstream reports.
-        else if (!writeSse(res, { worker_output: ev.worker_output, request_id: requestId })) await waitDrain(res);
+        else if (!writeSse(res, `{"worker_output":${JSON.stringify(ev.worker_output)},"request_id":${idJson}}`)) {
+          await waitDrain(res);
+        }
       }
       if (scope.cause === 'client_gone') throw scope.signal.reason as Error;
       if (streaming) res.end();

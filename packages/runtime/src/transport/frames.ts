@@ -21,6 +21,13 @@
  * server's next frame bounce back as a `503`, which cancels the handler):
  * - `a<control subject>`          ack: always the first frame; tells the caller where to cancel
  * - `d<seq> <json item>`          data: seq = 1, 2, 3, ... (gaps and reordering are detected)
+ * - `b<seq> <json array>`         batch: the k items of the array carry sequence numbers seq ... seq+k-1
+ *                                 (k >= 2). The server sends items that its handler yielded within one
+ *                                 turn of the event loop as one batch (a handler that produces faster
+ *                                 than one message per item can go), within the window and the
+ *                                 payload limit; one item alone goes as a `d` frame.
+ * - `f<seq> <json array>`         final: the items of the array (seq ... seq+k-1, k >= 1), then the
+ *                                 end of the stream: the last batch and the `e` frame in one message
  * - `h<seq>`                      heartbeat: sent when the stream was idle for a heartbeat interval;
  *                                 seq = data frames sent so far (a lost trailing data frame shows)
  * - `e<seq>`                      end: seq = data frames sent in all
@@ -53,6 +60,8 @@ export const HDR_WINDOW = 'Dynamo-Window';
 export const FrameType = {
   Ack: 0x61, // 'a'
   Data: 0x64, // 'd'
+  Batch: 0x62, // 'b'
+  Final: 0x66, // 'f'
   Heartbeat: 0x68, // 'h'
   End: 0x65, // 'e'
   Error: 0x78, // 'x'
@@ -76,6 +85,16 @@ export function ackFrame(controlSubject: string): string {
 /** `d<seq> <json>` (the item already JSON-encoded). */
 export function dataFrame(seq: number, json: string): string {
   return 'd' + seq + ' ' + json;
+}
+
+/** `b<first seq> [<json>,<json>,...]` (the items already JSON-encoded). */
+export function batchFrame(firstSeq: number, jsons: readonly string[]): string {
+  return 'b' + firstSeq + ' [' + jsons.join(',') + ']';
+}
+
+/** `f<first seq> [<json>,...]`: the last items and the end of the stream. */
+export function finalFrame(firstSeq: number, jsons: readonly string[]): string {
+  return 'f' + firstSeq + ' [' + jsons.join(',') + ']';
 }
 
 /** `h<seq>` */
@@ -104,7 +123,7 @@ export function cancelFrame(reason?: { code: string; message: string }): string 
 }
 
 /**
- * Reads the sequence number of a `d`, `h`, `e`, `x` or `w` frame (the digits after the type byte,
+ * Reads the sequence number of a `d`, `b`, `f`, `h`, `e`, `x` or `w` frame (the digits after the type byte,
  * up to a space or the end) without decoding the frame. Returns -1 when they are malformed.
  */
 export function readSeq(data: Uint8Array): number {
@@ -120,7 +139,7 @@ export function readSeq(data: Uint8Array): number {
   return seq;
 }
 
-/** The text after the first space of a frame (the JSON of a `d` or `x` frame), or '' when there is none. */
+/** The text after the first space of a frame (the JSON of a `d`, `b`, `f` or `x` frame), or '' when there is none. */
 export function frameBody(data: Uint8Array): string {
   const i = data.indexOf(SPACE, 1);
   return i < 0 ? '' : decoder.decode(data.subarray(i + 1));

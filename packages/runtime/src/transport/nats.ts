@@ -40,10 +40,12 @@ import {
   QUEUE_GROUP,
   ackFrame,
   cancelFrame,
+  batchFrame,
   creditFrame,
   dataFrame,
   endFrame,
   errorFrame,
+  finalFrame,
   frameBody,
   frameRest,
   heartbeatFrame,
@@ -376,13 +378,19 @@ function toNatsError(e: unknown, what: string): DynamoError {
 }
 
 /** The caller's side of one request; the request is sent on the first `next()`. */
+/** An item that came in a `b` frame (parsed with its batch). */
+class BatchItem {
+  constructor(readonly value: unknown) {}
+}
+
 class NatsResponseStream<T> implements ResponseStream<T>, AsyncIterator<T>, Route {
   readonly requestId: string;
   /** Consumer-facing state. */
   private state: 'idle' | 'open' | 'done' = 'idle';
   /** Transport state: 'live' while frames are expected, 'cancelling' while waiting for the ack to cancel. */
   private link: 'none' | 'live' | 'cancelling' | 'gone' = 'none';
-  private channel: Channel<string> | undefined;
+  /** Items received: the JSON of a `d` frame, or an item of a `b` frame (already parsed). */
+  private channel: Channel<string | BatchItem> | undefined;
   private earlyError: DynamoError | undefined;
   private readonly deadline: number | undefined;
   private token = '';
@@ -438,7 +446,8 @@ class NatsResponseStream<T> implements ResponseStream<T>, AsyncIterator<T>, Rout
         // Credit every quarter window: the server still has three quarters of a window to send
         // while the credit travels, so a fast stream does not stall on the round trip.
         if (this.consumed - this.credited >= Math.max(1, this.plane.streamWindow >> 2)) this.sendCredit();
-        return { value: JSON.parse(r.value) as T, done: false };
+        const v = r.value;
+        return { value: (typeof v === 'string' ? JSON.parse(v) : v.value) as T, done: false };
       },
       (e: unknown) => {
         this.finish();
@@ -492,7 +501,7 @@ class NatsResponseStream<T> implements ResponseStream<T>, AsyncIterator<T>, Rout
       if (type === FrameType.Ack) {
         this.control = frameRest(data);
         this.sendCancel(this.pendingCancel!);
-      } else if (type === FrameType.End || type === FrameType.Error) {
+      } else if (type === FrameType.End || type === FrameType.Final || type === FrameType.Error) {
         this.unlink();
       }
       return;
@@ -507,6 +516,31 @@ class NatsResponseStream<T> implements ResponseStream<T>, AsyncIterator<T>, Rout
         }
         this.received = seq;
         this.channel!.push(frameBody(data));
+        return;
+      }
+      case FrameType.Batch:
+      case FrameType.Final: {
+        const seq = readSeq(data);
+        if (seq !== this.received + 1) {
+          this.lost(seq);
+          return;
+        }
+        let items: unknown;
+        try {
+          items = JSON.parse(frameBody(data));
+        } catch {
+          items = undefined;
+        }
+        if (!Array.isArray(items)) {
+          this.fail(new InternalError(`malformed batch frame from ${this.subject} (request ${this.requestId})`), true);
+          return;
+        }
+        this.received = seq + items.length - 1;
+        for (const value of items) this.channel!.push(new BatchItem(value));
+        if (type === FrameType.Final) {
+          this.unlink();
+          this.channel!.end();
+        }
         return;
       }
       case FrameType.Heartbeat: {
@@ -591,7 +625,7 @@ class NatsResponseStream<T> implements ResponseStream<T>, AsyncIterator<T>, Rout
     const { token, subject: reply } = this.plane.register(this);
     this.token = token;
     this.link = 'live';
-    this.channel = new Channel<string>();
+    this.channel = new Channel<string | BatchItem>();
     try {
       this.plane.nc.publish(this.subject, body, { reply, headers: hdrs });
     } catch (e) {
@@ -721,7 +755,16 @@ class ServerRequest implements Route {
   private readonly token: string;
   private readonly control: string;
   private readonly pubOptions: PublishOptions;
+  /** Items sent so far (the sequence number of the last one). */
   private seq = 0;
+  /** Items yielded by the handler in this turn of the event loop, not sent yet (JSON). */
+  private pending: string[] = [];
+  private pendingChars = 0;
+  private flushScheduled: NodeJS.Immediate | undefined;
+  private readonly flushNow = (): void => {
+    this.flushScheduled = undefined;
+    this.flush();
+  };
   /** Items the caller reported consumed; data frame `s` is sent only while `s - acked <= window`. */
   private acked = 0;
   private creditWaiter: (() => void) | undefined;
@@ -771,27 +814,27 @@ class ServerRequest implements Route {
       while (!signal.aborted) {
         const r = await this.iterator.next();
         if (signal.aborted) break;
-        if (r.done) {
-          this.send(endFrame(this.seq));
-          break;
-        }
+        if (r.done) break;
         let json: string;
         try {
           json = encodeJson(r.value, 'response item');
         } catch (e) {
           throw new InternalError((e as Error).message, { cause: e });
         }
-        const frame = dataFrame(this.seq + 1, json);
-        const size = exceeds(frame, 0, limit);
-        if (size !== undefined) throw new PayloadTooLargeError(size, limit);
+        const frameSize = exceeds(json, 2 + String(this.seq + this.pending.length + 1).length, limit);
+        if (frameSize !== undefined) throw new PayloadTooLargeError(frameSize, limit);
         // Backpressure: wait while the caller holds a full window of unconsumed items.
-        while (this.seq - this.acked >= this.window && !signal.aborted) await this.credit();
+        while (this.seq + this.pending.length - this.acked >= this.window && !signal.aborted) {
+          this.flush();
+          await this.credit();
+        }
         if (signal.aborted) break;
-        this.seq += 1;
-        this.send(frame);
+        this.enqueue(json, limit);
       }
+      if (!signal.aborted) this.flush(true);
     } catch (e) {
       if (!signal.aborted) {
+        this.flush();
         const wire = toWireError(e);
         if (wire.code === 'INTERNAL') {
           this.endpoint.logger.warn('handler failed', { request_id: this.requestId, error: wire.message });
@@ -802,6 +845,41 @@ class ServerRequest implements Route {
       offAbort();
       this.finish();
     }
+  }
+
+  /**
+   * Queues one item: items yielded in the same turn of the event loop go out together at its end
+   * (one `b` frame, or a `d` frame for a single item), so a fast handler costs one NATS message
+   * per batch instead of one per item.
+   */
+  private enqueue(json: string, limit: number): void {
+    // Worst case 3 bytes per UTF-16 unit, plus the frame's header and the commas.
+    if (this.pending.length > 0 && (this.pendingChars + json.length) * 3 + 32 + this.pending.length > limit) {
+      this.flush();
+    }
+    this.pending.push(json);
+    this.pendingChars += json.length;
+    this.flushScheduled ??= setImmediate(this.flushNow);
+  }
+
+  /** Sends the queued items now; with `end`, the end of the stream too (in the same message when items wait). */
+  private flush(end = false): void {
+    if (this.flushScheduled) {
+      clearImmediate(this.flushScheduled);
+      this.flushScheduled = undefined;
+    }
+    const items = this.pending;
+    if (items.length === 0) {
+      if (end) this.send(endFrame(this.seq));
+      return;
+    }
+    this.pending = [];
+    this.pendingChars = 0;
+    if (this.done) return;
+    const first = this.seq + 1;
+    this.seq += items.length;
+    if (end) this.send(finalFrame(first, items));
+    else this.send(items.length === 1 ? dataFrame(first, items[0]!) : batchFrame(first, items));
   }
 
   /** @see Route.onMessage: a cancel from the caller, or a 503 bounced back because the caller is gone. */
@@ -863,6 +941,7 @@ class ServerRequest implements Route {
   /** Endpoint closing: tell the caller, then abort. */
   closeWith(error: DynamoError): void {
     if (this.done) return;
+    this.flush();
     this.send(errorFrame(this.seq, error));
     this.abort(error);
   }
@@ -884,6 +963,9 @@ class ServerRequest implements Route {
   private finish(): void {
     if (this.done) return;
     this.done = true;
+    if (this.flushScheduled) clearImmediate(this.flushScheduled);
+    this.flushScheduled = undefined;
+    this.pending = [];
     this.wakeCredit();
     if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
     this.plane.unregister(this.token);
