@@ -14,6 +14,7 @@ import {
 } from '@dynamo-ts/router';
 import { createWasmHasher, WASM_HEAP_BASE } from '../src/xxh3-wasm';
 import { Xxh3Pair } from '../src/xxh3';
+import { prng } from './model';
 
 interface Vectors {
   seed: number;
@@ -35,18 +36,6 @@ function nativeXxh3(words: ArrayLike<number>): bigint {
   const buf = Buffer.alloc(words.length * 4);
   for (let i = 0; i < words.length; i++) buf.writeUInt32LE(words[i]!, i * 4);
   return xxh3.xxh64(buf, HASH_SEED);
-}
-
-/** A small deterministic PRNG for test data. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describe('block hashing (Dynamo-compatible)', () => {

@@ -1,9 +1,9 @@
-import type { Request, RequestHandler, Response } from 'express';
+import type { RequestHandler } from 'express';
 import { HttpError } from '../errors';
-import { CHAT_FORMAT, checkModel, serveCompletion, type CompletionJob, type OpenAiDeps } from '../openai/completion';
+import { CHAT_FORMAT, type OpenAiDeps } from '../openai/completion';
 import { CHAT_COMPLETIONS_BODY_SCHEMA, type ChatCompletionsBody, type ChatMessage } from '../openai/schemas';
-import { compileBodySchema, validateBody } from '../validation';
-import { commonJob, rejectUnsupported, requestIdOf, requestTypeOf } from './openai-common';
+import { compileBodySchema } from '../validation';
+import { completionRoute } from './openai-common';
 
 const validate = compileBodySchema<ChatCompletionsBody>(CHAT_COMPLETIONS_BODY_SCHEMA);
 
@@ -38,28 +38,13 @@ export function chatPrompt(messages: readonly ChatMessage[]): string {
  * message. Streams `chat.completion.chunk` events when `stream` is true.
  */
 export function chatCompletionsRoute(deps: OpenAiDeps): RequestHandler {
-  return async (req: Request, res: Response): Promise<void> => {
-    const startedAt = performance.now();
-    let job: CompletionJob;
-    try {
-      const body = validateBody(req, validate);
-      rejectUnsupported(body);
-      if (body.logprobs) {
-        throw new HttpError(400, 'invalid_request_error', 'unsupported', 'logprobs are not supported', 'logprobs');
-      }
-      const prompt = chatPrompt(body.messages);
-      await checkModel(deps.models, body.model);
-      job = {
-        ...commonJob(body, startedAt),
-        endpoint: 'chat_completions',
-        requestId: requestIdOf(req),
-        prompt,
-        maxTokens: body.max_completion_tokens ?? body.max_tokens ?? undefined,
-      };
-    } catch (e) {
-      deps.metrics.rejected('chat_completions', requestTypeOf(req));
-      throw e;
+  return completionRoute(deps, 'chat_completions', CHAT_FORMAT, validate, (body) => {
+    if (body.logprobs) {
+      throw new HttpError(400, 'invalid_request_error', 'unsupported', 'logprobs are not supported', 'logprobs');
     }
-    await serveCompletion(res, deps, job, CHAT_FORMAT);
-  };
+    return {
+      prompt: chatPrompt(body.messages),
+      maxTokens: body.max_completion_tokens ?? body.max_tokens ?? undefined,
+    };
+  });
 }

@@ -1,9 +1,9 @@
-import type { Request, RequestHandler, Response } from 'express';
+import type { RequestHandler } from 'express';
 import { HttpError } from '../errors';
-import { TEXT_FORMAT, checkModel, serveCompletion, type CompletionJob, type OpenAiDeps } from '../openai/completion';
+import { TEXT_FORMAT, type OpenAiDeps } from '../openai/completion';
 import { COMPLETIONS_BODY_SCHEMA, type CompletionsBody } from '../openai/schemas';
-import { compileBodySchema, validateBody } from '../validation';
-import { commonJob, rejectUnsupported, requestIdOf, requestTypeOf } from './openai-common';
+import { compileBodySchema } from '../validation';
+import { completionRoute } from './openai-common';
 
 const validate = compileBodySchema<CompletionsBody>(COMPLETIONS_BODY_SCHEMA);
 
@@ -27,34 +27,16 @@ export function completionPrompt(prompt: CompletionsBody['prompt']): string {
 
 /** `POST /v1/completions`: the OpenAI (legacy) text completions API over the upstream. */
 export function completionsRoute(deps: OpenAiDeps): RequestHandler {
-  return async (req: Request, res: Response): Promise<void> => {
-    const startedAt = performance.now();
-    let job: CompletionJob;
-    try {
-      const body = validateBody(req, validate);
-      rejectUnsupported(body);
-      if (body.best_of != null && body.best_of > 1) {
-        throw new HttpError(400, 'invalid_request_error', 'unsupported', 'best_of > 1 is not supported', 'best_of');
-      }
-      if (body.echo) {
-        throw new HttpError(400, 'invalid_request_error', 'unsupported', 'echo is not supported', 'echo');
-      }
-      if (body.logprobs != null) {
-        throw new HttpError(400, 'invalid_request_error', 'unsupported', 'logprobs are not supported', 'logprobs');
-      }
-      const prompt = completionPrompt(body.prompt);
-      await checkModel(deps.models, body.model);
-      job = {
-        ...commonJob(body, startedAt),
-        endpoint: 'completions',
-        requestId: requestIdOf(req),
-        prompt,
-        maxTokens: body.max_tokens ?? undefined,
-      };
-    } catch (e) {
-      deps.metrics.rejected('completions', requestTypeOf(req));
-      throw e;
+  return completionRoute(deps, 'completions', TEXT_FORMAT, validate, (body) => {
+    if (body.best_of != null && body.best_of > 1) {
+      throw new HttpError(400, 'invalid_request_error', 'unsupported', 'best_of > 1 is not supported', 'best_of');
     }
-    await serveCompletion(res, deps, job, TEXT_FORMAT);
-  };
+    if (body.echo) {
+      throw new HttpError(400, 'invalid_request_error', 'unsupported', 'echo is not supported', 'echo');
+    }
+    if (body.logprobs != null) {
+      throw new HttpError(400, 'invalid_request_error', 'unsupported', 'logprobs are not supported', 'logprobs');
+    }
+    return { prompt: completionPrompt(body.prompt), maxTokens: body.max_tokens ?? undefined };
+  });
 }

@@ -1,8 +1,16 @@
-import type { Request } from 'express';
+import type { ValidateFunction } from 'ajv';
+import type { Request, RequestHandler, Response } from 'express';
 import { HttpError } from '../errors';
 import type { RequestType } from '../metrics';
-import type { CompletionJob } from '../openai/completion';
+import {
+  checkModel,
+  serveCompletion,
+  type CompletionFormat,
+  type CompletionJob,
+  type OpenAiDeps,
+} from '../openai/completion';
 import type { CommonBody } from '../openai/schemas';
+import { validateBody } from '../validation';
 
 const REQUEST_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,255}$/;
 
@@ -45,5 +53,34 @@ export function commonJob(
     stream: body.stream === true,
     includeUsage: body.stream === true && body.stream_options?.include_usage === true,
     startedAt,
+  };
+}
+
+/**
+ * An OpenAI completion route: validates the body, refuses what is unsupported, checks the model,
+ * builds the job (`parse` gives the route's prompt and token limit, throwing an HttpError for what
+ * the route refuses), then serves it in `format`. Requests refused at the edge are counted as rejected.
+ */
+export function completionRoute<B extends CommonBody>(
+  deps: OpenAiDeps,
+  endpoint: CompletionJob['endpoint'],
+  format: CompletionFormat,
+  validate: ValidateFunction<B>,
+  parse: (body: B) => { prompt: string; maxTokens: number | undefined },
+): RequestHandler {
+  return async (req: Request, res: Response): Promise<void> => {
+    const startedAt = performance.now();
+    let job: CompletionJob;
+    try {
+      const body = validateBody(req, validate);
+      rejectUnsupported(body);
+      const { prompt, maxTokens } = parse(body);
+      await checkModel(deps.models, body.model);
+      job = { ...commonJob(body, startedAt), endpoint, requestId: requestIdOf(req), prompt, maxTokens };
+    } catch (e) {
+      deps.metrics.rejected(endpoint, requestTypeOf(req));
+      throw e;
+    }
+    await serveCompletion(res, deps, job, format);
   };
 }

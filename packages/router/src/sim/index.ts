@@ -12,4 +12,4 @@ export type { SimEngineOptions, SimRequest, SimStep, SimTokenOutput, SimAdmissio
 export { VirtualEventLoop } from './event-loop';
 export { RealTimeEngine, systemScheduler } from './realtime';
 export type { EngineScheduler, RealTimeEngineListeners, TokenBatch } from './realtime';
-export { seededRandom } from './random';
+export { mulberry32, seededRandom } from './random';

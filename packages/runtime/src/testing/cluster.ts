@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { findBinary, freePort, type ServerHandle } from './servers';
+import { etcdArgs, findBinary, freePort, type ServerHandle } from './servers';
 
 /**
  * Clustered nats-server and etcd on free loopback ports, for tests of what the deployment does
@@ -334,32 +334,16 @@ async function tryStartEtcdCluster(n: number, options: EtcdClusterOptions): Prom
     mkdirSync(path.join(dataDir, 'data'), { mode: 0o700 });
     const url = `http://127.0.0.1:${p.client}`;
     const peer = `http://127.0.0.1:${p.peer}`;
-    const args = [
-      '--name',
+    const args = etcdArgs({
       name,
-      '--data-dir',
-      path.join(dataDir, 'data'),
-      '--listen-client-urls',
+      dataDir: path.join(dataDir, 'data'),
       url,
-      '--advertise-client-urls',
-      url,
-      '--listen-peer-urls',
       peer,
-      '--initial-advertise-peer-urls',
-      peer,
-      '--initial-cluster',
       initialCluster,
-      '--initial-cluster-state',
-      'new',
-      '--initial-cluster-token',
       token,
-      '--heartbeat-interval',
-      String(options.heartbeatMs ?? 10),
-      '--election-timeout',
-      String(options.electionMs ?? 100),
-      '--log-level',
-      'error',
-    ];
+      heartbeatMs: options.heartbeatMs,
+      electionMs: options.electionMs,
+    });
     const m = new Member(`etcd ${name}`, bin, args, p.client, dataDir, [p.client, p.peer]);
     return Object.assign(m, { name, url, port: p.client, peerPort: p.peer });
   });

@@ -137,6 +137,42 @@ export interface NatsServer extends ServerHandle {
   readonly monitorUrl: string;
 }
 
+/** Command line of one etcd member on loopback (fast raft timers unless given). */
+export function etcdArgs(o: {
+  name: string;
+  dataDir: string;
+  url: string;
+  peer: string;
+  initialCluster: string;
+  token?: string;
+  heartbeatMs?: number;
+  electionMs?: number;
+}): string[] {
+  return [
+    '--name',
+    o.name,
+    '--data-dir',
+    o.dataDir,
+    '--listen-client-urls',
+    o.url,
+    '--advertise-client-urls',
+    o.url,
+    '--listen-peer-urls',
+    o.peer,
+    '--initial-advertise-peer-urls',
+    o.peer,
+    '--initial-cluster',
+    o.initialCluster,
+    ...(o.token ? ['--initial-cluster-state', 'new', '--initial-cluster-token', o.token] : []),
+    '--heartbeat-interval',
+    String(o.heartbeatMs ?? 10),
+    '--election-timeout',
+    String(o.electionMs ?? 100),
+    '--log-level',
+    'error',
+  ];
+}
+
 /** Options of {@link startNatsServer}. */
 export interface NatsServerOptions {
   /** Enable JetStream (default true). */
@@ -190,28 +226,7 @@ export async function startEtcd(): Promise<EtcdServer> {
   const url = `http://127.0.0.1:${port}`;
   const peer = `http://127.0.0.1:${peerPort}`;
   const name = `test-${port}`;
-  const args = [
-    '--name',
-    name,
-    '--data-dir',
-    path.join(dataDir, 'data'),
-    '--listen-client-urls',
-    url,
-    '--advertise-client-urls',
-    url,
-    '--listen-peer-urls',
-    peer,
-    '--initial-advertise-peer-urls',
-    peer,
-    '--initial-cluster',
-    `${name}=${peer}`,
-    '--heartbeat-interval',
-    '10',
-    '--election-timeout',
-    '100',
-    '--log-level',
-    'error',
-  ];
+  const args = etcdArgs({ name, dataDir: path.join(dataDir, 'data'), url, peer, initialCluster: `${name}=${peer}` });
   const s = new SpawnedServer(bin, args, port, dataDir, 'etcd');
   await s.start();
   return Object.assign(s, { url, port });

@@ -9,6 +9,7 @@
  */
 import http from 'node:http';
 import { InvalidArgumentError } from '@dynamo-ts/runtime';
+import { positiveIntFlag, positiveNumberFlag } from './flags';
 
 /** Which frontend route to load. */
 export type HttpBenchRoute = 'generate' | 'chat' | 'completions';
@@ -147,17 +148,9 @@ export function compileHttpBenchOptions(raw: {
     throw new InvalidArgumentError(`--url must be an http:// URL, got ${JSON.stringify(raw.url)}`);
   }
   if (u.protocol !== 'http:') throw new InvalidArgumentError(`--url must be an http:// URL, got ${raw.url}`);
-  const int = (name: string, v: unknown, fallback: number | undefined): number | undefined => {
-    if (v === undefined) return fallback;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) {
-      throw new InvalidArgumentError(`--${name} must be a positive integer, got ${JSON.stringify(v)}`);
-    }
-    return v;
-  };
-  const duration = raw.duration === undefined ? 10 : raw.duration;
-  if (typeof duration !== 'number' || !Number.isFinite(duration) || duration <= 0) {
-    throw new InvalidArgumentError(`--duration must be a positive number of seconds, got ${JSON.stringify(duration)}`);
-  }
+  const int = (name: string, v: unknown, fallback: number | undefined): number | undefined =>
+    v === undefined ? fallback : positiveIntFlag(name, v);
+  const duration = positiveNumberFlag('duration', raw.duration === undefined ? 10 : raw.duration, 'seconds');
   const route = raw.route === undefined ? 'generate' : raw.route;
   if (typeof route !== 'string' || !(HTTP_BENCH_ROUTES as readonly string[]).includes(route)) {
     throw new InvalidArgumentError(

@@ -18,6 +18,7 @@
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { BlockHasher, KvRouter, type KvStoredEvent, storedEventForBlocks } from '@dynamo-ts/router';
+import { mulberry32 } from '@dynamo-ts/router/sim';
 
 /** Options of {@link runRouterBench}. */
 export interface RouterBenchOptions {
@@ -65,18 +66,6 @@ export const ROUTER_BENCH_TARGETS = {
   eventsPerS: 1_000_000,
   heapBytesPerBlock: 200,
 } as const;
-
-/** A small, fast, seedable PRNG (mulberry32), uniform in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Fills `out[from..to)` with tokens derived from `seed` (deterministic, vocabulary of 128k). */
 function fillTokens(out: Uint32Array | number[], from: number, to: number, seed: number): void {

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import cliProgress from 'cli-progress';
 import type { Argv } from 'yargs';
-import { InvalidArgumentError } from '@dynamo-ts/runtime';
+import { positiveIntFlag } from '../bench/flags';
 import { formatRouterBenchTable, runRouterBench } from '../bench/router-bench';
 import { routingBenchCommand } from './bench-routing-command';
 import { benchHttpCommand } from './bench-http-command';
@@ -27,12 +27,6 @@ export function progressBar(): { update(phase: string, done: number, total: numb
   };
 }
 
-function positive(name: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0)
-    throw new InvalidArgumentError(`--${name} must be a positive integer`);
-  return v;
-}
-
 /** Adds the `bench` commands (`bench router`). */
 export function registerBenchCommands<T>(cli: Argv<T>, fail: (e: unknown) => never): Argv<T> {
   return cli.command('bench', 'run a benchmark', (y) =>
@@ -52,12 +46,12 @@ export function registerBenchCommands<T>(cli: Argv<T>, fail: (e: unknown) => nev
         async (argv) => {
           try {
             const options = {
-              workers: positive('workers', argv.workers),
-              blocks: positive('blocks', argv.blocks),
-              isl: positive('isl', argv.isl),
-              blockSize: positive('block-size', argv['block-size']),
-              decisions: positive('decisions', argv.decisions),
-              seed: positive('seed', argv.seed),
+              workers: positiveIntFlag('workers', argv.workers),
+              blocks: positiveIntFlag('blocks', argv.blocks),
+              isl: positiveIntFlag('isl', argv.isl),
+              blockSize: positiveIntFlag('block-size', argv['block-size']),
+              decisions: positiveIntFlag('decisions', argv.decisions),
+              seed: positiveIntFlag('seed', argv.seed),
             };
             const bar = progressBar();
             const result = await runRouterBench(options, { onProgress: (p, d, t) => bar.update(p, d, t) });

@@ -19,6 +19,7 @@ import {
   traceRequests,
   type BenchRequest,
 } from '../bench/routing-bench';
+import { positiveIntFlag, positiveNumberFlag } from '../bench/flags';
 import { progressBar } from './bench-command';
 
 /** Parsed flags of `bench routing`. */
@@ -48,20 +49,6 @@ interface RoutingArgs {
   chart?: string;
 }
 
-function positiveInt(flag: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) {
-    throw new InvalidArgumentError(`--${flag} must be a positive integer, got ${String(v)}`);
-  }
-  return v;
-}
-
-function positiveNumber(flag: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
-    throw new InvalidArgumentError(`--${flag} must be a positive number, got ${String(v)}`);
-  }
-  return v;
-}
-
 /** Builds the requests named by the flags. */
 function loadRequests(a: RoutingArgs): BenchRequest[] {
   if ((a.trace === undefined) === (a.workload === undefined)) {
@@ -69,7 +56,7 @@ function loadRequests(a: RoutingArgs): BenchRequest[] {
   }
   let requests: BenchRequest[];
   if (a.trace !== undefined) {
-    const bs = positiveInt('trace-block-size', a['trace-block-size']);
+    const bs = positiveIntFlag('trace-block-size', a['trace-block-size']);
     let text: string;
     try {
       text = readFileSync(a.trace, 'utf8');
@@ -83,19 +70,19 @@ function loadRequests(a: RoutingArgs): BenchRequest[] {
     }
     requests = sharedPrefixWorkload(
       {
-        sessions: positiveInt('sessions', a.sessions),
-        turns: positiveInt('turns', a.turns),
-        prefixGroups: positiveInt('prefix-groups', a['prefix-groups']),
-        prefixLength: positiveInt('prefix-length', a['prefix-length']),
-        userTokens: positiveInt('user-tokens', a['user-tokens']),
-        outputTokens: positiveInt('output-tokens', a['output-tokens']),
-        sessionRate: positiveNumber('session-rate', a['session-rate']),
-        thinkTimeMs: positiveNumber('think-time-ms', a['think-time-ms']),
+        sessions: positiveIntFlag('sessions', a.sessions),
+        turns: positiveIntFlag('turns', a.turns),
+        prefixGroups: positiveIntFlag('prefix-groups', a['prefix-groups']),
+        prefixLength: positiveIntFlag('prefix-length', a['prefix-length']),
+        userTokens: positiveIntFlag('user-tokens', a['user-tokens']),
+        outputTokens: positiveIntFlag('output-tokens', a['output-tokens']),
+        sessionRate: positiveNumberFlag('session-rate', a['session-rate']),
+        thinkTimeMs: positiveNumberFlag('think-time-ms', a['think-time-ms']),
       },
       a.seed,
     );
   }
-  if (a.limit !== undefined) requests = requests.slice(0, positiveInt('limit', a.limit));
+  if (a.limit !== undefined) requests = requests.slice(0, positiveIntFlag('limit', a.limit));
   return requests;
 }
 
@@ -196,13 +183,13 @@ export function routingBenchCommand<T>(fail: (e: unknown) => never): CommandModu
         const options = {
           requests,
           strategies,
-          workers: positiveInt('workers', argv.workers),
-          speedup: positiveNumber('speedup', argv.speedup),
+          workers: positiveIntFlag('workers', argv.workers),
+          speedup: positiveNumberFlag('speedup', argv.speedup),
           seed: argv.seed,
-          numBlocks: positiveInt('num-blocks', argv['num-blocks']),
-          blockSize: positiveInt('block-size', argv['block-size']),
-          maxNumSeqs: positiveInt('max-num-seqs', argv['max-num-seqs']),
-          maxBatchedTokens: positiveInt('max-batched-tokens', argv['max-batched-tokens']),
+          numBlocks: positiveIntFlag('num-blocks', argv['num-blocks']),
+          blockSize: positiveIntFlag('block-size', argv['block-size']),
+          maxNumSeqs: positiveIntFlag('max-num-seqs', argv['max-num-seqs']),
+          maxBatchedTokens: positiveIntFlag('max-batched-tokens', argv['max-batched-tokens']),
           strategyOptions: { preset } as const,
         };
         const bar = progressBar();
