@@ -3,7 +3,15 @@
  * the per-worker overlap of a request.
  *
  * Layout (typed arrays, no per-block objects):
- * - `blocks`: sequence hash -> owner code, 12 bytes per block. A code below 2^31 is the slot of
+ * - `blocks`: sequence hash -> position in `run`, 12 bytes per table slot.
+ * - `run`: one `[hash lo, hash hi, owner code]` record per distinct block, appended in the order
+ *   blocks are first indexed, so the blocks of one `stored` event (a prompt's chain) sit next to
+ *   each other. A walk down a request's chain first checks the record right after the previous
+ *   block's: while the request follows a stored chain, that is a sequential read instead of a
+ *   random probe into a table of tens of megabytes (one cache and TLB miss per block). Records of
+ *   removed blocks stay as dead holes until the store is compacted (when it is full and at least
+ *   half dead), which keeps the order of the live ones.
+ * - Owner codes: a code below 2^31 is the slot of
  *   the single worker that holds the block (the common case for a worker's own suffixes);
  *   otherwise it names a shared-owner set: a bitmask over worker slots (one bit per worker,
  *   `words` u32 per set, in one pool), so a block every worker holds (a system prompt) costs
@@ -30,13 +38,24 @@ import { KEY_HI_OFFSET, KEY_LO_OFFSET, U64Table, V0 } from './u64-table';
 const MULTI = 0x80000000;
 /** Extra-reference keys: set id * 2^21 + slot (slots stay below 2^21). */
 const EXTRA_SHIFT = 2 ** 21;
+/** Owner code of a removed block's record in the run store. */
+const DEAD = 0xffffffff;
+/** Words per run record: hash lo, hash hi, owner code. */
+const RS = 3;
 
 /**
  * Which workers hold which blocks (by sequence hash), with per-worker distinct block counts and
  * the overlap computation; see the module comment.
  */
 export class BlockIndex {
+  /** Sequence hash -> position of its record in `run`. */
   private readonly blocks = new U64Table();
+  /** Run store, see the module comment: `RS` words per record, `runLen` records used. */
+  private run = new Uint32Array(RS * 64);
+  private runLen = 0;
+  private runDead = 0;
+  /** Position of the block last added (see `add`), or -1. */
+  private hint = -1;
   // Shared-owner sets: `words` u32 per set in `masks`, the number of bits set in `setSize`.
   private words = 1;
   private masks = new Uint32Array(16);
@@ -67,7 +86,7 @@ export class BlockIndex {
 
   /** Bytes of the typed arrays behind the index. */
   get byteLength(): number {
-    return this.blocks.byteLength + this.masks.byteLength + this.setSize.byteLength;
+    return this.blocks.byteLength + this.run.byteLength + this.masks.byteLength + this.setSize.byteLength;
   }
 
   /** Slot of a worker, or -1. */
@@ -155,21 +174,31 @@ export class BlockIndex {
   }
 
   private add(slot: number, seqLo: number, seqHi: number, again: boolean): boolean {
-    const b = this.blocks;
-    const v = b.insert(seqLo, seqHi) + V0;
-    const d = b.data;
-    if (b.inserted) {
-      d[v] = slot;
-      this.cached[slot]!++;
-      this.entries++;
-      return true;
+    const run = this.run;
+    // Blocks usually come in chain order: look right after the previous block's record first,
+    // as the walk does (another worker storing a prefix that is already indexed).
+    let v = (this.hint + 1) * RS;
+    if (v >= this.runLen * RS || run[v] !== seqLo || run[v + 1] !== seqHi || run[v + 2] === DEAD) {
+      const b = this.blocks;
+      const e = b.insert(seqLo, seqHi);
+      if (b.inserted) {
+        const pos = this.appendRecord(seqLo, seqHi, slot);
+        b.data[e + V0] = pos;
+        this.hint = pos;
+        this.cached[slot]!++;
+        this.entries++;
+        return true;
+      }
+      v = b.data[e + V0]! * RS;
     }
-    const code = d[v]!;
+    this.hint = v / RS;
+    v += 2;
+    const code = run[v]!;
     if (code < MULTI) {
       if (code === slot && !again) return false;
       const id = this.newSet();
       this.setBit(id, code);
-      d[v] = MULTI + id;
+      run[v] = MULTI + id;
       if (code === slot) {
         this.extra.set(id * EXTRA_SHIFT + slot, 1);
         return true;
@@ -195,11 +224,7 @@ export class BlockIndex {
   /** Number of references from `slot` to `seq` (0 when it does not hold it). */
   refCount(slot: number, seqLo: number, seqHi: number): number {
     const e = this.blocks.find(seqLo, seqHi);
-    if (e < 0) return 0;
-    const code = this.blocks.data[e + V0]!;
-    if (code < MULTI) return code === slot ? 1 : 0;
-    const id = code - MULTI;
-    return this.hasBit(id, slot) ? 1 + (this.extra.get(id * EXTRA_SHIFT + slot) ?? 0) : 0;
+    return e < 0 ? 0 : this.refsAt(e, slot);
   }
 
   /**
@@ -229,10 +254,12 @@ export class BlockIndex {
     const b = this.blocks;
     const e = b.find(seqLo, seqHi);
     if (e < 0) return;
-    const code = b.data[e + V0]!;
+    const pos = b.data[e + V0]!;
+    const code = this.run[pos * RS + 2]!;
     if (code < MULTI) {
       if (code !== slot) return;
       b.removeAt(e);
+      this.killRecord(pos);
       this.cached[slot]!--;
       this.entries--;
       return;
@@ -252,12 +279,13 @@ export class BlockIndex {
     const left = this.setSize[id]!;
     if (left === 0) {
       b.removeAt(e);
+      this.killRecord(pos);
       this.freeSet(id);
     } else if (left === 1) {
       // Back to a single owner, unless it holds extra references.
       const only = this.firstBit(id);
       if (!this.extra.has(id * EXTRA_SHIFT + only)) {
-        b.data[e + V0] = only;
+        this.run[pos * RS + 2] = only;
         this.freeSet(id);
       }
     }
@@ -278,9 +306,14 @@ export class BlockIndex {
     if (count === 0) return 0;
     const b = this.blocks;
     const d = b.data;
+    const run = this.run;
+    // The record of block i is looked for right after block i - 1's (see the module comment);
+    // `next` is that guess's offset in `run`, and `end` the end of the used records.
+    const end = this.runLen * RS;
     let e = b.find(words[at]!, words[at + 1]!);
     if (e < 0) return 0;
-    let code = d[e + V0]!;
+    let r = d[e + V0]! * RS;
+    let code = run[r + 2]!;
     let i = 1;
     if (code >= MULTI) {
       // Several workers match block 0: intersect their set with each next block's owners.
@@ -289,12 +322,22 @@ export class BlockIndex {
       const alive = this.alive;
       const masks = this.masks;
       let base = (code - MULTI) * W;
+      let found = true;
       for (let w = 0; w < W; w++) alive[w] = masks[base + w]!;
       for (; i < count; i++) {
         const k = at + stride * i;
-        e = b.find(words[k]!, words[k + 1]!);
-        if (e < 0) break;
-        code = d[e + V0]!;
+        const lo = words[k]!;
+        const hi = words[k + 1]!;
+        r += RS;
+        if (r >= end || run[r] !== lo || run[r + 1] !== hi || run[r + 2] === DEAD) {
+          e = b.find(lo, hi);
+          if (e < 0) {
+            found = false;
+            break;
+          }
+          r = d[e + V0]! * RS;
+        }
+        code = run[r + 2]!;
         if (code < MULTI) {
           if (((alive[code >>> 5]! >>> (code & 31)) & 1) === 0) {
             // Nobody still matching holds block i.
@@ -317,7 +360,7 @@ export class BlockIndex {
           alive[w] = a & masks[base + w]!;
         }
       }
-      if (code >= MULTI || e < 0 || i === count) {
+      if (code >= MULTI || !found || i === count) {
         this.assignAll(alive, W, i);
         return i;
       }
@@ -326,9 +369,15 @@ export class BlockIndex {
     const only = code;
     for (; i < count; i++) {
       const k = at + stride * i;
-      e = b.find(words[k]!, words[k + 1]!);
-      if (e < 0) break;
-      const c = d[e + V0]!;
+      const lo = words[k]!;
+      const hi = words[k + 1]!;
+      r += RS;
+      if (r >= end || run[r] !== lo || run[r + 1] !== hi || run[r + 2] === DEAD) {
+        e = b.find(lo, hi);
+        if (e < 0) break;
+        r = d[e + V0]! * RS;
+      }
+      const c = run[r + 2]!;
       if (c < MULTI ? c !== only : !this.hasBit(c - MULTI, only)) break;
     }
     depth[only] = i;
@@ -374,15 +423,83 @@ export class BlockIndex {
 
   // ---- internals ----
 
+  /** Owner code of the block whose table entry is at offset `e`. */
+  private codeAt(e: number): number {
+    return this.run[this.blocks.data[e + V0]! * RS + 2]!;
+  }
+
+  /** Appends a record for a newly indexed block; @returns its position. */
+  private appendRecord(lo: number, hi: number, code: number): number {
+    if ((this.runLen + 1) * RS > this.run.length) this.makeRoom();
+    const pos = this.runLen++;
+    const r = pos * RS;
+    this.run[r] = lo;
+    this.run[r + 1] = hi;
+    this.run[r + 2] = code;
+    return pos;
+  }
+
+  /** Marks the record of a removed block dead. */
+  private killRecord(pos: number): void {
+    this.run[pos * RS + 2] = DEAD;
+    this.runDead++;
+    if (this.runDead === this.runLen) {
+      // Nothing live: start over (cheap, and the common end of a worker's life).
+      this.runLen = 0;
+      this.runDead = 0;
+      this.hint = -1;
+    }
+  }
+
+  /**
+   * The run store is full: compacts it when at least half of it is dead (keeping the live records'
+   * order and renumbering the table's positions), otherwise doubles it. O(records), amortized O(1)
+   * per block.
+   */
+  private makeRoom(): void {
+    const old = this.run;
+    const n = this.runLen;
+    if (this.runDead * 2 < n) {
+      const grown = new Uint32Array(Math.max(RS * 64, old.length * 2));
+      grown.set(old.subarray(0, n * RS));
+      this.run = grown;
+      return;
+    }
+    const moved = new Int32Array(n);
+    let live = 0;
+    for (let p = 0; p < n; p++) {
+      const r = p * RS;
+      if (old[r + 2] === DEAD) continue;
+      moved[p] = live;
+      const to = live * RS;
+      old[to] = old[r]!;
+      old[to + 1] = old[r + 1]!;
+      old[to + 2] = old[r + 2]!;
+      live++;
+    }
+    const b = this.blocks;
+    const d = b.data;
+    for (let e = 0; e < d.length; e += b.stride) if (b.isUsed(e)) d[e + V0] = moved[d[e + V0]!]!;
+    this.runLen = live;
+    this.runDead = 0;
+    this.hint = -1;
+    // Shrink when mostly empty, so a worker's departure gives memory back.
+    if (live * RS * 4 < old.length && old.length > RS * 64) {
+      const small = new Uint32Array(Math.max(RS * 64, old.length / 2));
+      small.set(old.subarray(0, live * RS));
+      this.run = small;
+    }
+  }
+
   private refsAt(e: number, slot: number): number {
-    const code = this.blocks.data[e + V0]!;
+    const code = this.codeAt(e);
     if (code < MULTI) return code === slot ? 1 : 0;
     const id = code - MULTI;
     return this.hasBit(id, slot) ? 1 + (this.extra.get(id * EXTRA_SHIFT + slot) ?? 0) : 0;
   }
 
   private ownersAt(e: number): number[] {
-    const code = this.blocks.data[e + V0]!;
+    const code = this.codeAt(e);
     if (code < MULTI) return [code];
     const out: number[] = [];
     for (let s = 0; s < this.words * 32; s++) {
@@ -437,6 +554,8 @@ export class BlockIndex {
   private newSet(): number {
     const free = this.freeSets.pop();
     if (free !== undefined) return free;
+    // Set ids stay below 2^31 - 1: MULTI + id must not reach DEAD.
+    if (this.setCount >= DEAD - MULTI) throw new Error('too many shared blocks for one index (2^31 - 1)');
     const id = this.setCount++;
     if (id >= this.setSize.length) {
       const size = new Int32Array(this.setSize.length * 2);
