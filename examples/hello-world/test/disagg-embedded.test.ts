@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
-import { createLogger, metrics } from '@dynamo-ts/runtime';
+import { createLogger, flushLogs, metrics } from '@dynamo-ts/runtime';
 import { embeddedPlatform, loadConfigFile, mergeConfig, serveGraph, type GraphHandle } from '@dynamo-ts/sdk';
 import { Frontend } from '../components/graph';
 import { generateJson, uniqueNamespace } from './helpers';
@@ -52,6 +52,7 @@ describe('embedded disaggregated graph', () => {
     expect(r.status).toBe(200);
     expect(r.body.worker_output).toMatch(/^This is prefill disagg serving example_GeneratedBy_node-[01]$/);
     expect(r.body.request_id).toBe('12345');
+    flushLogs(); // lines are written at the end of the event-loop turn
     const done = lines.filter((l) => l.message === 'prefill done' && l.request_id === '12345');
     expect(done).toHaveLength(1);
     expect(lines.some((l) => l.message === 'remote prefill did not complete in time; prefilling locally')).toBe(false);

@@ -1,5 +1,5 @@
 import { PassThrough } from 'node:stream';
-import { createLogger } from '@dynamo-ts/runtime';
+import { createLogger, flushLogs } from '@dynamo-ts/runtime';
 import { embeddedPlatform, serveGraph, type GraphHandle } from '@dynamo-ts/sdk';
 import { Frontend } from '../components/graph';
 import type { ProcessorEvent } from '../components/protocol';
@@ -117,6 +117,7 @@ describe('stream resume across Processors (embedded)', () => {
       await graph.get('Processor')[0]!.runtime.requestPlane.close();
       const results = await answers;
       results.forEach((r, i) => expect(r.output).toMatch(new RegExp(`^${prompts[i]}_GeneratedBy_node-[01]$`)));
+      flushLogs(); // lines are written at the end of the event-loop turn
       expect(lines.filter((l) => l.message === 'stream from the Processor broke; resuming').length).toBeGreaterThan(0);
     } finally {
       await graph.close({ timeoutMs: 2000 });

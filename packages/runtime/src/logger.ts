@@ -75,32 +75,154 @@ class WinstonLogger implements Logger {
   }
 }
 
-/** Creates a winston-backed {@link Logger}. */
+/**
+ * Collects the lines written during one event-loop turn and hands them to the stream as one
+ * write at the end of the turn (`setImmediate`), and synchronously when the process exits. On
+ * Linux a write to standard error (a file, a pipe, a terminal) is a synchronous system call:
+ * one per line was a measurable part of a request's cost (issue #9). One sink per stream, shared
+ * by every logger writing to it, so lines keep their order.
+ */
+class LineSink {
+  private lines: string[] = [];
+  private scheduled = false;
+  private readonly flushNow = (): void => this.flush();
+
+  constructor(private readonly stream: NodeJS.WritableStream) {}
+
+  write(line: string): void {
+    this.lines.push(line);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(this.flushNow);
+  }
+
+  /** Writes the collected lines now. */
+  flush(): void {
+    this.scheduled = false;
+    if (this.lines.length === 0) return;
+    const text = this.lines.join('\n') + '\n';
+    this.lines = [];
+    this.stream.write(text);
+  }
+}
+
+const sinks = new Map<NodeJS.WritableStream, LineSink>();
+let exitHook = false;
+
+function sinkFor(stream: NodeJS.WritableStream): LineSink {
+  let sink = sinks.get(stream);
+  if (sink === undefined) {
+    sink = new LineSink(stream);
+    sinks.set(stream, sink);
+    if (!exitHook) {
+      exitHook = true;
+      process.on('exit', flushLogs);
+    }
+  }
+  return sink;
+}
+
+/**
+ * Writes the log lines still waiting for the end of the event-loop turn (JSON loggers batch
+ * their writes per turn). Runs by itself when the process exits; call it before a
+ * `process.abort()` or anything else that skips the `exit` event.
+ */
+export function flushLogs(): void {
+  for (const sink of sinks.values()) sink.flush();
+}
+
+/** JSON.stringify's replacer for what it cannot write: bigints as strings, errors, cycles. */
+function safeReplacer(): (key: string, value: unknown) => unknown {
+  const seen = new WeakSet<object>();
+  return (_key, value) => {
+    if (typeof value === 'bigint') return value.toString();
+    if (value instanceof Error) return { name: value.name, message: value.message };
+    if (typeof value === 'object' && value !== null) {
+      if (seen.has(value)) return '[Circular]';
+      seen.add(value);
+    }
+    return value;
+  };
+}
+
+function jsonLine(record: Record<string, unknown>): string {
+  try {
+    return JSON.stringify(record);
+  } catch {
+    return JSON.stringify(record, safeReplacer());
+  }
+}
+
+/**
+ * The `json` format's logger: `{"level","message",...fields,"timestamp"}`, one object a line,
+ * built with `JSON.stringify` and written through a {@link LineSink}. It does what winston's
+ * `timestamp()` + `json()` formats and stream transport did, at about a fifth of the cost
+ * (18 us -> 2-3 us a line with the write, `packages/sdk/bench/http/logger-cost.ts`): winston's
+ * object-mode stream pipeline alone costs ~9 us a line, and the frontend writes an access-log
+ * line per request. winston stays behind the `pretty` format.
+ */
+class JsonLogger implements Logger {
+  constructor(
+    private readonly sink: LineSink,
+    private readonly max: number,
+    /** Fields of every line (default fields, then each child's). */
+    private readonly fields: LogFields | undefined,
+  ) {}
+  private line(level: LogLevel, message: string, fields: LogFields | undefined): void {
+    const record: Record<string, unknown> = { level, message, ...this.fields, ...fields };
+    // Fields cannot replace the line's own level and message (their keys stay first).
+    record.level = level;
+    record.message = message;
+    record.timestamp = new Date().toISOString();
+    this.sink.write(jsonLine(record));
+  }
+  error(message: string, fields?: LogFields): void {
+    if (this.max >= 0) this.line('error', message, fields);
+  }
+  warn(message: string, fields?: LogFields): void {
+    if (this.max >= 1) this.line('warn', message, fields);
+  }
+  info(message: string, fields?: LogFields): void {
+    if (this.max >= 2) this.line('info', message, fields);
+  }
+  debug(message: string, fields?: LogFields): void {
+    if (this.max >= 3) this.line('debug', message, fields);
+  }
+  child(fields: LogFields): Logger {
+    return new JsonLogger(this.sink, this.max, { ...this.fields, ...fields });
+  }
+  isLevelEnabled(level: LogLevel): boolean {
+    return RANK[level] <= this.max;
+  }
+}
+
+/** Creates a {@link Logger}: JSON lines (the default) or winston's human format (`pretty`). */
 export function createLogger(options: LoggerOptions = {}): Logger {
   const pretty = options.format === 'pretty';
-  const format = pretty
-    ? winston.format.combine(
-        winston.format.timestamp({ format: 'HH:mm:ss.SSS' }),
-        winston.format.printf((info) => {
-          const { level, message, timestamp, component, ...rest } = info as Record<string, unknown>;
-          const extra = Object.keys(rest).length ? ' ' + JSON.stringify(rest) : '';
-          const comp = component ? ` [${String(component)}]` : '';
-          return `${String(timestamp)} ${String(level).toUpperCase().padEnd(5)}${comp} ${String(message)}${extra}`;
-        }),
-      )
-    : winston.format.combine(winston.format.timestamp(), winston.format.json());
   const level = options.level ?? 'info';
   if (!(level in RANK))
     throw new InvalidArgumentError(`log level must be one of error, warn, info, debug; got ${String(level)}`);
+  // A silent logger drops everything before any formatting.
+  const max = options.silent ? -1 : RANK[level];
+  const stream = options.stream ?? process.stderr;
+  if (!pretty) return new JsonLogger(sinkFor(stream), max, options.defaultFields);
+  const format = winston.format.combine(
+    winston.format.timestamp({ format: 'HH:mm:ss.SSS' }),
+    winston.format.printf((info) => {
+      const { level, message, timestamp, component, ...rest } = info as Record<string, unknown>;
+      const extra = Object.keys(rest).length ? ' ' + JSON.stringify(rest) : '';
+      const comp = component ? ` [${String(component)}]` : '';
+      return `${String(timestamp)} ${String(level).toUpperCase().padEnd(5)}${comp} ${String(message)}${extra}`;
+    }),
+  );
   const w = winston.createLogger({
     level,
     silent: options.silent ?? false,
     defaultMeta: options.defaultFields,
     format,
-    transports: [new winston.transports.Stream({ stream: options.stream ?? process.stderr })],
+    transports: [new winston.transports.Stream({ stream })],
   });
-  // A silent logger drops everything before winston sees it.
-  return new WinstonLogger(() => w, options.silent ? -1 : RANK[level]);
+  return new WinstonLogger(() => w, max);
 }
 
 class NoopLogger implements Logger {

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
-import { createLogger, queueStreamName } from '@dynamo-ts/runtime';
+import { createLogger, flushLogs, queueStreamName } from '@dynamo-ts/runtime';
 import {
   startEtcdCluster,
   startNatsCluster,
@@ -182,8 +182,10 @@ describeWithBinaries(['nats-server', 'etcd'], 'hello-world on 3-node NATS and 3-
         await pause(100);
       }
     })();
-    const prefillsDone = (after: number): number =>
-      lines.filter((l) => l.message === 'prefill done' && Date.parse(String(l.timestamp)) >= after).length;
+    const prefillsDone = (after: number): number => {
+      flushLogs();
+      return lines.filter((l) => l.message === 'prefill done' && Date.parse(String(l.timestamp)) >= after).length;
+    };
 
     let etcdKilledAt = 0;
     let natsKilledAt = 0;
@@ -255,6 +257,7 @@ describeWithBinaries(['nats-server', 'etcd'], 'hello-world on 3-node NATS and 3-
       expect(sent(restartedAt, Number.POSITIVE_INFINITY)).toBeGreaterThan(0);
     }
     // Both paths were exercised: requests went through the prefill queue on the disaggregated graph.
+    flushLogs();
     expect(lines.filter((l) => l.message === 'prefill done').length).toBeGreaterThan(10);
     const after = await streamDetail(streamName);
     expect(after?.config?.num_replicas).toBe(3);

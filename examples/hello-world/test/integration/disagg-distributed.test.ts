@@ -3,6 +3,7 @@ import {
   connectNats,
   createLogger,
   DistributedRuntime,
+  flushLogs,
   EtcdDiscovery,
   JetStreamWorkQueue,
   metrics,
@@ -141,6 +142,7 @@ describeWithBinaries(['nats-server', 'etcd'], 'disaggregated hello-world graph (
       worker_output: expect.stringMatching(/^This is prefill disagg serving example_GeneratedBy_decode[12]$/),
       request_id: '12345',
     });
+    flushLogs(); // lines are written at the end of the event-loop turn
     const done = lines.filter((l) => l.message === 'prefill done' && l.request_id === '12345');
     expect(done).toHaveLength(1);
 
@@ -185,6 +187,7 @@ describeWithBinaries(['nats-server', 'etcd'], 'disaggregated hello-world graph (
     const r = await answer;
     expect(r.status).toBe(200);
     expect(r.body.worker_output).toBe('Tell me a story about redelivery_GeneratedBy_decode1');
+    flushLogs();
     const done = lines.filter((l) => l.message === 'prefill done' && l.request_id === 'redeliver-1');
     expect(done).toHaveLength(1);
     expect(done[0]!.delivery).toBeGreaterThanOrEqual(2);
@@ -200,6 +203,7 @@ describeWithBinaries(['nats-server', 'etcd'], 'disaggregated hello-world graph (
 
     const r = await generateJson(url, 'Nobody prefills this one', 'deadline-1');
     expect(r.body.worker_output).toBe('Nobody prefills this one_GeneratedBy_lonely');
+    flushLogs();
     expect(lines.some((l) => l.message === 'remote prefill did not complete in time; prefilling locally')).toBe(true);
 
     // A prefill worker that starts after the deadline drops the job instead of doing useless work.
@@ -210,6 +214,7 @@ describeWithBinaries(['nats-server', 'etcd'], 'disaggregated hello-world graph (
       return v?.value ?? 0;
     };
     await until('the expired job to be counted', async () => (await expired()) === 1, 5000);
+    flushLogs();
     expect(lines.some((l) => l.message === 'prefill started' && l.request_id === 'deadline-1')).toBe(false);
     await late.close({ timeoutMs: 1000 });
   });

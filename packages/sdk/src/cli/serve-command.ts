@@ -97,7 +97,7 @@ export async function runServe(args: ServeArgs, env: NodeJS.ProcessEnv = process
       .then(() => {
         logger.info('stopped', { signal });
         process.exitCode = 0;
-        // Let winston flush, then leave even if a library left a handle open.
+        // Let the last log lines out, then leave even if a library left a handle open.
         setTimeout(() => process.exit(0), 50).unref();
       })
       .catch((e: Error) => {
