@@ -98,7 +98,8 @@ export class FrontendMetrics {
       m = {
         inflight: this.inflight.labels({ model }),
         ttft: this.ttft.labels({ model }),
-        itl: this.itl.labels({ model }),
+        // One observation per token: the direct path (see seriesObserver).
+        itl: metrics.seriesObserver(this.itl, { model }),
         inputTokens: this.inputTokens.labels({ model }),
         outputTokens: this.outputTokens.labels({ model }),
       };

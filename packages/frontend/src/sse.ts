@@ -11,35 +11,68 @@ export function startSse(res: Response, headers: Record<string, string> = {}): v
   res.flushHeaders();
 }
 
-/** Responses corked until the end of the current event-loop turn (see {@link writeSse}). */
-const corked = new WeakSet<Response>();
+/** Events written this turn and not yet handed to the socket, per response (see {@link writeSse}). */
+const pending = new WeakMap<Response, { events: string[]; chars: number }>();
+/** Pending text that is written at once rather than at the end of the turn (a fast upstream may not yield to the event loop for a whole stream). */
+const FLUSH_CHARS = 16 * 1024;
+/** Responses whose last write found the socket buffer full (until it drains). */
+const blocked = new WeakSet<Response>();
 
-function uncork(res: Response): void {
-  if (!corked.delete(res)) return;
-  if (!res.writableEnded) res.uncork();
+/**
+ * Hands the events collected this turn to the socket in one write.
+ * @returns false when the socket buffer is full (the caller should wait for {@link waitDrain})
+ */
+export function flushSse(res: Response): boolean {
+  const p = pending.get(res);
+  if (p !== undefined) {
+    pending.delete(res);
+    if (res.writableEnded || res.destroyed) return false;
+    if (!res.write(p.events.length === 1 ? p.events[0]! : p.events.join('')) && !blocked.has(res)) {
+      blocked.add(res);
+      res.once('drain', () => blocked.delete(res));
+    }
+  }
+  return !blocked.has(res);
+}
+
+function flushLater(res: Response): void {
+  flushSse(res);
 }
 
 /**
- * Writes one SSE event (`data: <json>`), optionally named. Returns false when the socket buffer is full.
- * Events written in one turn of the event loop leave in one socket write (the response is corked
- * until the turn ends): still one event per item for the client, far fewer syscalls for a fast stream.
+ * Writes one SSE event (`data: <json>`), optionally named. Events written in one turn of the event
+ * loop go to the socket as one write (one HTTP chunk) at the end of the turn, or once 16 KiB are
+ * pending: still one event per item for the client, but one `res.write` (chunk framing, stream
+ * bookkeeping, a system call) per batch instead of per token. End the response with
+ * {@link endSse} so none is left behind.
+ * @returns false when the socket buffer was full at the last write: wait for {@link waitDrain}
  */
 export function writeSse(res: Response, data: unknown, event?: string): boolean {
   const payload = typeof data === 'string' ? data : JSON.stringify(data);
-  if (!corked.has(res) && !res.writableEnded) {
-    corked.add(res);
-    res.cork();
-    setImmediate(uncork, res);
+  const text = event ? `event: ${event}\ndata: ${payload}\n\n` : `data: ${payload}\n\n`;
+  const p = pending.get(res);
+  if (p === undefined) {
+    pending.set(res, { events: [text], chars: text.length });
+    setImmediate(flushLater, res);
+  } else {
+    p.events.push(text);
+    p.chars += text.length;
+    // An upstream that never yields to the event loop (in-process planes) would otherwise hold
+    // the whole stream here: write every 16 KiB, as the socket's own buffer would.
+    if (p.chars >= FLUSH_CHARS) return flushSse(res);
   }
-  const ok = res.write(event ? `event: ${event}\ndata: ${payload}\n\n` : `data: ${payload}\n\n`);
-  // A full buffer: send it now, the caller waits for it to drain.
-  if (!ok) uncork(res);
-  return ok;
+  return !blocked.has(res);
+}
+
+/** Writes the events still pending, then ends the response. */
+export function endSse(res: Response): void {
+  flushSse(res);
+  if (!res.writableEnded) res.end();
 }
 
 /** Waits for the socket to drain after {@link writeSse} returned false (or for the client to leave). */
 export function waitDrain(res: Response): Promise<void> {
-  uncork(res);
+  if (flushSse(res) || res.writableEnded || res.destroyed) return Promise.resolve();
   return new Promise((resolve) => {
     const done = (): void => {
       res.off('drain', done);

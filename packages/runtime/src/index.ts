@@ -9,6 +9,7 @@ export * from './queue/work-queue';
 export * from './runtime';
 export * from './discovery/memory';
 export * from './transport/memory';
+export * from './transport/local-first';
 export * from './events/memory';
 export * from './queue/memory';
 export * from './memory';

@@ -44,3 +44,63 @@ export function histogram<L extends string>(config: HistogramConfiguration<L>): 
 
 /** The registry components register into unless told otherwise (prom-client's global registry). */
 export const defaultRegistry: Registry = globalRegistry;
+
+/** What {@link seriesObserver} reads of a prom-client 15 histogram (not part of its typed API). */
+interface HistogramInternals {
+  hashMap: Record<
+    string,
+    { labels: Record<string, unknown>; sum: number; count: number; bucketValues: Record<number, number> }
+  >;
+  upperBounds: number[];
+}
+
+/**
+ * A fast `observe` for one labelled series of a histogram, for per-token observations (inter-token
+ * latency). prom-client's `labels(...).observe(v)` re-validates and re-hashes the labels on every
+ * call (about 1 us; 6 % of the frontend's CPU on a 2,000-token stream); this looks the series up
+ * once and then adds to its sum, count and bucket directly, as prom-client's own `observe` does.
+ * It checks on each call that the series is still the registry's (a `reset()` replaces it) and
+ * falls back to the public call for anything unusual (a non-finite value, an unknown prom-client
+ * layout), so the exposition is the same either way (tested against the public path).
+ */
+export function seriesObserver<L extends string>(
+  h: Histogram<L>,
+  labels: Partial<Record<L, string | number>>,
+): { observe(value: number): void } {
+  const child = h.labels(labels);
+  const internals = h as unknown as Partial<HistogramInternals>;
+  if (typeof internals.hashMap !== 'object' || !Array.isArray(internals.upperBounds)) return child;
+  const hist = internals as HistogramInternals;
+  const want = Object.entries(labels);
+  let key: string | undefined;
+  const locate = (): void => {
+    key = undefined;
+    for (const [k, v] of Object.entries(hist.hashMap)) {
+      const have = v.labels;
+      if (Object.keys(have).length === want.length && want.every(([n, x]) => have[n] === x)) {
+        key = k;
+        return;
+      }
+    }
+  };
+  return {
+    observe(value: number): void {
+      const entry = key === undefined ? undefined : hist.hashMap[key];
+      if (entry === undefined || !Number.isFinite(value)) {
+        child.observe(value);
+        locate();
+        return;
+      }
+      entry.sum += value;
+      entry.count += 1;
+      const bounds = hist.upperBounds;
+      for (let i = 0; i < bounds.length; i++) {
+        const b = bounds[i]!;
+        if (value <= b) {
+          entry.bucketValues[b]! += 1;
+          return;
+        }
+      }
+    },
+  };
+}

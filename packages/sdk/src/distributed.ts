@@ -3,6 +3,8 @@ import {
   DistributedRuntime,
   EtcdDiscovery,
   JetStreamWorkQueue,
+  LocalFirstRequestPlane,
+  MemoryBus,
   NatsEventPlane,
   NatsRequestPlane,
   type Logger,
@@ -19,11 +21,18 @@ export interface DistributedPlatformOptions {
   name?: string;
   /** Replicas of the JetStream work-queue streams this process creates (an existing stream keeps its own). Default 1. */
   queueReplicas?: number;
+  /**
+   * Calls to an endpoint served by this process skip NATS (an in-process plane shared by the
+   * process's runtimes, see `LocalFirstRequestPlane`). Default true.
+   */
+  localCalls?: boolean;
 }
 
 /**
  * The distributed platform: one NATS connection per process shared by its runtimes (request
  * and event planes, JetStream queues), and one etcd discovery client (one lease) per runtime.
+ * Unless `localCalls` is false, the runtimes also share an in-process bus, and a call to an
+ * endpoint this process serves stays in the process.
  */
 export async function distributedPlatform(options: DistributedPlatformOptions): Promise<Platform> {
   const nc = await connectNats({
@@ -31,6 +40,7 @@ export async function distributedPlatform(options: DistributedPlatformOptions): 
     name: options.name ?? 'dynamo-ts',
     logger: options.logger.child({ component: 'nats' }),
   });
+  const local = options.localCalls === false ? undefined : new MemoryBus({ logger: options.logger });
   return {
     mode: 'distributed',
     async newRuntime(logger: Logger): Promise<DistributedRuntime> {
@@ -41,7 +51,10 @@ export async function distributedPlatform(options: DistributedPlatformOptions): 
       });
       return new DistributedRuntime({
         discovery,
-        requestPlane: new NatsRequestPlane(nc, { logger }),
+        requestPlane:
+          local === undefined
+            ? new NatsRequestPlane(nc, { logger })
+            : new LocalFirstRequestPlane(new NatsRequestPlane(nc, { logger }), local, { logger }),
         eventPlane: new NatsEventPlane(nc, { logger }),
         openQueue: (qopts) => JetStreamWorkQueue.create(nc, { replicas: options.queueReplicas ?? 1, ...qopts, logger }),
         logger,
@@ -49,6 +62,7 @@ export async function distributedPlatform(options: DistributedPlatformOptions): 
     },
     async close(): Promise<void> {
       if (!nc.isClosed()) await nc.drain();
+      await local?.close();
     },
   };
 }

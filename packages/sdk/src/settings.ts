@@ -17,6 +17,11 @@ export interface EnvSettings extends ServeSettings {
   metricsHost: string;
   /** `DYNAMO_QUEUE_REPLICAS`: replicas of the work-queue streams this process creates (JetStream); default 1. */
   queueReplicas: number;
+  /**
+   * `DYNAMO_LOCAL_CALLS` (`1` default, `0` off): calls to an endpoint served in the same process
+   * skip NATS (distributed mode; see `LocalFirstRequestPlane`).
+   */
+  localCalls: boolean;
 }
 
 const ENV_SCHEMA = {
@@ -29,6 +34,7 @@ const ENV_SCHEMA = {
     DYNAMO_METRICS_PORT: { type: 'string', pattern: '^[0-9]{1,5}$' },
     DYNAMO_METRICS_HOST: { type: 'string', minLength: 1 },
     DYNAMO_QUEUE_REPLICAS: { enum: ['1', '2', '3', '4', '5'] },
+    DYNAMO_LOCAL_CALLS: { enum: ['0', '1'] },
     DYNAMO_WORKER_NAME: { type: 'string', minLength: 1, maxLength: 128 },
     DYNAMO_LEASE_TTL: { type: 'string', pattern: '^[0-9]+(\\.[0-9]+)?$' },
     DYNAMO_LOG_LEVEL: { enum: ['error', 'warn', 'info', 'debug'] },
@@ -85,5 +91,6 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv, options: { stderrIsTTY?:
     ...(metricsPort !== undefined ? { metricsPort } : {}),
     metricsHost: picked.DYNAMO_METRICS_HOST ?? '0.0.0.0',
     queueReplicas: picked.DYNAMO_QUEUE_REPLICAS !== undefined ? Number(picked.DYNAMO_QUEUE_REPLICAS) : 1,
+    localCalls: picked.DYNAMO_LOCAL_CALLS !== '0',
   };
 }

@@ -97,8 +97,12 @@ describeWithBinaries(['nats-server', 'etcd'], 'hello-world on 3-node NATS and 3-
     return g;
   };
 
-  const natsServerOf = (g: GraphHandle): string =>
-    (g.services[0]!.runtime.requestPlane as unknown as { nc: { getServer(): string } }).nc.getServer();
+  type NatsPlane = { nc: { getServer(): string } };
+  const natsServerOf = (g: GraphHandle): string => {
+    // The CLI's platform wraps the NATS plane in a LocalFirstRequestPlane.
+    const plane = g.services[0]!.runtime.requestPlane as unknown as NatsPlane | { remote: NatsPlane };
+    return ('remote' in plane ? plane.remote : plane).nc.getServer();
+  };
 
   const waitForWorkers = async (url: string, n: number): Promise<void> => {
     for (let i = 0; i < 300; i++) {

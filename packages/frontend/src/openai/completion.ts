@@ -4,7 +4,7 @@ import { HttpError, errorBody, sendError } from '../errors';
 import type { FrontendEndpoint, FrontendMetrics } from '../metrics';
 import { RequestScope, releaseUpstream } from '../request-scope';
 import type { FinishReason, GenerateEvent, GenerateFn } from '../routes/generate';
-import { startSse, waitDrain, writeSse } from '../sse';
+import { endSse, startSse, waitDrain, writeSse } from '../sse';
 import { StopMatcher } from './stop';
 
 /** The models served now (ids), for `GET /v1/models` and the check of a request's `model`. */
@@ -196,7 +196,7 @@ export async function serveCompletion(
       writeSse(res, envelope(format.chunkObject, { choices: [format.closingChoice(finish)], ...streamUsage }));
       if (job.includeUsage) writeSse(res, envelope(format.chunkObject, { choices: [], usage: usage() }));
       writeSse(res, '[DONE]');
-      res.end();
+      endSse(res);
     } else {
       res.json(envelope(format.object, { choices: [format.fullChoice(text, finish)], usage: usage() }));
     }
@@ -223,7 +223,7 @@ export async function serveCompletion(
     // Headers are gone: the error travels as a data event, which OpenAI clients raise.
     writeSse(res, errorBody(err));
     writeSse(res, '[DONE]');
-    res.end();
+    endSse(res);
   } finally {
     scope.close();
     if (it) releaseUpstream(it);

@@ -3,7 +3,7 @@ import { toDynamoError, type Logger } from '@dynamo-ts/runtime';
 import { errorBody, sendError } from '../errors';
 import { UNSPECIFIED_MODEL, type FrontendMetrics } from '../metrics';
 import { RequestScope, releaseUpstream } from '../request-scope';
-import { startSse, waitDrain, wantsEventStream, writeSse } from '../sse';
+import { endSse, startSse, waitDrain, wantsEventStream, writeSse } from '../sse';
 import { compileBodySchema, validateBody } from '../validation';
 
 /** A generation request as the frontend hands it upstream (`request_id` filled in). */
@@ -103,7 +103,7 @@ export function generateRoute(options: GenerateRouteOptions): RequestHandler {
         }
       }
       if (scope.cause === 'client_gone') throw scope.signal.reason as Error;
-      if (streaming) res.end();
+      if (streaming) endSse(res);
       else res.json({ worker_output: output, request_id: requestId });
       tracker.finish('success');
     } catch (e) {
@@ -121,7 +121,7 @@ export function generateRoute(options: GenerateRouteOptions): RequestHandler {
         return;
       }
       writeSse(res, errorBody(err), 'error');
-      res.end();
+      endSse(res);
     } finally {
       scope.close();
       if (it) releaseUpstream(it);

@@ -40,6 +40,7 @@ export async function platformFor(settings: EnvSettings, logger: Logger): Promis
     etcdEndpoints: settings.etcdEndpoints,
     leaseTtlMs: settings.leaseTtlMs,
     queueReplicas: settings.queueReplicas,
+    localCalls: settings.localCalls,
     logger,
   });
 }
