@@ -365,7 +365,9 @@ class MemoryResponseStream<T> implements ResponseStream<T>, AsyncIterator<T> {
   }
 
   return(): Promise<IteratorResult<T>> {
-    this.abort(new CancelledError('response stream abandoned by the caller'), false);
+    // A finished stream has nothing to stop (and an error costs a stack trace: callers release
+    // every stream this way when they are done with it).
+    if (this.state !== 'done') this.abort(new CancelledError('response stream abandoned by the caller'), false);
     return Promise.resolve(DONE);
   }
 

@@ -76,8 +76,11 @@ export interface NatsRequestPlaneOptions {
   drainTimeoutMs?: number;
   /**
    * Flow control of the streams this plane calls: the serving handler is paused while this many
-   * items are sent and not yet consumed by the caller. Default 256 (a token stream of small
-   * items; 64 stalled 2,000-token streams on the credit round trip at a third of the speed).
+   * items are sent and not yet consumed by the caller. Default 1024 (a token stream of small
+   * items; 64 stalled 2,000-token streams on the credit round trip at a third of the speed, and
+   * 256 still left a fast stream at ~70 % of the speed of 1024, in frames of 64 items). The
+   * server sends a frame every quarter window at the latest, so the first items of a fast stream
+   * do not wait for a whole window to be encoded.
    */
   streamWindow?: number;
 }
@@ -152,7 +155,7 @@ export class NatsRequestPlane implements RequestPlane {
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? 1000;
     this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 5000;
     this.drainTimeoutMs = options.drainTimeoutMs ?? 30_000;
-    this.streamWindow = options.streamWindow ?? 256;
+    this.streamWindow = options.streamWindow ?? 1024;
     if (!Number.isInteger(this.streamWindow) || this.streamWindow < 1) {
       throw new InvalidArgumentError(`streamWindow must be a positive integer, got ${this.streamWindow}`);
     }
@@ -457,7 +460,9 @@ class NatsResponseStream<T> implements ResponseStream<T>, AsyncIterator<T>, Rout
   }
 
   return(): Promise<IteratorResult<T>> {
-    this.abort(new CancelledError('response stream abandoned by the caller'), false);
+    // A finished stream has nothing to stop (and an error costs a stack trace: callers release
+    // every stream this way when they are done with it).
+    if (this.state !== 'done') this.abort(new CancelledError('response stream abandoned by the caller'), false);
     return Promise.resolve(DONE);
   }
 
@@ -749,6 +754,9 @@ function encodedHeaderSize(h: MsgHdrs): number {
   return typeof enc === 'function' ? enc.call(h).length : HEADER_ALLOWANCE;
 }
 
+/** Items after which a stream's first frame leaves without waiting for the end of the turn. */
+const FIRST_FRAME_ITEMS = 16;
+
 /** One request being served: the handler's run and the frames it sends. */
 class ServerRequest implements Route {
   readonly controller = new AbortController();
@@ -811,6 +819,7 @@ class ServerRequest implements Route {
     try {
       this.iterator = handler(payload, { ...ctx, signal })[Symbol.asyncIterator]();
       const limit = this.plane.maxPayload;
+      const batchItems = Math.max(1, Math.min(this.window, 1024) >> 2);
       while (!signal.aborted) {
         const r = await this.iterator.next();
         if (signal.aborted) break;
@@ -830,6 +839,9 @@ class ServerRequest implements Route {
         }
         if (signal.aborted) break;
         this.enqueue(json, limit);
+        // A quarter window per frame at most, and the first frame early: the caller starts on the
+        // first items (and credits them) while the rest are encoded.
+        if (this.pending.length >= (this.seq === 0 ? FIRST_FRAME_ITEMS : batchItems)) this.flush();
       }
       if (!signal.aborted) this.flush(true);
     } catch (e) {
