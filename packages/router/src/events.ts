@@ -231,16 +231,31 @@ export function parseHexInto(s: string, out: Uint32Array, at: number): boolean {
   return true;
 }
 
-const HEX = '0123456789abcdef';
 /** Formats a (lo, hi) pair as 16 lowercase hex digits. @internal */
 export function packedToHex(lo: number, hi: number): string {
-  return hex8(hi) + hex8(lo);
+  // One flat string from 16 char codes: `hex8(hi) + hex8(lo)` made a two-part cons string, which
+  // V8 flattens (a copy) on the first character read, e.g. when an indexer parses it back.
+  return String.fromCharCode(
+    HEX_CODE[(hi >>> 28) & 15]!,
+    HEX_CODE[(hi >>> 24) & 15]!,
+    HEX_CODE[(hi >>> 20) & 15]!,
+    HEX_CODE[(hi >>> 16) & 15]!,
+    HEX_CODE[(hi >>> 12) & 15]!,
+    HEX_CODE[(hi >>> 8) & 15]!,
+    HEX_CODE[(hi >>> 4) & 15]!,
+    HEX_CODE[hi & 15]!,
+    HEX_CODE[(lo >>> 28) & 15]!,
+    HEX_CODE[(lo >>> 24) & 15]!,
+    HEX_CODE[(lo >>> 20) & 15]!,
+    HEX_CODE[(lo >>> 16) & 15]!,
+    HEX_CODE[(lo >>> 12) & 15]!,
+    HEX_CODE[(lo >>> 8) & 15]!,
+    HEX_CODE[(lo >>> 4) & 15]!,
+    HEX_CODE[lo & 15]!,
+  );
 }
-function hex8(x: number): string {
-  let s = '';
-  for (let shift = 28; shift >= 0; shift -= 4) s += HEX[(x >>> shift) & 15];
-  return s;
-}
+/** Char codes of the lowercase hex digits. */
+const HEX_CODE = Uint8Array.from('0123456789abcdef', (c) => c.charCodeAt(0));
 
 /**
  * Encodes a 64-bit hash for the wire: 16 lowercase hex digits.
