@@ -16,6 +16,13 @@ describe('settingsFromEnv', () => {
     expect(() => settingsFromEnv({ DYNAMO_QUEUE_REPLICAS: '0' })).toThrow(/DYNAMO_QUEUE_REPLICAS/);
   });
 
+  it('keeps in-process calls off NATS unless DYNAMO_LOCAL_CALLS=0', () => {
+    expect(settingsFromEnv({}).localCalls).toBe(true);
+    expect(settingsFromEnv({ DYNAMO_LOCAL_CALLS: '1' }).localCalls).toBe(true);
+    expect(settingsFromEnv({ DYNAMO_LOCAL_CALLS: '0' }).localCalls).toBe(false);
+    expect(() => settingsFromEnv({ DYNAMO_LOCAL_CALLS: 'no' })).toThrow(/DYNAMO_LOCAL_CALLS/);
+  });
+
   it('reads the metrics server port and host', () => {
     const s = settingsFromEnv({ DYNAMO_METRICS_PORT: '9091', DYNAMO_METRICS_HOST: '127.0.0.1' });
     expect(s.metricsPort).toBe(9091);
