@@ -5,6 +5,7 @@ import {
   type InstanceChange,
   type RequestContext,
 } from '@dynamo-ts/runtime';
+import { collect } from './compliance/helpers';
 
 /** A runtime ("process") on `cluster`. */
 async function proc(cluster: MemoryCluster, leaseTtlMs = 1000): Promise<DistributedRuntime> {
@@ -15,12 +16,6 @@ async function proc(cluster: MemoryCluster, leaseTtlMs = 1000): Promise<Distribu
     openQueue: async (o) => cluster.workQueue(o),
     hostname: 'test-host',
   });
-}
-
-async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const x of it) out.push(x);
-  return out;
 }
 
 async function* echo(req: unknown, ctx: RequestContext): AsyncGenerator<unknown> {

@@ -7,6 +7,13 @@ export function uid(): string {
 }
 
 /** Resolves after `ms`. */
+/** Reads a stream to its end. */
+export async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+}
+
 export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -5,7 +5,7 @@
  */
 import type { RequestContext, RequestPlane } from '../../src/transport/request-plane';
 import { InvalidArgumentError, NotFoundError } from '../../src/errors';
-import { Reader, delay, eventually, rejection, uid } from './helpers';
+import { collect, delay, eventually, Reader, rejection, uid } from './helpers';
 
 /** What the suite needs from an implementation. */
 export interface RequestPlaneHarness {
@@ -13,12 +13,6 @@ export interface RequestPlaneHarness {
   connect(): Promise<RequestPlane>;
   /** Stop everything the harness started. */
   teardown(): Promise<void>;
-}
-
-async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const x of it) out.push(x);
-  return out;
 }
 
 /** Resolves when `signal` fires. */

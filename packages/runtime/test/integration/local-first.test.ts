@@ -12,13 +12,7 @@ import { connectNats } from '../../src/nats-connection';
 import { startNatsServer, type NatsServer } from '../../src/testing';
 import { describeWithBinaries } from '../../../../test/support/integration';
 import { describeRequestPlaneCompliance } from '../compliance/request-plane';
-import { rejection, uid } from '../compliance/helpers';
-
-async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const x of it) out.push(x);
-  return out;
-}
+import { collect, rejection, uid } from '../compliance/helpers';
 
 /** Planes on their own connections; `bus` given: one process, else each plane its own. */
 class Planes {

@@ -12,13 +12,7 @@ import { connectNats } from '../../src/nats-connection';
 import { startNatsServer, type NatsServer } from '../../src/testing';
 import { describeWithBinaries } from '../../../../test/support/integration';
 import { describeRequestPlaneCompliance } from '../compliance/request-plane';
-import { Reader, delay, eventually, rejection, uid } from '../compliance/helpers';
-
-async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const x of it) out.push(x);
-  return out;
-}
+import { collect, delay, eventually, Reader, rejection, uid } from '../compliance/helpers';
 
 function aborted(signal: AbortSignal): Promise<unknown> {
   return new Promise((resolve) => {

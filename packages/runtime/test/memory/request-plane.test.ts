@@ -1,12 +1,6 @@
 /** Memory-only request-plane behaviour: backpressure, prompt cancellation, limits and validation. */
 import { MemoryBus, MemoryRequestPlane } from '../../src/transport/memory';
-import { Reader, delay, eventually, rejection } from '../compliance/helpers';
-
-async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const x of it) out.push(x);
-  return out;
-}
+import { collect, delay, eventually, Reader, rejection } from '../compliance/helpers';
 
 describe('MemoryRequestPlane', () => {
   let bus: MemoryBus;
