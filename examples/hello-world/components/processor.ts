@@ -115,7 +115,7 @@ export const Processor = defineService<ProcessorConfig>({
         let decision: RouteDecision | undefined;
         for await (const d of router.generate<RouteDecision>(
           { token_ids: context, request_id: requestId, ...(failed.length ? { exclude_workers: failed } : {}) },
-          { signal: ectx.signal, requestId, waitForInstanceMs: 2000 },
+          { parent: ectx, requestId, waitForInstanceMs: 2000 },
         )) {
           decision = d;
         }
@@ -136,7 +136,7 @@ export const Processor = defineService<ProcessorConfig>({
               ...(generated.length ? { generated_token_ids: generated } : {}),
               ...(req.max_tokens !== undefined ? { max_tokens: req.max_tokens } : {}),
             },
-            { instanceId: decision.worker_id, signal: ectx.signal, requestId },
+            { instanceId: decision.worker_id, parent: ectx, requestId },
           );
           for await (const ev of stream) {
             if (isFirst) firstToken(requestId, decision.worker_id);
@@ -151,7 +151,7 @@ export const Processor = defineService<ProcessorConfig>({
             if (text) yield item(text);
           }
         } catch (e) {
-          if (ectx.signal.aborted || !isDynamoError(e) || !WORKER_GONE.has(e.code)) throw e;
+          if (ectx.cancelled || !isDynamoError(e) || !WORKER_GONE.has(e.code)) throw e;
           const midStream = generated.length > 0;
           if (midStream ? migrations >= ctx.config.migration_limit : failovers + 1 >= ctx.config.max_route_attempts) {
             throw e;

@@ -17,7 +17,7 @@ export interface WorkerRequestEvent {
 
 /**
  * In-process notifications of DummyWorker handlers (for tests and diagnostics): `request_started`
- * when a handler starts, `request_cancelled` the moment its AbortSignal fires (caller gone).
+ * when a handler starts, `request_cancelled` when a cancelled handler stops (caller gone).
  */
 export const workerEvents = new EventEmitter<{
   request_started: [WorkerRequestEvent];
@@ -166,8 +166,6 @@ export const DummyWorker = defineService<DummyWorkerConfig>({
     async function* generate(req: WorkerRequest, ectx: EndpointContext): AsyncGenerator<WorkerEvent> {
       const note: WorkerRequestEvent = { request_id: req.request_id, worker_name: ctx.workerName };
       workerEvents.emit('request_started', note);
-      const onAbort = (): void => void workerEvents.emit('request_cancelled', note);
-      ectx.signal.addEventListener('abort', onAbort, { once: true });
       const generated = req.generated_token_ids ?? [];
       // What the engine has to prefill: the prompt, plus what was generated before a migration.
       const context = generated.length ? req.token_ids.concat(generated) : req.token_ids;
@@ -204,11 +202,12 @@ export const DummyWorker = defineService<DummyWorkerConfig>({
         cache!.store(context);
         for (const item of items) {
           if (cfg.token_delay_ms > 0) await sleep(cfg.token_delay_ms, undefined, { signal: ectx.signal });
-          if (ectx.signal.aborted) return;
+          if (ectx.cancelled) return;
           yield item;
         }
       } finally {
-        ectx.signal.removeEventListener('abort', onAbort);
+        // Read `cancelled`, not the signal: a request nobody cancels never creates one.
+        if (ectx.cancelled) workerEvents.emit('request_cancelled', note);
         activeBlocks -= blocks;
         publishLoad();
       }

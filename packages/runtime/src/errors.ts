@@ -171,7 +171,11 @@ export function throwIfAborted(signal: AbortSignal | undefined): void {
 
 /** The dynamo-ts error that an aborted signal stands for. */
 export function abortReason(signal: AbortSignal): DynamoError {
-  const r: unknown = signal.reason;
+  return cancelReason(signal.reason);
+}
+
+/** The error a request cancelled for `r` (an abort reason, a parent request's reason) ends with. */
+export function cancelReason(r: unknown): DynamoError {
   if (isDynamoError(r)) return toDynamoError(r);
   if (r instanceof Error && r.name === 'TimeoutError') return new TimeoutError(r.message, { cause: r });
   return new CancelledError(r instanceof Error ? r.message : 'cancelled', { cause: r });

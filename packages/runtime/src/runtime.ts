@@ -595,7 +595,7 @@ export class EndpointClient {
         }
         if (!target) throw new UnavailableError(`no live instance of ${this.describe()}`);
         tried.add(target.instanceId);
-        if (cancelled !== undefined) throw new CancelledError();
+        if (cancelled !== undefined || options.parent?.cancelled) throw new CancelledError();
         // Abandoned (return()) while waiting for an instance: send nothing.
         if (finished) return DONE as IteratorResult<T>;
         current = plane.request<T>(target.subject, payload, opts);

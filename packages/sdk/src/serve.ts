@@ -76,9 +76,23 @@ function wrapHandler(
         throw err;
       })();
     }
-    // A plain copy is cheaper than a prototype chain; the child logger is built lazily by the
-    // runtime's logger, so a request that logs nothing at the configured level pays one object.
-    const ectx: EndpointContext = { ...ctx, logger: log.child({ request_id: ctx.requestId }) };
+    // The child logger is built lazily by the runtime's logger, so a request that logs nothing at
+    // the configured level pays one object. `signal` is passed through as a getter: planes create
+    // the AbortSignal only when the handler reads it.
+    const ectx: EndpointContext = {
+      requestId: ctx.requestId,
+      headers: ctx.headers,
+      deadline: ctx.deadline,
+      subject: ctx.subject,
+      get signal(): AbortSignal {
+        return ctx.signal;
+      },
+      get cancelled(): boolean {
+        return ctx.cancelled;
+      },
+      onCancel: (listener) => ctx.onCancel(listener),
+      logger: log.child({ request_id: ctx.requestId }),
+    };
     return handler(req, ectx);
   };
 }

@@ -20,6 +20,7 @@ import {
   UnavailableError,
   type WireError,
   abortReason,
+  cancelReason,
   fromWireError,
   isDynamoError,
   toDynamoError,
@@ -613,8 +614,9 @@ class NatsResponseStream<T> implements ResponseStream<T>, AsyncIterator<T>, Rout
   private start(): void {
     this.state = 'open';
     this.plane.checkCallable();
-    const { signal } = this.options;
+    const { signal, parent } = this.options;
     if (signal?.aborted) throw abortReason(signal);
+    if (parent?.cancelled) throw new CancelledError('the request this one serves was cancelled');
     if (this.deadline !== undefined && this.deadline <= Date.now()) {
       throw new TimeoutError(`request to ${this.subject} passed its deadline before it was sent`);
     }
@@ -639,6 +641,14 @@ class NatsResponseStream<T> implements ResponseStream<T>, AsyncIterator<T>, Rout
     }
     this.plane.watch(this as NatsResponseStream<unknown>);
     this.offSignal = onAbort(signal, () => this.abort(abortReason(signal!), true));
+    if (parent !== undefined) {
+      const offSignal = this.offSignal;
+      const offParent = parent.onCancel((reason) => this.abort(cancelReason(reason), true));
+      this.offSignal = () => {
+        offSignal();
+        offParent();
+      };
+    }
     if (this.deadline !== undefined && this.state === 'open') {
       const byTimeout = this.options.timeoutMs !== undefined && this.options.deadline === undefined;
       this.timer = unrefTimeout(
@@ -798,7 +808,11 @@ class ServerRequest implements Route {
   }
 
   /** Sends the ack and runs the handler to its end (or until cancelled). Never throws. */
-  async run(handler: RequestHandler, payload: unknown, ctx: Omit<RequestContext, 'signal'>): Promise<void> {
+  async run(
+    handler: RequestHandler,
+    payload: unknown,
+    ctx: Omit<RequestContext, 'signal' | 'cancelled' | 'onCancel'>,
+  ): Promise<void> {
     const signal = this.controller.signal;
     const offAbort = onAbort(signal, () => {
       this.finish();
@@ -817,7 +831,16 @@ class ServerRequest implements Route {
     }
     this.send(ackFrame(this.control));
     try {
-      this.iterator = handler(payload, { ...ctx, signal })[Symbol.asyncIterator]();
+      this.iterator = handler(payload, {
+        ...ctx,
+        signal,
+        get cancelled(): boolean {
+          return signal.aborted;
+        },
+        onCancel(listener: (reason: Error) => void): () => void {
+          return onAbort(signal, () => listener(abortReason(signal)));
+        },
+      })[Symbol.asyncIterator]();
       const limit = this.plane.maxPayload;
       const batchItems = Math.max(1, Math.min(this.window, 1024) >> 2);
       while (!signal.aborted) {

@@ -9,13 +9,35 @@ export interface RequestOptions extends CallOptions {
   headers?: Record<string, string>;
   /** Absolute deadline (epoch ms) carried to the handler; the stream fails with TIMEOUT after it. */
   deadline?: number;
+  /**
+   * The request this one serves (a handler passes its own `ctx`): cancelling it cancels this one,
+   * as `signal` would, without creating an AbortSignal on either side.
+   */
+  parent?: CancelSource;
+}
+
+/** A request's cancellation without an AbortSignal: what {@link RequestOptions.parent} takes. */
+export interface CancelSource {
+  /** True once the request is cancelled. */
+  readonly cancelled: boolean;
+  /**
+   * Calls `listener` once when the request is cancelled (at once or on the next microtask if it
+   * already is).
+   * @returns the function that removes the listener
+   */
+  onCancel(listener: (reason: Error) => void): () => void;
 }
 
 /** What a handler gets with each request. */
-export interface RequestContext {
+export interface RequestContext extends CancelSource {
   readonly requestId: string;
-  /** Fires when the caller cancels, abandons the stream, or the endpoint closes. */
+  /**
+   * Fires when the caller cancels, abandons the stream, or the endpoint closes. Planes may create
+   * it on first read: a handler that only needs to check for cancellation reads `cancelled`.
+   */
   readonly signal: AbortSignal;
+  /** True once the request is cancelled (as `signal.aborted`, without creating the signal). */
+  readonly cancelled: boolean;
   readonly headers: Readonly<Record<string, string>>;
   readonly deadline?: number;
   /** The subject the request arrived on. */

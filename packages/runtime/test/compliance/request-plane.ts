@@ -15,6 +15,8 @@ export interface RequestPlaneHarness {
   teardown(): Promise<void>;
 }
 
+type CancelSourceLike = { cancelled: boolean; onCancel(l: (r: Error) => void): () => void };
+
 /** Resolves when `signal` fires. */
 function aborted(signal: AbortSignal): Promise<unknown> {
   return new Promise((resolve) => {
@@ -71,7 +73,8 @@ export function describeRequestPlaneCompliance(name: string, setup: () => Promis
 
     test('the handler gets the payload, request id, headers, deadline and subject', async () => {
       const subject = `${base}.ctx`;
-      let seen: { request: unknown; ctx: Omit<RequestContext, 'signal'> } | undefined;
+      let seen:
+        { request: unknown; ctx: Pick<RequestContext, 'requestId' | 'headers' | 'deadline' | 'subject'> } | undefined;
       await server.serve(subject, async function* (request, ctx) {
         seen = {
           request,
@@ -248,6 +251,70 @@ export function describeRequestPlaneCompliance(name: string, setup: () => Promis
       const after = produced;
       await delay(100);
       expect(produced - after).toBeLessThanOrEqual(1);
+    });
+
+    test('ctx.cancelled tells a handler that never reads its signal; a signal read late is already aborted', async () => {
+      const subject = `${base}.cancelled-flag`;
+      const flags: boolean[] = [];
+      let late: AbortSignal | undefined;
+      let stopped = false;
+      await server.serve(subject, async function* (_req, ctx) {
+        try {
+          for (let i = 0; ; i++) {
+            flags.push(ctx.cancelled);
+            yield i;
+            await delay(5);
+          }
+        } finally {
+          stopped = true;
+          flags.push(ctx.cancelled);
+          late = ctx.signal;
+        }
+      });
+      const got: number[] = [];
+      for await (const x of client.request<number>(subject, {})) {
+        got.push(x);
+        if (got.length === 3) break;
+      }
+      await eventually('the handler to stop', () => stopped);
+      expect(flags.slice(0, 3)).toEqual([false, false, false]);
+      expect(flags[flags.length - 1]).toBe(true);
+      expect(late?.aborted).toBe(true);
+      expect((late?.reason as { code?: string } | undefined)?.code).toBe('CANCELLED');
+    });
+
+    test('a request sent with parent: ctx is cancelled with the request it serves', async () => {
+      const child = `${base}.child`;
+      const front = `${base}.front`;
+      let childCancelled = false;
+      let childStarted = false;
+      await server.serve(child, async function* (_req, ctx) {
+        childStarted = true;
+        try {
+          for (let i = 0; ; i++) {
+            yield i;
+            await delay(5);
+          }
+        } finally {
+          childCancelled = ctx.cancelled;
+        }
+      });
+      await server.serve(front, async function* (_req, ctx) {
+        // Relays the child's items; cancelling this request must reach the child through `parent`.
+        for await (const x of server.request<number>(child, {}, { parent: ctx })) yield x;
+      });
+      const ac = new AbortController();
+      const got: number[] = [];
+      const run = (async () => {
+        for await (const x of client.request<number>(front, {}, { signal: ac.signal })) got.push(x);
+      })();
+      await eventually('items to flow', () => childStarted && got.length >= 2);
+      ac.abort();
+      expect((await rejection(run)).code).toBe('CANCELLED');
+      await eventually('the child request to be cancelled', () => childCancelled);
+      // A parent already cancelled: nothing is sent.
+      const done: CancelSourceLike = { cancelled: true, onCancel: () => () => undefined };
+      expect((await rejection(collect(client.request(child, {}, { parent: done })))).code).toBe('CANCELLED');
     });
 
     test('timeoutMs fails the stream with TIMEOUT and fires the handler signal', async () => {
