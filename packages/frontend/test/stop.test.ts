@@ -10,7 +10,8 @@ function run(stops: string[], pieces: string[]): { text: string; stopped: boolea
     text += r.text;
     if (r.stopped) return { text, stopped: true };
   }
-  return { text: text + m.flush(), stopped: false };
+  text += m.flush();
+  return { text, stopped: m.done };
 }
 
 describe('StopMatcher', () => {
@@ -31,7 +32,17 @@ describe('StopMatcher', () => {
 
   it('cuts at the earliest of several stop sequences', () => {
     expect(run(['c', 'ab'], ['xxabc'])).toEqual({ text: 'xx', stopped: true });
-    expect(run(['bc', 'abcd'], ['a', 'b', 'c', 'd'])).toEqual({ text: 'a', stopped: true });
+    // "abcd" starts before "bc": the same answer as with the whole text at once.
+    expect(run(['bc', 'abcd'], ['a', 'b', 'c', 'd'])).toEqual({ text: '', stopped: true });
+    expect(run(['bc', 'abcd'], ['abcd'])).toEqual({ text: '', stopped: true });
+    expect(run(['bc', 'abcd'], ['a', 'b', 'c', 'x'])).toEqual({ text: 'a', stopped: true });
+  });
+
+  it('waits for a longer stop sequence that starts earlier before cutting at a shorter one', () => {
+    // Found by the property below: "c" completes first, but "ac " starts earlier.
+    expect(run(['ac ', 'c'], ['ac', ' '])).toEqual({ text: '', stopped: true });
+    expect(run(['ac ', 'c'], ['ac', 'x'])).toEqual({ text: 'a', stopped: true });
+    expect(run(['ac ', 'c'], ['ac'])).toEqual({ text: 'a', stopped: true });
   });
 
   it('flushes what it held when the stream ends', () => {
@@ -60,7 +71,7 @@ describe('StopMatcher', () => {
           expect(run(stops, pieces)).toEqual({ text: expected, stopped: first !== Infinity });
         },
       ),
-      { numRuns: 500 },
+      { numRuns: 2000 },
     );
   });
 });

@@ -2,7 +2,7 @@ import type { Response } from 'express';
 import { CancelledError, UnavailableError, toDynamoError, type Logger } from '@dynamo-ts/runtime';
 import { HttpError, errorBody, sendError } from '../errors';
 import type { FrontendEndpoint, FrontendMetrics } from '../metrics';
-import { RequestScope, releaseUpstream } from '../request-scope';
+import { RequestScope, releaseUpstream, upstreamOptions } from '../request-scope';
 import type { FinishReason, GenerateEvent, GenerateFn } from '../routes/generate';
 import { endSse, startSse, waitDrain, writeSse } from '../sse';
 import { StopMatcher } from './stop';
@@ -167,7 +167,7 @@ export async function serveCompletion(
           model: job.model,
           ...(job.maxTokens !== undefined ? { max_tokens: job.maxTokens } : {}),
         },
-        { signal: scope.signal },
+        upstreamOptions(scope),
       )
       [Symbol.asyncIterator]();
     // The first event comes before any byte is sent, so an upstream failure gets a real status.
@@ -190,8 +190,10 @@ export async function serveCompletion(
     if (!stop.done) {
       const tail = stop.flush();
       if (tail) await emit(tail);
+      // The stream ended while a stop sequence waited on a longer candidate: it stopped there.
+      if (stop.done) finish = 'stop';
     }
-    if (scope.cause === 'client_gone') throw scope.signal.reason;
+    if (scope.cause === 'client_gone') throw scope.reason!;
     if (streaming) {
       writeSse(res, envelope(format.chunkObject, { choices: [format.closingChoice(finish)], ...streamUsage }));
       if (job.includeUsage) writeSse(res, envelope(format.chunkObject, { choices: [], usage: usage() }));
@@ -208,7 +210,7 @@ export async function serveCompletion(
       if (!res.writableEnded) res.end();
       return;
     }
-    const err = scope.cause === 'timeout' ? (scope.signal.reason as Error) : e;
+    const err = scope.cause === 'timeout' ? scope.reason! : e;
     tracker.finish('error');
     const de = toDynamoError(err);
     deps.logger[de.code === 'INTERNAL' ? 'error' : 'warn']('completion failed', {
