@@ -1,5 +1,5 @@
 import { startFrontend, type GenerateEvent, type GenerateRequest } from '@dynamo-ts/frontend';
-import { isDynamoError } from '@dynamo-ts/runtime';
+import { isDynamoError, type CancelSource } from '@dynamo-ts/runtime';
 import { defineService } from '@dynamo-ts/sdk';
 import type { ProcessorEvent, ProcessorRequest } from './protocol';
 import { Processor } from './processor';
@@ -50,7 +50,7 @@ export const Frontend = defineService<FrontendConfig>({
      * async generator: each token is one `then` on the Processor stream's own `next()`, not a
      * generator's extra promise hops (the SSE path reads thousands per request).
      */
-    function resumable(req: GenerateRequest, signal: AbortSignal): AsyncIterableIterator<GenerateEvent> {
+    function resumable(req: GenerateRequest, parent: CancelSource): AsyncIterableIterator<GenerateEvent> {
       const received: number[] = [];
       let resumes = 0;
       let got = false;
@@ -61,7 +61,7 @@ export const Frontend = defineService<FrontendConfig>({
         got = false;
         upstream = processor
           .generate<ProcessorEvent>(payload, {
-            signal,
+            parent,
             requestId: req.request_id,
             waitForInstanceMs: WAIT_FOR_PROCESSOR_MS,
           })
@@ -80,7 +80,7 @@ export const Frontend = defineService<FrontendConfig>({
       };
       const onError = async (e: unknown): Promise<IteratorResult<GenerateEvent>> => {
         const broken = isDynamoError(e) && (e.code === 'UNAVAILABLE' || e.code === 'TIMEOUT');
-        if (finished || signal.aborted || !broken || !(got || received.length > 0) || resumes >= MAX_RESUMES) {
+        if (finished || parent.cancelled || !broken || !(got || received.length > 0) || resumes >= MAX_RESUMES) {
           finished = true;
           throw e;
         }
@@ -125,7 +125,7 @@ export const Frontend = defineService<FrontendConfig>({
           }),
         ),
       ],
-      generate: (req, { signal }) => resumable(req, signal),
+      generate: (req, { parent }) => resumable(req, parent),
       health: () => {
         const n = workers.instances().length;
         const p = processor.instances().length;

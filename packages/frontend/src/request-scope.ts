@@ -1,22 +1,26 @@
 import type { Response } from 'express';
-import { CancelledError, TimeoutError } from '@dynamo-ts/runtime';
+import { CancelledError, TimeoutError, type CancelSource } from '@dynamo-ts/runtime';
 
 /** Why a request's upstream was aborted: the client left, the timeout passed, or a stop sequence ended it. */
 export type AbortCause = 'client_gone' | 'timeout' | 'stopped';
 
 /**
- * The life of one HTTP request: an AbortSignal for the upstream that fires when the client
+ * The life of one HTTP request: the cancellation of its upstream, which fires when the client
  * disconnects before the answer is complete, when `timeoutMs` passes (0 = never) or when the route
- * ends the stream early ({@link RequestScope.abort}).
+ * ends the stream early ({@link RequestScope.abort}). It is a `CancelSource` (pass it as `parent`
+ * to runtime requests); its AbortSignal is created only when {@link RequestScope.signal} is read
+ * (a signal costs several microseconds, and most requests are never cancelled).
  */
-export class RequestScope {
-  private readonly controller = new AbortController();
+export class RequestScope implements CancelSource {
+  private controller: AbortController | undefined;
   private readonly timer: NodeJS.Timeout | undefined;
-  /** Rejects the read {@link RequestScope.next} is waiting on, if any (one abort listener for all reads). */
+  /** Rejects the read {@link RequestScope.next} is waiting on, if any. */
   private rejectRead: ((e: Error) => void) | undefined;
-  private listening = false;
+  private listeners: Array<(reason: Error) => void> | undefined;
   /** Why the upstream was aborted, once it was. */
   cause: AbortCause | undefined;
+  /** The error the upstream was aborted with, once it was. */
+  reason: Error | undefined;
 
   constructor(res: Response, timeoutMs: number) {
     res.on('close', () => {
@@ -30,31 +34,53 @@ export class RequestScope {
     }
   }
 
-  /** Fires when the upstream must stop. */
+  /** Fires when the upstream must stop (created on first read). */
   get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.reason !== undefined) this.controller.abort(this.reason);
+    }
     return this.controller.signal;
+  }
+
+  /** True once the upstream was aborted. */
+  get cancelled(): boolean {
+    return this.reason !== undefined;
+  }
+
+  /** Calls `listener` once when the upstream is aborted (on the next microtask if it already was). */
+  onCancel(listener: (reason: Error) => void): () => void {
+    const reason = this.reason;
+    if (reason !== undefined) {
+      queueMicrotask(() => listener(reason));
+      return () => undefined;
+    }
+    (this.listeners ??= []).push(listener);
+    return () => {
+      const i = this.listeners?.indexOf(listener) ?? -1;
+      if (i >= 0) this.listeners!.splice(i, 1);
+    };
   }
 
   /** Aborts the upstream with `reason` (the first cause wins). */
   abort(cause: AbortCause, reason: Error): void {
-    if (this.controller.signal.aborted) return;
+    if (this.reason !== undefined) return;
     this.cause = cause;
+    this.reason = reason;
     this.close();
-    this.controller.abort(reason);
+    this.controller?.abort(reason);
+    const waiting = this.listeners;
+    this.listeners = undefined;
+    if (waiting !== undefined) for (const l of waiting) l(reason);
+    this.rejectRead?.(reason);
   }
 
   /**
-   * `it.next()`, rejected with the abort reason as soon as the signal fires, so a stalled upstream
-   * cannot hold a timed-out or abandoned request.
+   * `it.next()`, rejected with the abort reason as soon as the upstream is aborted, so a stalled
+   * upstream cannot hold a timed-out or abandoned request.
    */
   next<T>(it: AsyncIterator<T>): Promise<IteratorResult<T>> {
-    const signal = this.controller.signal;
-    if (signal.aborted) return Promise.reject(signal.reason as Error);
-    if (!this.listening) {
-      // One listener for the whole request rather than one per read (a stream reads thousands).
-      this.listening = true;
-      signal.addEventListener('abort', () => this.rejectRead?.(signal.reason as Error), { once: true });
-    }
+    if (this.reason !== undefined) return Promise.reject(this.reason);
     return new Promise<IteratorResult<T>>((resolve, reject) => {
       this.rejectRead = reject;
       it.next().then(
@@ -79,4 +105,14 @@ export class RequestScope {
 /** Ends an upstream iterator without waiting for it (its generator's `finally` blocks run in the background). */
 export function releaseUpstream(it: AsyncIterator<unknown>): void {
   it.return?.().catch(() => undefined);
+}
+
+/** The {@link GenerateOptions} of a request: its scope as `parent`, its signal read lazily. */
+export function upstreamOptions(scope: RequestScope): { readonly signal: AbortSignal; readonly parent: CancelSource } {
+  return {
+    get signal(): AbortSignal {
+      return scope.signal;
+    },
+    parent: scope,
+  };
 }

@@ -1,8 +1,8 @@
 import type { Request, RequestHandler, Response } from 'express';
-import { toDynamoError, type Logger } from '@dynamo-ts/runtime';
+import { toDynamoError, type CancelSource, type Logger } from '@dynamo-ts/runtime';
 import { errorBody, sendError } from '../errors';
 import { UNSPECIFIED_MODEL, type FrontendMetrics } from '../metrics';
-import { RequestScope, releaseUpstream } from '../request-scope';
+import { RequestScope, releaseUpstream, upstreamOptions } from '../request-scope';
 import { endSse, startSse, waitDrain, wantsEventStream, writeSse } from '../sse';
 import { compileBodySchema, validateBody } from '../validation';
 
@@ -32,8 +32,16 @@ export interface GenerateEvent {
   finish_reason?: FinishReason;
 }
 
-/** Runs a generation request; must stop when `signal` fires (client gone, timeout, stop sequence). */
-export type GenerateFn = (request: GenerateRequest, options: { signal: AbortSignal }) => AsyncIterable<GenerateEvent>;
+/** How a generation request is cancelled (client gone, timeout, stop sequence). */
+export interface GenerateOptions {
+  /** Fires when the request must stop (an AbortSignal, created when first read). */
+  readonly signal: AbortSignal;
+  /** The same cancellation without an AbortSignal: pass it as `parent` to runtime requests. */
+  readonly parent: CancelSource;
+}
+
+/** Runs a generation request; must stop when it is cancelled (see {@link GenerateOptions}). */
+export type GenerateFn = (request: GenerateRequest, options: GenerateOptions) => AsyncIterable<GenerateEvent>;
 
 /** JSON schema of the `/generate` body. */
 export const GENERATE_BODY_SCHEMA = {
@@ -82,7 +90,7 @@ export function generateRoute(options: GenerateRouteOptions): RequestHandler {
     let it: AsyncIterator<GenerateEvent> | undefined;
     let streaming = false;
     try {
-      it = generate({ prompt: body.prompt, request_id: requestId }, { signal: scope.signal })[Symbol.asyncIterator]();
+      it = generate({ prompt: body.prompt, request_id: requestId }, upstreamOptions(scope))[Symbol.asyncIterator]();
       // The first event comes before any byte is sent, so an upstream failure gets a real status.
       let r = await scope.next(it);
       let output = '';
@@ -102,7 +110,7 @@ export function generateRoute(options: GenerateRouteOptions): RequestHandler {
           await waitDrain(res);
         }
       }
-      if (scope.cause === 'client_gone') throw scope.signal.reason as Error;
+      if (scope.cause === 'client_gone') throw scope.reason!;
       if (streaming) endSse(res);
       else res.json({ worker_output: output, request_id: requestId });
       tracker.finish('success');
@@ -113,7 +121,7 @@ export function generateRoute(options: GenerateRouteOptions): RequestHandler {
         if (!res.writableEnded) res.end();
         return;
       }
-      const err = scope.cause === 'timeout' ? (scope.signal.reason as Error) : e;
+      const err = scope.cause === 'timeout' ? scope.reason! : e;
       tracker.finish('error');
       logRequestError(logger, requestId, err);
       if (!streaming) {
