@@ -76,6 +76,8 @@ describeWithBinaries(['nats-server', 'etcd'], 'fault injection: disaggregated pr
       const stream = await drainedPrefillStream(c.nats, c.namespace);
       const peaks = await watch.stop();
       const consumer = stream.consumer_detail?.[0];
+      // Lines about the last requests may still be on their way from the processes.
+      await Promise.all([survivor.settled(), frontend.proc.settled(), ...decode.map((d) => d.settled())]);
       const redeliveredDone = survivor
         .logs('prefill done')
         .filter((l) => typeof l.delivery === 'number' && l.delivery > 1).length;
@@ -132,6 +134,8 @@ describeWithBinaries(['nats-server', 'etcd'], 'fault injection: disaggregated pr
       });
       const stream = await prefillStream(c.nats, c.namespace);
       const consumer = stream.consumer_detail?.[0];
+      await prefill.waitForLog((l) => l.message === 'prefill done' && l.request_id === '12345', 5000);
+      await prefill.settled();
       const done = prefill.logs('prefill done').filter((l) => l.request_id === '12345');
       settleCase(
         {

@@ -158,6 +158,24 @@ export class ServiceProcess {
   }
 
   /**
+   * Waits until the process has written no new line for `quietMs` (at most `timeoutMs`): its
+   * logger writes the lines of an event-loop turn at the end of the turn, so lines about work
+   * that just finished may still be on their way.
+   */
+  async settled(quietMs = 100, timeoutMs = 3000): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    let n = this.lines.length;
+    let since = Date.now();
+    while (Date.now() < until) {
+      await sleep(20);
+      if (this.lines.length !== n) {
+        n = this.lines.length;
+        since = Date.now();
+      } else if (Date.now() - since >= quietMs) return;
+    }
+  }
+
+  /**
    * Waits for a log line matching `pred` (a message, or a predicate over the parsed line).
    * Rejects naming the process when it exits first or nothing matches within `timeoutMs`.
    */

@@ -51,6 +51,7 @@ describeWithBinaries(['nats-server', 'etcd'], 'fault injection: workers dying an
       const exit = await victim.exited;
 
       const t = tally(outcomes);
+      await frontend.settled();
       const migrations = frontend.logs('worker died mid-stream; migrating').length;
       const failovers = frontend.logs('worker unavailable; routing again').length;
       const rec = recoveryMs(outcomes, killedAt);
