@@ -12,7 +12,11 @@ import type {
 
 /** Options of {@link LocalFirstRequestPlane}. */
 export interface LocalFirstRequestPlaneOptions {
-  /** Items buffered per in-process stream before the handler is paused. Default 64. */
+  /**
+   * Items buffered per in-process stream before the handler is paused. Default 256: a token
+   * stream relayed from NATS (frames of up to 256 items) then rarely pauses its relay; 64 gave
+   * 89-91k tokens/s on a distributed 2,000-token stream against 99-106k.
+   */
   streamBuffer?: number;
   logger?: Logger;
 }
@@ -46,7 +50,7 @@ export class LocalFirstRequestPlane implements RequestPlane {
     this.maxPayload = remote.maxPayload;
     this.local = new MemoryRequestPlane(bus, {
       maxPayload: remote.maxPayload,
-      streamBuffer: options.streamBuffer ?? 64,
+      streamBuffer: options.streamBuffer ?? 256,
       logger: options.logger ?? noopLogger,
     });
   }
