@@ -1,5 +1,5 @@
 import type { Response } from 'express';
-import { CancelledError, TimeoutError, type CancelSource } from '@dynamo-ts/runtime';
+import { Cancellation, CancelledError, TimeoutError, type CancelSource } from '@dynamo-ts/runtime';
 
 /** Why a request's upstream was aborted: the client left, the timeout passed, or a stop sequence ended it. */
 export type AbortCause = 'client_gone' | 'timeout' | 'stopped';
@@ -11,18 +11,15 @@ export type AbortCause = 'client_gone' | 'timeout' | 'stopped';
  * to runtime requests); its AbortSignal is created only when {@link RequestScope.signal} is read
  * (a signal costs several microseconds, and most requests are never cancelled).
  */
-export class RequestScope implements CancelSource {
-  private controller: AbortController | undefined;
+export class RequestScope extends Cancellation {
   private readonly timer: NodeJS.Timeout | undefined;
   /** Rejects the read {@link RequestScope.next} is waiting on, if any. */
   private rejectRead: ((e: Error) => void) | undefined;
-  private listeners: Array<(reason: Error) => void> | undefined;
   /** Why the upstream was aborted, once it was. */
   cause: AbortCause | undefined;
-  /** The error the upstream was aborted with, once it was. */
-  reason: Error | undefined;
 
   constructor(res: Response, timeoutMs: number) {
+    super();
     res.on('close', () => {
       if (!res.writableFinished) this.abort('client_gone', new CancelledError('client disconnected'));
     });
@@ -34,44 +31,12 @@ export class RequestScope implements CancelSource {
     }
   }
 
-  /** Fires when the upstream must stop (created on first read). */
-  get signal(): AbortSignal {
-    if (this.controller === undefined) {
-      this.controller = new AbortController();
-      if (this.reason !== undefined) this.controller.abort(this.reason);
-    }
-    return this.controller.signal;
-  }
-
-  /** True once the upstream was aborted. */
-  get cancelled(): boolean {
-    return this.reason !== undefined;
-  }
-
-  /** Calls `listener` once when the upstream is aborted (on the next microtask if it already was). */
-  onCancel(listener: (reason: Error) => void): () => void {
-    const reason = this.reason;
-    if (reason !== undefined) {
-      queueMicrotask(() => listener(reason));
-      return () => undefined;
-    }
-    (this.listeners ??= []).push(listener);
-    return () => {
-      const i = this.listeners?.indexOf(listener) ?? -1;
-      if (i >= 0) this.listeners!.splice(i, 1);
-    };
-  }
-
   /** Aborts the upstream with `reason` (the first cause wins). */
   abort(cause: AbortCause, reason: Error): void {
-    if (this.reason !== undefined) return;
+    if (this.cancelled) return;
     this.cause = cause;
-    this.reason = reason;
     this.close();
-    this.controller?.abort(reason);
-    const waiting = this.listeners;
-    this.listeners = undefined;
-    if (waiting !== undefined) for (const l of waiting) l(reason);
+    this.cancel(reason);
     this.rejectRead?.(reason);
   }
 

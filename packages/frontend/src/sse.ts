@@ -35,10 +35,6 @@ export function flushSse(res: Response): boolean {
   return !blocked.has(res);
 }
 
-function flushLater(res: Response): void {
-  flushSse(res);
-}
-
 /**
  * Writes one SSE event (`data: <json>`), optionally named. Events written in one turn of the event
  * loop go to the socket as one write (one HTTP chunk) at the end of the turn, or once 16 KiB are
@@ -53,7 +49,7 @@ export function writeSse(res: Response, data: unknown, event?: string): boolean 
   const p = pending.get(res);
   if (p === undefined) {
     pending.set(res, { events: [text], chars: text.length });
-    setImmediate(flushLater, res);
+    setImmediate(flushSse, res);
   } else {
     p.events.push(text);
     p.chars += text.length;

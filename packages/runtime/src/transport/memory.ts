@@ -8,8 +8,6 @@ import {
   NoRespondersError,
   TimeoutError,
   UnavailableError,
-  abortReason,
-  cancelReason,
   fromWireError,
   isDynamoError,
   toDynamoError,
@@ -19,7 +17,8 @@ import type { WireError } from '../errors';
 import type { Logger } from '../logger';
 import { noopLogger } from '../logger';
 import { Channel } from '../util/channel';
-import { noop, onAbort, unrefTimeout } from '../util/abort';
+import { noop, unrefTimeout } from '../util/abort';
+import { Cancellation, linkCancellation, throwIfCancelled } from '../util/cancellation';
 import { copyJson } from '../util/json';
 import { hasWildcard, parseSubject, subjectMatches } from '../util/subject';
 import type {
@@ -399,8 +398,7 @@ class MemoryResponseStream<T> implements ResponseStream<T>, AsyncIterator<T> {
   private start(): void {
     this.state = 'open';
     const { signal, parent } = this.options;
-    if (signal?.aborted) throw abortReason(signal);
-    if (parent?.cancelled) throw new CancelledError('the request this one serves was cancelled');
+    throwIfCancelled(signal, parent);
     if (this.deadline !== undefined && this.deadline <= Date.now()) {
       throw new TimeoutError(`request to ${this.subject} passed its deadline before it was sent`);
     }
@@ -413,15 +411,7 @@ class MemoryResponseStream<T> implements ResponseStream<T>, AsyncIterator<T> {
       payload,
     });
     this.inbox = this.exchange.inbox;
-    this.offSignal = onAbort(signal, () => this.abort(abortReason(signal!), true));
-    if (parent !== undefined) {
-      const offSignal = this.offSignal;
-      const offParent = parent.onCancel((reason) => this.abort(cancelReason(reason), true));
-      this.offSignal = () => {
-        offSignal();
-        offParent();
-      };
-    }
+    this.offSignal = linkCancellation(signal, parent, (reason) => this.abort(reason, true));
     if (this.deadline !== undefined && this.state === 'open') {
       const ms = this.deadline - Date.now();
       this.timer = unrefTimeout(
@@ -526,11 +516,8 @@ class MemoryServedEndpoint implements ServedEndpoint {
 
   private async run(exchange: Exchange): Promise<void> {
     // The handler's AbortSignal is created when the handler first reads `ctx.signal` (a signal
-    // costs about a fifth of an in-memory hop); `ctx.cancelled` answers without one.
-    let controller: AbortController | undefined;
-    let cancelled: DynamoError | undefined;
-    /** `ctx.onCancel` listeners (child requests passed `parent: ctx`). */
-    let listeners: Array<(reason: Error) => void> | undefined;
+    // costs about a fifth of an in-memory hop); `ctx.cancelled` and `ctx.onCancel` need none.
+    const cancellation = new Cancellation<DynamoError>();
     let iterator: AsyncIterator<unknown> | undefined;
     let finished = false;
     /** Leaves the in-flight set once: when the handler ends, or at once when the stream is cancelled. */
@@ -544,12 +531,7 @@ class MemoryServedEndpoint implements ServedEndpoint {
     // Cancelled (by the caller or the endpoint closing): fire the handler's signal and stop the
     // handler without waiting for its pending step (it may ignore its signal).
     const abort = (reason: DynamoError): void => {
-      if (cancelled !== undefined) return;
-      cancelled = reason;
-      controller?.abort(reason);
-      const waiting = listeners;
-      listeners = undefined;
-      if (waiting !== undefined) for (const l of waiting) l(reason);
+      if (!cancellation.cancel(reason)) return;
       finish();
       try {
         iterator?.return?.()?.catch(noop);
@@ -564,36 +546,21 @@ class MemoryServedEndpoint implements ServedEndpoint {
       const ctx: RequestContext = {
         requestId: exchange.requestId,
         get signal(): AbortSignal {
-          if (controller === undefined) {
-            controller = new AbortController();
-            if (cancelled !== undefined) controller.abort(cancelled);
-          }
-          return controller.signal;
+          return cancellation.signal;
         },
         get cancelled(): boolean {
-          return cancelled !== undefined;
+          return cancellation.cancelled;
         },
-        onCancel(listener: (reason: Error) => void): () => void {
-          if (cancelled !== undefined) {
-            const reason = cancelled;
-            queueMicrotask(() => listener(reason));
-            return noop;
-          }
-          (listeners ??= []).push(listener);
-          return () => {
-            const i = listeners?.indexOf(listener) ?? -1;
-            if (i >= 0) listeners!.splice(i, 1);
-          };
-        },
+        onCancel: (listener) => cancellation.onCancel(listener),
         headers: exchange.headers,
         deadline: exchange.deadline,
         subject: exchange.subject,
       };
       iterator = this.handler(exchange.payload, ctx)[Symbol.asyncIterator]();
       const inbox = exchange.inbox;
-      while (cancelled === undefined) {
+      while (!cancellation.cancelled) {
         const r = await iterator.next();
-        if (cancelled !== undefined) break;
+        if (cancellation.cancelled) break;
         if (r.done) {
           inbox.end();
           break;
@@ -610,7 +577,7 @@ class MemoryServedEndpoint implements ServedEndpoint {
         if (!inbox.push(item)) break;
       }
     } catch (e) {
-      if (cancelled === undefined) {
+      if (!cancellation.cancelled) {
         const wire: WireError = toWireError(e);
         if (wire.code === 'INTERNAL') {
           this.logger.warn('handler failed', { request_id: exchange.requestId, error: wire.message });

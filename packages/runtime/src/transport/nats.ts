@@ -20,7 +20,6 @@ import {
   UnavailableError,
   type WireError,
   abortReason,
-  cancelReason,
   fromWireError,
   isDynamoError,
   toDynamoError,
@@ -29,6 +28,7 @@ import {
 import type { Logger } from '../logger';
 import { noopLogger } from '../logger';
 import { noop, onAbort, unrefInterval, unrefTimeout } from '../util/abort';
+import { linkCancellation, throwIfCancelled } from '../util/cancellation';
 import { Channel } from '../util/channel';
 import { encodeJson } from '../util/json';
 import { checkSubject, parseSubject } from '../util/subject';
@@ -615,8 +615,7 @@ class NatsResponseStream<T> implements ResponseStream<T>, AsyncIterator<T>, Rout
     this.state = 'open';
     this.plane.checkCallable();
     const { signal, parent } = this.options;
-    if (signal?.aborted) throw abortReason(signal);
-    if (parent?.cancelled) throw new CancelledError('the request this one serves was cancelled');
+    throwIfCancelled(signal, parent);
     if (this.deadline !== undefined && this.deadline <= Date.now()) {
       throw new TimeoutError(`request to ${this.subject} passed its deadline before it was sent`);
     }
@@ -640,15 +639,7 @@ class NatsResponseStream<T> implements ResponseStream<T>, AsyncIterator<T>, Rout
       throw toNatsError(e, `request to ${this.subject}`);
     }
     this.plane.watch(this as NatsResponseStream<unknown>);
-    this.offSignal = onAbort(signal, () => this.abort(abortReason(signal!), true));
-    if (parent !== undefined) {
-      const offSignal = this.offSignal;
-      const offParent = parent.onCancel((reason) => this.abort(cancelReason(reason), true));
-      this.offSignal = () => {
-        offSignal();
-        offParent();
-      };
-    }
+    this.offSignal = linkCancellation(signal, parent, (reason) => this.abort(reason, true));
     if (this.deadline !== undefined && this.state === 'open') {
       const byTimeout = this.options.timeoutMs !== undefined && this.options.deadline === undefined;
       this.timer = unrefTimeout(
