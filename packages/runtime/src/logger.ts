@@ -162,7 +162,7 @@ function jsonLine(record: Record<string, unknown>): string {
  * The `json` format's logger: `{"level","message",...fields,"timestamp"}`, one object a line,
  * built with `JSON.stringify` and written through a {@link LineSink}. It does what winston's
  * `timestamp()` + `json()` formats and stream transport did, at about a fifth of the cost
- * (18 us -> 2-3 us a line with the write, `packages/sdk/bench/http/logger-cost.ts`): winston's
+ * (17-28 us -> 5 us an info line, `packages/sdk/bench/http/logger-cost.ts`): winston's
  * object-mode stream pipeline alone costs ~9 us a line, and the frontend writes an access-log
  * line per request. winston stays behind the `pretty` format.
  */
