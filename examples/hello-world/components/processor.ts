@@ -62,29 +62,29 @@ export const Processor = defineService<ProcessorConfig>({
     };
     // `first_token` goes out at the end of the event loop's turn; a stream that finished within
     // that turn sends only `finished` (which releases the prefill load too): one event, not two.
-    const firstTokenPending = new Map<string, NodeJS.Immediate>();
+    // One timer per turn for all of them.
+    let firstTokenPending = new Map<string, RequestStatus>();
+    let firstTokenTimer: NodeJS.Immediate | undefined;
+    const sendFirstTokens = (): void => {
+      const pending = firstTokenPending;
+      firstTokenPending = new Map();
+      firstTokenTimer = undefined;
+      for (const s of pending.values()) status(s);
+    };
     const firstToken = (requestId: string, workerId: string): void => {
       const key = `${requestId}\u0000${workerId}`;
       if (firstTokenPending.has(key)) return;
-      firstTokenPending.set(
-        key,
-        setImmediate(() => {
-          firstTokenPending.delete(key);
-          status({ request_id: requestId, worker_id: workerId, status: 'first_token' });
-        }),
-      );
+      firstTokenPending.set(key, { request_id: requestId, worker_id: workerId, status: 'first_token' });
+      firstTokenTimer ??= setImmediate(sendFirstTokens);
     };
     const finished = (requestId: string, workerId: string): void => {
-      const key = `${requestId}\u0000${workerId}`;
-      const pending = firstTokenPending.get(key);
-      if (pending) {
-        clearImmediate(pending);
-        firstTokenPending.delete(key);
-      }
+      firstTokenPending.delete(`${requestId}\u0000${workerId}`);
       status({ request_id: requestId, worker_id: workerId, status: 'finished' });
     };
 
     async function* generate(req: ProcessorRequest, ectx: EndpointContext): AsyncGenerator<ProcessorEvent> {
+      // The request's logger is made on first use: check the level on the service's.
+      const debug = ctx.logger.isLevelEnabled('debug');
       const prompt = tokenize(req.prompt);
       const requestId = req.request_id;
       // Tokens the caller has already received (a resumed stream), then what comes now.
@@ -109,8 +109,7 @@ export const Processor = defineService<ProcessorConfig>({
       for (;;) {
         // Every worker failed this request already (e.g. all briefly unreachable while NATS
         // reconnects): after the backoff, any of them may answer again.
-        const live = workers.instanceIds();
-        if (failed.length > 0 && live.every((id) => failed.includes(id))) failed.length = 0;
+        if (failed.length > 0 && workers.instanceIds().every((id) => failed.includes(id))) failed.length = 0;
         const context = generated.length ? prompt.concat(generated) : prompt;
         let decision: RouteDecision | undefined;
         for await (const d of router.generate<RouteDecision>(
@@ -120,12 +119,14 @@ export const Processor = defineService<ProcessorConfig>({
           decision = d;
         }
         if (!decision) throw new Error('router answered nothing');
-        ectx.logger.debug('routed', {
-          worker_id: decision.worker_id,
-          overlap_blocks: decision.overlap_blocks,
-          failovers,
-          migrations,
-        });
+        if (debug) {
+          ectx.logger.debug('routed', {
+            worker_id: decision.worker_id,
+            overlap_blocks: decision.overlap_blocks,
+            failovers,
+            migrations,
+          });
+        }
         let isFirst = true;
         let finish: FinishReason | undefined;
         try {

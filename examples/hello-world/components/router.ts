@@ -95,25 +95,27 @@ export const Router = defineService<RouterConfig>({
     );
     await ctx.runtime.eventPlane.flush();
 
+    const noneExcluded: ReadonlySet<string> = new Set();
     async function* generate(req: RouteRequest, ectx: EndpointContext): AsyncGenerator<RouteDecision> {
-      if (workers.instances().length === 0) throw new UnavailableError('no DummyWorker instance is live');
+      const live = workers.instanceIds();
+      if (live.length === 0) throw new UnavailableError('no DummyWorker instance is live');
       // Workers that failed this request, or that discovery lists but a caller marked down, are
       // skipped for this decision only: they keep their place (and cache state) in the router.
-      const live = new Set(workers.instanceIds());
-      const exclude = new Set(req.exclude_workers ?? []);
-      for (const id of router.workers()) if (!live.has(id)) exclude.add(id);
-      if (router.workers().every((id) => exclude.has(id))) {
-        throw new UnavailableError('no DummyWorker instance is live');
+      // (The usual request excludes none: no sets built for it.)
+      const known = router.workers();
+      let exclude = noneExcluded;
+      if (req.exclude_workers?.length || known.some((id) => !live.includes(id))) {
+        const excluded = new Set(req.exclude_workers ?? []);
+        for (const id of known) if (!live.includes(id)) excluded.add(id);
+        if (known.every((id) => excluded.has(id))) throw new UnavailableError('no DummyWorker instance is live');
+        exclude = excluded;
       }
       const d = router.route({ tokenIds: req.token_ids, requestId: req.request_id, excludeWorkers: exclude });
-      routerDecisions.inc({ strategy: cfg.strategy, worker: names.get(d.worker_id) ?? d.worker_id });
+      const name = names.get(d.worker_id);
+      routerDecisions.inc({ strategy: cfg.strategy, worker: name ?? d.worker_id });
       routerOverlapBlocks.observe({ strategy: cfg.strategy }, d.overlap_blocks);
-      const decision: RouteDecision = {
-        worker_id: d.worker_id,
-        overlap_blocks: d.overlap_blocks,
-        worker_name: names.get(d.worker_id),
-      };
-      ectx.logger.debug('route decision', { ...decision });
+      const decision: RouteDecision = { worker_id: d.worker_id, overlap_blocks: d.overlap_blocks, worker_name: name };
+      if (ctx.logger.isLevelEnabled('debug')) ectx.logger.debug('route decision', { ...decision });
       yield decision;
     }
 

@@ -170,9 +170,18 @@ class JsonLogger implements Logger {
   constructor(
     private readonly sink: LineSink,
     private readonly max: number,
-    /** Fields of every line (default fields, then each child's). */
-    private readonly fields: LogFields | undefined,
+    /** Fields of every line (default fields, then each child's), without `added`. */
+    private base: LogFields | undefined,
+    /** A child's own fields, merged into `base` when first needed (most children never log). */
+    private added?: LogFields,
   ) {}
+  private get fields(): LogFields | undefined {
+    if (this.added !== undefined) {
+      this.base = { ...this.base, ...this.added };
+      this.added = undefined;
+    }
+    return this.base;
+  }
   private line(level: LogLevel, message: string, fields: LogFields | undefined): void {
     const record: Record<string, unknown> = { level, message, ...this.fields, ...fields };
     // Fields cannot replace the line's own level and message (their keys stay first).
@@ -194,7 +203,7 @@ class JsonLogger implements Logger {
     if (this.max >= 3) this.line('debug', message, fields);
   }
   child(fields: LogFields): Logger {
-    return new JsonLogger(this.sink, this.max, { ...this.fields, ...fields });
+    return new JsonLogger(this.sink, this.max, this.fields, fields);
   }
   isLevelEnabled(level: LogLevel): boolean {
     return RANK[level] <= this.max;

@@ -455,7 +455,7 @@ export class EndpointClient {
 
   /** Ids of the live instances. */
   instanceIds(): string[] {
-    return this.instances().map((i) => i.instanceId);
+    return this.usableInstances().map((i) => i.instanceId);
   }
 
   /** Calls `listener` on each instance joining or leaving. Returns an unsubscribe function. */
@@ -556,103 +556,40 @@ export class EndpointClient {
    */
   generate<T = unknown>(payload: unknown, options: ClientRequestOptions = {}): ResponseStream<T> {
     const plane = this.endpoint.runtime.requestPlane;
-    const requestId = options.requestId ?? globalThis.crypto.randomUUID();
-    const opts: RequestOptions = { ...options, requestId };
-    if (options.instanceId !== undefined) {
-      const info = this.live.get(options.instanceId);
+    const opts: ClientRequestOptions =
+      options.requestId !== undefined ? options : { ...options, requestId: globalThis.crypto.randomUUID() };
+    if (opts.instanceId !== undefined) {
+      const info = this.live.get(opts.instanceId);
       if (!info)
         return failedStream<T>(
-          requestId,
-          new NotFoundError(`instance ${options.instanceId} of ${this.describe()} is not live`),
+          opts.requestId!,
+          new NotFoundError(`instance ${opts.instanceId} of ${this.describe()} is not live`),
         );
       return plane.request<T>(info.subject, payload, opts);
     }
-    const maxAttempts = options.maxAttempts ?? 3;
-    const backoffMs = options.retryBackoffMs ?? 50;
+    return new FailoverStream<T>(this, plane, payload, opts);
+  }
+
+  /**
+   * @internal The instance a {@link FailoverStream} tries next (none tried in `tried`), after
+   * waiting for one to register or pausing before a second round, as its options say; throws
+   * UNAVAILABLE when there is none.
+   */
+  async nextTarget(options: ClientRequestOptions, tried: Set<string>, attempt: number): Promise<InstanceInfo> {
+    if (tried.size === 0 && this.live.size === 0 && options.waitForInstanceMs) {
+      await this.waitForInstances({ min: 1, timeoutMs: options.waitForInstanceMs, signal: options.signal }).catch(
+        () => undefined,
+      );
+    }
     const mode = options.mode ?? 'round-robin';
-    let current: ResponseStream<T> | undefined;
-    let it: AsyncIterator<T> | undefined;
-    let cancelled: unknown;
-    /** The first item has arrived: from then on items (and errors) come straight from `it`. */
-    let sent = false;
-    let finished = false;
-    const tried = new Set<string>();
-    let attempt = 0;
-    // Until the first item: pick an instance, and move to another on UNAVAILABLE (failover).
-    const first = async (): Promise<IteratorResult<T>> => {
-      for (;;) {
-        attempt++;
-        if (tried.size === 0 && this.live.size === 0 && options.waitForInstanceMs) {
-          await this.waitForInstances({ min: 1, timeoutMs: options.waitForInstanceMs, signal: options.signal }).catch(
-            () => undefined,
-          );
-        }
-        let target = this.pick(mode, tried);
-        if (!target && tried.size > 0 && attempt <= maxAttempts && this.usableInstances().length > 0) {
-          await new Promise((r) => setTimeout(r, backoffMs * (attempt - 1)));
-          tried.clear();
-          target = this.pick(mode, tried);
-        }
-        if (!target) throw new UnavailableError(`no live instance of ${this.describe()}`);
-        tried.add(target.instanceId);
-        if (cancelled !== undefined || options.parent?.cancelled) throw new CancelledError();
-        // Abandoned (return()) while waiting for an instance: send nothing.
-        if (finished) return DONE as IteratorResult<T>;
-        current = plane.request<T>(target.subject, payload, opts);
-        it = current[Symbol.asyncIterator]();
-        try {
-          const r = await it.next();
-          if (finished && !r.done) {
-            // Abandoned while the first item was on its way: stop the handler.
-            void it.return?.()?.catch(() => undefined);
-            return DONE as IteratorResult<T>;
-          }
-          if (r.done) finished = true;
-          else sent = true;
-          return r;
-        } catch (e) {
-          // Only the transport's "nobody listens" says the instance is gone; an UNAVAILABLE its
-          // handler returned (e.g. it has no worker of its own right now) is worth a retry elsewhere
-          // but says nothing against the instance itself.
-          if (e instanceof NoRespondersError) this.markDown(target.instanceId);
-          if (!isDynamoError(e) || e.code !== 'UNAVAILABLE' || attempt >= maxAttempts) throw e;
-          this.endpoint.runtime.logger.warn('instance unavailable; retrying on another', {
-            request_id: requestId,
-            instance_id: target.instanceId,
-            attempt,
-            error: e.message,
-          });
-        }
-      }
-    };
-    // A plain iterator rather than an async generator: after the first item each read is the
-    // transport stream's own `next()`, with no extra generator hop per item.
-    const iterator: AsyncIterator<T> = {
-      next(): Promise<IteratorResult<T>> {
-        if (finished) return Promise.resolve(DONE as IteratorResult<T>);
-        if (sent) return it!.next();
-        return first().catch((e: unknown) => {
-          finished = true;
-          throw e;
-        });
-      },
-      return(): Promise<IteratorResult<T>> {
-        finished = true;
-        void it?.return?.()?.catch(() => undefined);
-        return Promise.resolve(DONE as IteratorResult<T>);
-      },
-    };
-    return {
-      requestId,
-      cancel(reason?: unknown) {
-        cancelled = reason ?? new CancelledError();
-        current?.cancel(reason);
-        finished = true;
-      },
-      [Symbol.asyncIterator]() {
-        return iterator;
-      },
-    };
+    let target = this.pick(mode, tried);
+    if (!target && tried.size > 0 && attempt <= (options.maxAttempts ?? 3) && this.usableInstances().length > 0) {
+      await new Promise((r) => setTimeout(r, (options.retryBackoffMs ?? 50) * (attempt - 1)));
+      tried.clear();
+      target = this.pick(mode, tried);
+    }
+    if (!target) throw new UnavailableError(`no live instance of ${this.describe()}`);
+    return target;
   }
 
   /** Stops following instances. */
@@ -668,6 +605,97 @@ export class EndpointClient {
 }
 
 const DONE: IteratorResult<never> = { value: undefined, done: true };
+
+/**
+ * The response of a call through {@link EndpointClient.generate} without `instanceId`: until its
+ * first item it picks an instance and moves to another on UNAVAILABLE (failover); from then on
+ * each read is the transport stream's own `next()`, with no extra hop per item. A class, not a
+ * generator or closures: one object per call.
+ */
+class FailoverStream<T> implements ResponseStream<T>, AsyncIterator<T> {
+  readonly requestId: string;
+  private current: ResponseStream<T> | undefined = undefined;
+  private it: AsyncIterator<T> | undefined = undefined;
+  private cancelled: unknown = undefined;
+  /** The first item has arrived: from then on items (and errors) come straight from `it`. */
+  private sent = false;
+  private finished = false;
+  private tried: Set<string> | undefined = undefined;
+  private attempt = 0;
+
+  constructor(
+    private readonly client: EndpointClient,
+    private readonly plane: RequestPlane,
+    private readonly payload: unknown,
+    private readonly options: ClientRequestOptions,
+  ) {
+    this.requestId = options.requestId!;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<T> {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    if (this.finished) return Promise.resolve(DONE as IteratorResult<T>);
+    if (this.sent) return this.it!.next();
+    return this.first().catch((e: unknown) => {
+      this.finished = true;
+      throw e;
+    });
+  }
+
+  return(): Promise<IteratorResult<T>> {
+    this.finished = true;
+    void this.it?.return?.()?.catch(() => undefined);
+    return Promise.resolve(DONE as IteratorResult<T>);
+  }
+
+  cancel(reason?: unknown): void {
+    this.cancelled = reason ?? new CancelledError();
+    this.current?.cancel(reason);
+    this.finished = true;
+  }
+
+  private async first(): Promise<IteratorResult<T>> {
+    const options = this.options;
+    const tried = (this.tried ??= new Set());
+    for (;;) {
+      this.attempt++;
+      const target = await this.client.nextTarget(options, tried, this.attempt);
+      tried.add(target.instanceId);
+      if (this.cancelled !== undefined || options.parent?.cancelled) throw new CancelledError();
+      // Abandoned (return()) while waiting for an instance: send nothing.
+      if (this.finished) return DONE as IteratorResult<T>;
+      this.current = this.plane.request<T>(target.subject, this.payload, options);
+      const it = this.current[Symbol.asyncIterator]();
+      this.it = it;
+      try {
+        const r = await it.next();
+        if (this.finished && !r.done) {
+          // Abandoned while the first item was on its way: stop the handler.
+          void it.return?.()?.catch(() => undefined);
+          return DONE as IteratorResult<T>;
+        }
+        if (r.done) this.finished = true;
+        else this.sent = true;
+        return r;
+      } catch (e) {
+        // Only the transport's "nobody listens" says the instance is gone; an UNAVAILABLE its
+        // handler returned (e.g. it has no worker of its own right now) is worth a retry elsewhere
+        // but says nothing against the instance itself.
+        if (e instanceof NoRespondersError) this.client.markDown(target.instanceId);
+        if (!isDynamoError(e) || e.code !== 'UNAVAILABLE' || this.attempt >= (options.maxAttempts ?? 3)) throw e;
+        this.client.endpoint.runtime.logger.warn('instance unavailable; retrying on another', {
+          request_id: this.requestId,
+          instance_id: target.instanceId,
+          attempt: this.attempt,
+          error: e.message,
+        });
+      }
+    }
+  }
+}
 
 function failedStream<T>(requestId: string, error: Error): ResponseStream<T> {
   return {

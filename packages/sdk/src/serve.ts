@@ -76,25 +76,48 @@ function wrapHandler(
         throw err;
       })();
     }
-    // The child logger is built lazily by the runtime's logger, so a request that logs nothing at
-    // the configured level pays one object. `signal` is passed through as a getter: planes create
-    // the AbortSignal only when the handler reads it.
-    const ectx: EndpointContext = {
-      requestId: ctx.requestId,
-      headers: ctx.headers,
-      deadline: ctx.deadline,
-      subject: ctx.subject,
-      get signal(): AbortSignal {
-        return ctx.signal;
-      },
-      get cancelled(): boolean {
-        return ctx.cancelled;
-      },
-      onCancel: (listener) => ctx.onCancel(listener),
-      logger: log.child({ request_id: ctx.requestId }),
-    };
-    return handler(req, ectx);
+    return handler(req, new HandlerContext(ctx, log));
   };
+}
+
+/**
+ * The {@link EndpointContext} of one request: the plane's context, read through (its AbortSignal
+ * is created only when the handler reads `signal`), and a logger carrying `request_id` made when
+ * the handler first uses it. A class rather than an object literal with getters: one small
+ * object per request, its accessors shared.
+ */
+class HandlerContext implements EndpointContext {
+  private log: Logger | undefined;
+
+  constructor(
+    private readonly ctx: RequestContext,
+    private readonly endpointLogger: Logger,
+  ) {}
+
+  get requestId(): string {
+    return this.ctx.requestId;
+  }
+  get headers(): Readonly<Record<string, string>> {
+    return this.ctx.headers;
+  }
+  get deadline(): number | undefined {
+    return this.ctx.deadline;
+  }
+  get subject(): string {
+    return this.ctx.subject;
+  }
+  get signal(): AbortSignal {
+    return this.ctx.signal;
+  }
+  get cancelled(): boolean {
+    return this.ctx.cancelled;
+  }
+  onCancel(listener: (reason: Error) => void): () => void {
+    return this.ctx.onCancel(listener);
+  }
+  get logger(): Logger {
+    return (this.log ??= this.endpointLogger.child({ request_id: this.ctx.requestId }));
+  }
 }
 
 /**

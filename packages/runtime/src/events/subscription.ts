@@ -67,20 +67,25 @@ export class BufferedEventSubscription<T> implements EventSubscription<T>, Async
     this.onDone(this);
   }
 
-  async next(): Promise<IteratorResult<EventMessage<T>>> {
-    for (;;) {
-      const r = await this.channel.next();
-      if (r.done) return DONE;
-      try {
-        return { value: { subject: r.value.subject, data: JSON.parse(r.value.json) as T }, done: false };
-      } catch (e) {
-        this.logger.warn('dropping an event that is not JSON', {
-          subject: r.value.subject,
-          error: e instanceof Error ? e.message : String(e),
-        });
-      }
-    }
+  next(): Promise<IteratorResult<EventMessage<T>>> {
+    return this.channel.next().then(this.decode);
   }
+
+  /** Parses a received event; one that is not JSON is dropped (with a warning) and the next read. */
+  private readonly decode = (
+    r: IteratorResult<RawEvent>,
+  ): IteratorResult<EventMessage<T>> | Promise<IteratorResult<EventMessage<T>>> => {
+    if (r.done) return DONE;
+    try {
+      return { value: { subject: r.value.subject, data: JSON.parse(r.value.json) as T }, done: false };
+    } catch (e) {
+      this.logger.warn('dropping an event that is not JSON', {
+        subject: r.value.subject,
+        error: e instanceof Error ? e.message : String(e),
+      });
+      return this.next();
+    }
+  };
 
   async return(): Promise<IteratorResult<EventMessage<T>>> {
     this.unsubscribe();
