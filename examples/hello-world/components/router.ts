@@ -1,5 +1,5 @@
 import { ALL_STRATEGY_NAMES, isStrategyName, KvRouter } from '@dynamo-ts/router';
-import { UnavailableError } from '@dynamo-ts/runtime';
+import { metrics, UnavailableError } from '@dynamo-ts/runtime';
 import { defineService, type EndpointContext } from '@dynamo-ts/sdk';
 import { routerDecisions, routerOverlapBlocks } from './metrics';
 import { ROUTE_REQUEST_SCHEMA, type RequestStatus, type RouteDecision, type RouteRequest } from './protocol';
@@ -96,6 +96,17 @@ export const Router = defineService<RouterConfig>({
     await ctx.runtime.eventPlane.flush();
 
     const noneExcluded: ReadonlySet<string> = new Set();
+    // Metric series looked up once, not per decision (see metrics.seriesObserver).
+    const overlapBlocks = metrics.seriesObserver(routerOverlapBlocks, { strategy: cfg.strategy });
+    const decisions = new Map<string, { inc(): void }>();
+    const decisionsOf = (worker: string): { inc(): void } => {
+      let c = decisions.get(worker);
+      if (!c) {
+        if (decisions.size >= 1024) decisions.clear();
+        decisions.set(worker, (c = metrics.seriesCounter(routerDecisions, { strategy: cfg.strategy, worker })));
+      }
+      return c;
+    };
     async function* generate(req: RouteRequest, ectx: EndpointContext): AsyncGenerator<RouteDecision> {
       const live = workers.instanceIds();
       if (live.length === 0) throw new UnavailableError('no DummyWorker instance is live');
@@ -112,8 +123,8 @@ export const Router = defineService<RouterConfig>({
       }
       const d = router.route({ tokenIds: req.token_ids, requestId: req.request_id, excludeWorkers: exclude });
       const name = names.get(d.worker_id);
-      routerDecisions.inc({ strategy: cfg.strategy, worker: name ?? d.worker_id });
-      routerOverlapBlocks.observe({ strategy: cfg.strategy }, d.overlap_blocks);
+      decisionsOf(name ?? d.worker_id).inc();
+      overlapBlocks.observe(d.overlap_blocks);
       const decision: RouteDecision = { worker_id: d.worker_id, overlap_blocks: d.overlap_blocks, worker_name: name };
       if (ctx.logger.isLevelEnabled('debug')) ectx.logger.debug('route decision', { ...decision });
       yield decision;

@@ -95,19 +95,41 @@ export class FrontendMetrics {
   series(model: string): ModelSeries {
     let m = this.perModel.get(model);
     if (!m) {
+      // Each series is updated directly (see metrics.seriesObserver): prom-client's labelled
+      // calls hash their labels on every call, several times a request.
       m = {
-        inflight: this.inflight.labels({ model }),
-        ttft: this.ttft.labels({ model }),
-        // One observation per token: the direct path (see seriesObserver).
+        inflight: metrics.seriesGauge(this.inflight, { model }),
+        ttft: metrics.seriesObserver(this.ttft, { model }),
         itl: metrics.seriesObserver(this.itl, { model }),
-        inputTokens: this.inputTokens.labels({ model }),
-        outputTokens: this.outputTokens.labels({ model }),
+        inputTokens: metrics.seriesObserver(this.inputTokens, { model }),
+        outputTokens: metrics.seriesObserver(this.outputTokens, { model }),
+        ended: new Map(),
+        duration: new Map(),
       };
       // Bounded: model names come from the served list (or `unspecified`); forget all past a cap.
       if (this.perModel.size >= 256) this.perModel.clear();
       this.perModel.set(model, m);
     }
     return m;
+  }
+
+  /** The `requests` series of one model, endpoint, request type and final status. */
+  ended(s: ModelSeries, model: string, endpoint: FrontendEndpoint, requestType: RequestType, status: RequestStatus) {
+    const key = `${endpoint} ${requestType} ${status}`;
+    let c = s.ended.get(key);
+    if (!c)
+      s.ended.set(
+        key,
+        (c = metrics.seriesCounter(this.requests, { model, endpoint, request_type: requestType, status })),
+      );
+    return c;
+  }
+
+  /** The `duration` series of one model and endpoint. */
+  durationOf(s: ModelSeries, model: string, endpoint: FrontendEndpoint): { observe(v: number): void } {
+    let h = s.duration.get(endpoint);
+    if (!h) s.duration.set(endpoint, (h = metrics.seriesObserver(this.duration, { model, endpoint })));
+    return h;
   }
 
   /** Counts a request refused at the edge (bad body, unknown model) without tracking it further. */
@@ -131,6 +153,10 @@ interface ModelSeries {
   itl: { observe(v: number): void };
   inputTokens: { observe(v: number): void };
   outputTokens: { observe(v: number): void };
+  /** `requests` by `endpoint request_type status`. */
+  ended: Map<string, { inc(): void }>;
+  /** `duration` by endpoint. */
+  duration: Map<string, { observe(v: number): void }>;
 }
 
 /**
@@ -187,8 +213,8 @@ export class RequestTracker {
     this.done = true;
     const { model, endpoint, requestType } = this.labels;
     this.s.inflight.dec();
-    this.m.requests.inc({ model, endpoint, request_type: requestType, status });
-    this.m.duration.observe({ model, endpoint }, (performance.now() - this.startedAt) / 1000);
+    this.m.ended(this.s, model, endpoint, requestType, status).inc();
+    this.m.durationOf(this.s, model, endpoint).observe((performance.now() - this.startedAt) / 1000);
     if (this.promptTokens !== undefined) this.s.inputTokens.observe(this.promptTokens);
     if (status === 'success' || this.lastTokens > 0) this.s.outputTokens.observe(this.lastTokens);
   }

@@ -49,3 +49,53 @@ describe('metrics.seriesObserver', () => {
     expect(() => f.observe(Number.NaN)).toThrow(TypeError);
   });
 });
+
+describe('metrics.seriesCounter and metrics.seriesGauge', () => {
+  it('give the same exposition as the public inc/dec, through resets and odd values', async () => {
+    const registry = new Registry();
+    const counter = (name: string) =>
+      metrics.counter({ name, help: 'c', labelNames: ['model', 'status'], registers: [registry] });
+    const gauge = (name: string) => metrics.gauge({ name, help: 'g', labelNames: ['model'], registers: [registry] });
+    const [cf, cs, gf, gs] = [counter('fast_total'), counter('slow_total'), gauge('fast_g'), gauge('slow_g')];
+    const fc = metrics.seriesCounter(cf, { model: 'm', status: 'ok' });
+    const fcOther = metrics.seriesCounter(cf, { status: 'error', model: 'm' });
+    const fg = metrics.seriesGauge(gf, { model: 'm' });
+    const steps = (): void => {
+      fc.inc();
+      cs.inc({ model: 'm', status: 'ok' });
+      fc.inc(2.5);
+      cs.inc({ model: 'm', status: 'ok' }, 2.5);
+      fcOther.inc();
+      cs.inc({ status: 'error', model: 'm' });
+      fg.inc();
+      gs.inc({ model: 'm' });
+      fg.inc(3);
+      gs.inc({ model: 'm' }, 3);
+      fg.dec();
+      gs.dec({ model: 'm' });
+    };
+    const sections = async (): Promise<string[]> =>
+      (await registry.metrics())
+        .replace(/fast_total|slow_total/g, 'C')
+        .replace(/fast_g|slow_g/g, 'G')
+        .split(/\n(?=# HELP)/);
+    steps();
+    steps();
+    let [c1, c2, g1, g2] = await sections();
+    expect(c1).toBe(c2);
+    expect(g1).toBe(g2);
+    expect(c1).toContain('C{model="m",status="ok"} 7');
+    expect(c1).toContain('C{status="error",model="m"} 2');
+    expect(g1).toContain('G{model="m"} 6');
+    for (const m of [cf, cs, gf, gs]) m.reset();
+    steps();
+    [c1, c2, g1, g2] = await sections();
+    expect(c1).toBe(c2);
+    expect(g1).toBe(g2);
+    expect(c1).toContain('C{model="m",status="ok"} 3.5');
+    expect(g1).toContain('G{model="m"} 3');
+    // What prom-client refuses, these refuse too (they fall back to its own call).
+    expect(() => fc.inc(-1)).toThrow();
+    expect(() => fc.inc(Number.POSITIVE_INFINITY)).toThrow();
+  });
+});
