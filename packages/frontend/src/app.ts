@@ -58,18 +58,23 @@ export function createFrontendApp(options: FrontendOptions): Express {
   app.disable('x-powered-by');
   app.set('etag', false);
 
-  app.use((req: Request, res: Response, next: NextFunction) => {
-    const start = process.hrtime.bigint();
-    res.on('finish', () => {
-      if (!logger.isLevelEnabled('info')) return;
-      logger.info('http request', {
-        method: req.method,
-        path: req.path,
-        status: res.statusCode,
-        latency_ms: Number(process.hrtime.bigint() - start) / 1e6,
-        request_id: res.getHeader('x-request-id'),
-      });
+  // The access log: one line per answered request, from one shared 'finish' listener.
+  const startedAt = new WeakMap<Response, number>();
+  function logAccess(this: Response): void {
+    const req = this.req;
+    logger.info('http request', {
+      method: req.method,
+      path: req.path,
+      status: this.statusCode,
+      latency_ms: performance.now() - (startedAt.get(this) ?? 0),
+      request_id: this.getHeader('x-request-id'),
     });
+  }
+  app.use((_req: Request, res: Response, next: NextFunction) => {
+    if (logger.isLevelEnabled('info')) {
+      startedAt.set(res, performance.now());
+      res.on('finish', logAccess);
+    }
     next();
   });
   if (options.apiKey !== undefined) app.use(apiKeyAuth(options.apiKey));

@@ -150,6 +150,32 @@ function safeReplacer(): (key: string, value: unknown) => unknown {
   };
 }
 
+const RESERVED = new Set(['level', 'message', 'timestamp']);
+
+/**
+ * `fields` as the members of a JSON object (no braces; '' for none), or undefined when the
+ * general path must write them: a reserved key, or a value JSON.stringify cannot write.
+ */
+function membersJson(fields: LogFields | undefined): string | undefined {
+  if (fields === undefined) return '';
+  for (const k in fields) if (RESERVED.has(k)) return undefined;
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(fields);
+  } catch {
+    return undefined;
+  }
+  if (json === undefined || json[0] !== '{') return undefined;
+  return json.length <= 2 ? '' : json.slice(1, -1);
+}
+
+/** True when no key of `fields` is one of `own`'s (a line's fields replace the logger's). */
+function disjoint(fields: LogFields, own: LogFields | undefined): boolean {
+  if (own === undefined) return true;
+  for (const k in fields) if (k in own) return false;
+  return true;
+}
+
 function jsonLine(record: Record<string, unknown>): string {
   try {
     return JSON.stringify(record);
@@ -175,6 +201,12 @@ class JsonLogger implements Logger {
     /** A child's own fields, merged into `base` when first needed (most children never log). */
     private added?: LogFields,
   ) {}
+  /**
+   * The logger's own fields as JSON members (`"a":1,"b":2`, '' for none), written once and
+   * spliced into every line; undefined when they cannot be (a reserved key, an odd value).
+   */
+  private fieldsJson: string | undefined | null = null;
+
   private get fields(): LogFields | undefined {
     if (this.added !== undefined) {
       this.base = { ...this.base, ...this.added };
@@ -182,8 +214,22 @@ class JsonLogger implements Logger {
     }
     return this.base;
   }
+
   private line(level: LogLevel, message: string, fields: LogFields | undefined): void {
-    const record: Record<string, unknown> = { level, message, ...this.fields, ...fields };
+    const own = this.fields;
+    if (this.fieldsJson === null) this.fieldsJson = membersJson(own);
+    const ownJson = this.fieldsJson;
+    if (ownJson !== undefined && (fields === undefined || disjoint(fields, own))) {
+      const extra = fields === undefined ? '' : membersJson(fields);
+      if (extra !== undefined) {
+        let text = `{"level":"${level}","message":${JSON.stringify(message)}`;
+        if (ownJson) text += `,${ownJson}`;
+        if (extra) text += `,${extra}`;
+        this.sink.write(`${text},"timestamp":"${new Date().toISOString()}"}`);
+        return;
+      }
+    }
+    const record: Record<string, unknown> = { level, message, ...own, ...fields };
     // Fields cannot replace the line's own level and message (their keys stay first).
     record.level = level;
     record.message = message;

@@ -48,6 +48,31 @@ describe('createLogger (json)', () => {
     ]);
   });
 
+  it('writes keys in order (level, message, logger fields, line fields, timestamp), skipping undefined', async () => {
+    const out = capture();
+    const parent = createLogger({ stream: out.stream }).child({ component: 'Frontend', a: 1 });
+    const child = parent.child({ request_id: 'r3', gone: undefined });
+    parent.info('parent first');
+    child.info('child', { status: 200, skipped: undefined });
+    child.info('no fields');
+    createLogger({ stream: out.stream }).info('bare', {});
+    await turn();
+    const lines = out.lines();
+    expect(lines.map((l) => Object.keys(l))).toEqual([
+      ['level', 'message', 'component', 'a', 'timestamp'],
+      ['level', 'message', 'component', 'a', 'request_id', 'status', 'timestamp'],
+      ['level', 'message', 'component', 'a', 'request_id', 'timestamp'],
+      ['level', 'message', 'timestamp'],
+    ]);
+    expect(lines[1]).toMatchObject({
+      level: 'info',
+      message: 'child',
+      component: 'Frontend',
+      request_id: 'r3',
+      status: 200,
+    });
+  });
+
   it('drops lines below its level and writes nothing when silent', async () => {
     const out = capture();
     const log = createLogger({ stream: out.stream, level: 'warn' });
