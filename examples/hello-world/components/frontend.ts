@@ -1,5 +1,5 @@
 import { startFrontend, type GenerateEvent, type GenerateRequest } from '@dynamo-ts/frontend';
-import { isDynamoError, type CancelSource } from '@dynamo-ts/runtime';
+import { isDynamoError, type CancelSource, type EndpointClient, type Logger } from '@dynamo-ts/runtime';
 import { defineService } from '@dynamo-ts/sdk';
 import type { ProcessorEvent, ProcessorRequest } from './protocol';
 import { Processor } from './processor';
@@ -43,72 +43,6 @@ export const Frontend = defineService<FrontendConfig>({
   async create(ctx) {
     const processor = await ctx.client(Processor, 'generate');
     const workers = await ctx.client(DummyWorker, 'generate');
-    /**
-     * Calls the Processor; a stream that breaks after some items (its Processor died, or NATS
-     * dropped the connection under it) is resumed on a Processor with the tokens already sent,
-     * so the client's stream goes on without a gap or a duplicate. A plain iterator rather than an
-     * async generator: each token is one `then` on the Processor stream's own `next()`, not a
-     * generator's extra promise hops (the SSE path reads thousands per request).
-     */
-    function resumable(req: GenerateRequest, parent: CancelSource): AsyncIterableIterator<GenerateEvent> {
-      const received: number[] = [];
-      let resumes = 0;
-      let got = false;
-      let finished = false;
-      let upstream: AsyncIterator<ProcessorEvent> | undefined;
-      const open = (): AsyncIterator<ProcessorEvent> => {
-        const payload: ProcessorRequest = { ...req, ...(received.length ? { generated_token_ids: received } : {}) };
-        got = false;
-        upstream = processor
-          .generate<ProcessorEvent>(payload, {
-            parent,
-            requestId: req.request_id,
-            waitForInstanceMs: WAIT_FOR_PROCESSOR_MS,
-          })
-          [Symbol.asyncIterator]();
-        return upstream;
-      };
-      const onItem = (r: IteratorResult<ProcessorEvent>): IteratorResult<GenerateEvent> => {
-        if (r.done) {
-          finished = true;
-          return r;
-        }
-        got = true;
-        const ids = r.value.token_ids;
-        for (let i = 0; i < ids.length; i++) received.push(ids[i]!);
-        return r;
-      };
-      const onError = async (e: unknown): Promise<IteratorResult<GenerateEvent>> => {
-        const broken = isDynamoError(e) && (e.code === 'UNAVAILABLE' || e.code === 'TIMEOUT');
-        if (finished || parent.cancelled || !broken || !(got || received.length > 0) || resumes >= MAX_RESUMES) {
-          finished = true;
-          throw e;
-        }
-        ctx.logger.warn('stream from the Processor broke; resuming', {
-          request_id: req.request_id,
-          received_tokens: received.length,
-          error: (e as Error).message,
-        });
-        await new Promise((r) => setTimeout(r, 100 * (resumes + 1)));
-        resumes++;
-        return open().next().then(onItem, onError);
-      };
-      return {
-        next(): Promise<IteratorResult<GenerateEvent>> {
-          if (finished) return Promise.resolve({ done: true, value: undefined });
-          return (upstream ?? open()).next().then(onItem, onError);
-        },
-        return(): Promise<IteratorResult<GenerateEvent>> {
-          finished = true;
-          void upstream?.return?.()?.catch(() => undefined);
-          return Promise.resolve({ done: true, value: undefined });
-        },
-        [Symbol.asyncIterator]() {
-          return this;
-        },
-      };
-    }
-
     const server = await startFrontend({
       port: ctx.config.port ?? ctx.settings.port,
       host: ctx.config.host,
@@ -125,7 +59,7 @@ export const Frontend = defineService<FrontendConfig>({
           }),
         ),
       ],
-      generate: (req, { parent }) => resumable(req, parent),
+      generate: (req, { parent }) => new ResumableStream(processor, ctx.logger, req, parent),
       health: () => {
         const n = workers.instances().length;
         const p = processor.instances().length;
@@ -141,3 +75,85 @@ export const Frontend = defineService<FrontendConfig>({
     };
   },
 });
+
+/**
+ * A call to the Processor; a stream that breaks after some items (its Processor died, or NATS
+ * dropped the connection under it) is resumed on a Processor with the tokens already sent, so
+ * the client's stream goes on without a gap or a duplicate. A plain iterator rather than an async
+ * generator: each token is one `then` on the Processor stream's own `next()`, not a generator's
+ * extra promise hops (the SSE path reads thousands per request); a class, so a request makes one
+ * object rather than a set of closures.
+ */
+class ResumableStream implements AsyncIterableIterator<GenerateEvent> {
+  /** Token ids received so far (sent again on a resume). */
+  private readonly received: number[] = [];
+  private resumes = 0;
+  /** An item arrived from the current upstream. */
+  private got = false;
+  private finished = false;
+  private upstream: AsyncIterator<ProcessorEvent> | undefined = undefined;
+
+  constructor(
+    private readonly processor: EndpointClient,
+    private readonly logger: Logger,
+    private readonly req: GenerateRequest,
+    private readonly parent: CancelSource,
+  ) {}
+
+  next(): Promise<IteratorResult<GenerateEvent>> {
+    if (this.finished) return Promise.resolve({ done: true, value: undefined });
+    return (this.upstream ?? this.open()).next().then(this.onItem, this.onError);
+  }
+
+  return(): Promise<IteratorResult<GenerateEvent>> {
+    this.finished = true;
+    void this.upstream?.return?.()?.catch(() => undefined);
+    return Promise.resolve({ done: true, value: undefined });
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  private open(): AsyncIterator<ProcessorEvent> {
+    const received = this.received;
+    const payload: ProcessorRequest = received.length ? { ...this.req, generated_token_ids: received } : this.req;
+    this.got = false;
+    this.upstream = this.processor
+      .generate<ProcessorEvent>(payload, {
+        parent: this.parent,
+        requestId: this.req.request_id,
+        waitForInstanceMs: WAIT_FOR_PROCESSOR_MS,
+      })
+      [Symbol.asyncIterator]();
+    return this.upstream;
+  }
+
+  private readonly onItem = (r: IteratorResult<ProcessorEvent>): IteratorResult<GenerateEvent> => {
+    if (r.done) {
+      this.finished = true;
+      return r;
+    }
+    this.got = true;
+    const ids = r.value.token_ids;
+    for (let i = 0; i < ids.length; i++) this.received.push(ids[i]!);
+    return r;
+  };
+
+  private readonly onError = async (e: unknown): Promise<IteratorResult<GenerateEvent>> => {
+    const broken = isDynamoError(e) && (e.code === 'UNAVAILABLE' || e.code === 'TIMEOUT');
+    const some = this.got || this.received.length > 0;
+    if (this.finished || this.parent.cancelled || !broken || !some || this.resumes >= MAX_RESUMES) {
+      this.finished = true;
+      throw e;
+    }
+    this.logger.warn('stream from the Processor broke; resuming', {
+      request_id: this.req.request_id,
+      received_tokens: this.received.length,
+      error: (e as Error).message,
+    });
+    await new Promise((r) => setTimeout(r, 100 * (this.resumes + 1)));
+    this.resumes++;
+    return this.open().next().then(this.onItem, this.onError);
+  };
+}

@@ -94,18 +94,6 @@ export const Processor = defineService<ProcessorConfig>({
       const failed: string[] = [];
       let failovers = 0;
       let migrations = 0;
-      const item = (text: string, finish?: FinishReason): ProcessorEvent => {
-        const tokenIds = unsent;
-        unsent = [];
-        return {
-          worker_output: text,
-          request_id: requestId,
-          prompt_tokens: prompt.length,
-          completion_tokens: generated.length,
-          token_ids: tokenIds,
-          ...(finish ? { finish_reason: finish } : {}),
-        };
-      };
       for (;;) {
         // Every worker failed this request already (e.g. all briefly unreachable while NATS
         // reconnects): after the backoff, any of them may answer again.
@@ -149,7 +137,10 @@ export const Processor = defineService<ProcessorConfig>({
               text += detok.push(t);
             }
             if (ev.finish_reason) finish = ev.finish_reason;
-            if (text) yield item(text);
+            if (text) {
+              yield event(text, requestId, prompt.length, generated.length, unsent);
+              unsent = [];
+            }
           }
         } catch (e) {
           if (ectx.cancelled || !isDynamoError(e) || !WORKER_GONE.has(e.code)) throw e;
@@ -174,7 +165,7 @@ export const Processor = defineService<ProcessorConfig>({
         } finally {
           finished(requestId, decision.worker_id);
         }
-        yield item(detok.flush(), finish ?? 'stop');
+        yield event(detok.flush(), requestId, prompt.length, generated.length, unsent, finish ?? 'stop');
         return;
       }
     }
@@ -182,3 +173,23 @@ export const Processor = defineService<ProcessorConfig>({
     return { endpoints: { generate: { requestSchema: PROCESSOR_REQUEST_SCHEMA, handler: generate } } };
   },
 });
+
+/** One event of the Processor's stream: `tokenIds` are the tokens `text` decodes (sent once). */
+function event(
+  text: string,
+  requestId: string,
+  promptTokens: number,
+  completionTokens: number,
+  tokenIds: number[],
+  finish?: FinishReason,
+): ProcessorEvent {
+  const ev: ProcessorEvent = {
+    worker_output: text,
+    request_id: requestId,
+    prompt_tokens: promptTokens,
+    completion_tokens: completionTokens,
+    token_ids: tokenIds,
+  };
+  if (finish) ev.finish_reason = finish;
+  return ev;
+}

@@ -13,16 +13,16 @@ export type AbortCause = 'client_gone' | 'timeout' | 'stopped';
  */
 export class RequestScope extends Cancellation {
   private readonly timer: NodeJS.Timeout | undefined;
-  /** Rejects the read {@link RequestScope.next} is waiting on, if any. */
-  private rejectRead: ((e: Error) => void) | undefined;
+  /** The read {@link RequestScope.next} is waiting on, if any. */
+  private readResolve: ((r: IteratorResult<unknown>) => void) | undefined = undefined;
+  private readReject: ((e: Error) => void) | undefined = undefined;
   /** Why the upstream was aborted, once it was. */
   cause: AbortCause | undefined;
 
   constructor(res: Response, timeoutMs: number) {
     super();
-    res.on('close', () => {
-      if (!res.writableFinished) this.abort('client_gone', new CancelledError('client disconnected'));
-    });
+    scopes.set(res, this);
+    res.on('close', onResponseClose);
     if (timeoutMs > 0) {
       this.timer = setTimeout(
         () => this.abort('timeout', new TimeoutError(`request timed out after ${timeoutMs} ms`)),
@@ -31,35 +31,46 @@ export class RequestScope extends Cancellation {
     }
   }
 
+  /** The scope is its upstream's `parent` (see {@link GenerateOptions}). */
+  get parent(): CancelSource {
+    return this;
+  }
+
   /** Aborts the upstream with `reason` (the first cause wins). */
   abort(cause: AbortCause, reason: Error): void {
     if (this.cancelled) return;
     this.cause = cause;
     this.close();
     this.cancel(reason);
-    this.rejectRead?.(reason);
+    const reject = this.readReject;
+    this.readResolve = this.readReject = undefined;
+    reject?.(reason);
   }
 
   /**
    * `it.next()`, rejected with the abort reason as soon as the upstream is aborted, so a stalled
-   * upstream cannot hold a timed-out or abandoned request.
+   * upstream cannot hold a timed-out or abandoned request. One read at a time.
    */
   next<T>(it: AsyncIterator<T>): Promise<IteratorResult<T>> {
     if (this.reason !== undefined) return Promise.reject(this.reason);
     return new Promise<IteratorResult<T>>((resolve, reject) => {
-      this.rejectRead = reject;
-      it.next().then(
-        (r) => {
-          if (this.rejectRead === reject) this.rejectRead = undefined;
-          resolve(r);
-        },
-        (e: unknown) => {
-          if (this.rejectRead === reject) this.rejectRead = undefined;
-          reject(e instanceof Error ? e : new Error(String(e)));
-        },
-      );
+      this.readResolve = resolve as (r: IteratorResult<unknown>) => void;
+      this.readReject = reject;
+      it.next().then(this.onRead, this.onReadError);
     });
   }
+
+  private readonly onRead = (r: IteratorResult<unknown>): void => {
+    const resolve = this.readResolve;
+    this.readResolve = this.readReject = undefined;
+    resolve?.(r);
+  };
+
+  private readonly onReadError = (e: unknown): void => {
+    const reject = this.readReject;
+    this.readResolve = this.readReject = undefined;
+    reject?.(e instanceof Error ? e : new Error(String(e)));
+  };
 
   /** Stops the timer (the request is answered). */
   close(): void {
@@ -67,17 +78,14 @@ export class RequestScope extends Cancellation {
   }
 }
 
+/** The scope of each response in flight (one shared 'close' listener finds it). */
+const scopes = new WeakMap<Response, RequestScope>();
+
+function onResponseClose(this: Response): void {
+  if (!this.writableFinished) scopes.get(this)?.abort('client_gone', new CancelledError('client disconnected'));
+}
+
 /** Ends an upstream iterator without waiting for it (its generator's `finally` blocks run in the background). */
 export function releaseUpstream(it: AsyncIterator<unknown>): void {
   it.return?.().catch(() => undefined);
-}
-
-/** The {@link GenerateOptions} of a request: its scope as `parent`, its signal read lazily. */
-export function upstreamOptions(scope: RequestScope): { readonly signal: AbortSignal; readonly parent: CancelSource } {
-  return {
-    get signal(): AbortSignal {
-      return scope.signal;
-    },
-    parent: scope,
-  };
 }

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Response } from 'express';
-import { RequestScope, upstreamOptions } from '@dynamo-ts/frontend';
+import { RequestScope } from '@dynamo-ts/frontend';
 import { CancelledError } from '@dynamo-ts/runtime';
 
 /** Enough of a response for a scope: 'close' events and writableFinished. */
@@ -35,7 +35,9 @@ describe('RequestScope', () => {
 
   it('fires a signal read before the abort, and rejects a pending read at once', async () => {
     const scope = new RequestScope(fakeResponse(), 0);
-    const signal = upstreamOptions(scope).signal;
+    // The scope is its upstream's options: `parent` is itself, `signal` its own.
+    expect(scope.parent).toBe(scope);
+    const signal = scope.signal;
     expect(signal.aborted).toBe(false);
     const stalled: AsyncIterator<number> = { next: () => new Promise(() => undefined) };
     const read = scope.next(stalled);

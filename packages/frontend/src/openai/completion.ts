@@ -2,7 +2,7 @@ import type { Response } from 'express';
 import { CancelledError, UnavailableError, toDynamoError, type Logger } from '@dynamo-ts/runtime';
 import { HttpError, errorBody, sendError } from '../errors';
 import type { FrontendEndpoint, FrontendMetrics } from '../metrics';
-import { RequestScope, releaseUpstream, upstreamOptions } from '../request-scope';
+import { RequestScope, releaseUpstream } from '../request-scope';
 import type { FinishReason, GenerateEvent, GenerateFn } from '../routes/generate';
 import { endSse, startSse, waitDrain, writeSse } from '../sse';
 import { StopMatcher } from './stop';
@@ -167,7 +167,7 @@ export async function serveCompletion(
           model: job.model,
           ...(job.maxTokens !== undefined ? { max_tokens: job.maxTokens } : {}),
         },
-        upstreamOptions(scope),
+        scope,
       )
       [Symbol.asyncIterator]();
     // The first event comes before any byte is sent, so an upstream failure gets a real status.

@@ -2,7 +2,7 @@ import type { Request, RequestHandler, Response } from 'express';
 import { toDynamoError, type CancelSource, type Logger } from '@dynamo-ts/runtime';
 import { errorBody, sendError } from '../errors';
 import { UNSPECIFIED_MODEL, type FrontendMetrics } from '../metrics';
-import { RequestScope, releaseUpstream, upstreamOptions } from '../request-scope';
+import { RequestScope, releaseUpstream } from '../request-scope';
 import { endSse, startSse, waitDrain, wantsEventStream, writeSse } from '../sse';
 import { compileBodySchema, validateBody } from '../validation';
 
@@ -90,7 +90,7 @@ export function generateRoute(options: GenerateRouteOptions): RequestHandler {
     let it: AsyncIterator<GenerateEvent> | undefined;
     let streaming = false;
     try {
-      it = generate({ prompt: body.prompt, request_id: requestId }, upstreamOptions(scope))[Symbol.asyncIterator]();
+      it = generate({ prompt: body.prompt, request_id: requestId }, scope)[Symbol.asyncIterator]();
       // The first event comes before any byte is sent, so an upstream failure gets a real status.
       let r = await scope.next(it);
       let output = '';
