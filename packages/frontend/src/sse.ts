@@ -80,7 +80,9 @@ export function waitDrain(res: Response): Promise<void> {
   });
 }
 
+const EVENT_STREAM = /(?:^|,)\s*text\/event-stream/i;
+
 /** True when the client asked for an event stream. */
 export function wantsEventStream(accept: string | undefined): boolean {
-  return !!accept && accept.split(',').some((p) => p.trim().toLowerCase().startsWith('text/event-stream'));
+  return accept !== undefined && EVENT_STREAM.test(accept);
 }

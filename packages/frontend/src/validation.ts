@@ -38,12 +38,17 @@ function describe(e: ErrorObject): string {
   }
 }
 
+/** `application/json`, with parameters or not, in any case: the usual header, checked without a parse. */
+function isPlainJsonType(contentType: string | undefined): boolean {
+  return contentType !== undefined && /^application\/json\s*(;|$)/i.test(contentType);
+}
+
 /**
  * Checks the content type and validates the JSON body of `req` against `validate`.
  * Throws an {@link HttpError}: 415 for a non-JSON content type, 400 naming the field otherwise.
  */
 export function validateBody<T>(req: Request, validate: ValidateFunction<T>): T {
-  if (!req.is('application/json')) {
+  if (!isPlainJsonType(req.headers['content-type']) && !req.is('application/json')) {
     throw new HttpError(
       415,
       'invalid_request_error',
