@@ -1,7 +1,7 @@
 import { ClosedError } from '../errors';
 import type { Logger } from '../logger';
 import type { MemoryBus, MemoryBusClient } from '../transport/memory';
-import { encodeJson } from '../util/json';
+import { copyJson } from '../util/json';
 import { checkSubject, parseSubject } from '../util/subject';
 import type { EventPlane, EventSubscription } from './event-plane';
 import { BufferedEventSubscription } from './subscription';
@@ -39,7 +39,8 @@ export class MemoryEventPlane implements EventPlane, MemoryBusClient {
   async publish(subject: string, data: unknown): Promise<void> {
     this.check();
     checkSubject(subject);
-    this.bus.publish(subject, encodeJson(data, 'event data'));
+    // One plain-data copy (as a JSON round trip would make it), not JSON text parsed by each reader.
+    this.bus.publish(subject, copyJson(data, 'event data', Number.POSITIVE_INFINITY));
   }
 
   subscribe<T = unknown>(subject: string, options: { signal?: AbortSignal } = {}): EventSubscription<T> {
@@ -53,7 +54,7 @@ export class MemoryEventPlane implements EventPlane, MemoryBusClient {
       return sub;
     }
     this.subscriptions.add(sub as BufferedEventSubscription<unknown>);
-    const stop = this.bus.subscribe(subject, (s, encoded) => sub.deliver(s, encoded));
+    const stop = this.bus.subscribe(subject, (s, data) => sub.deliverValue(s, data));
     sub.start(stop, options.signal);
     return sub;
   }

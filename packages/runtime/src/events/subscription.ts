@@ -5,8 +5,9 @@ import type { EventMessage, EventSubscription } from './event-plane';
 
 interface RawEvent {
   subject: string;
-  /** The JSON text, parsed on read (each read gets a fresh copy). */
-  json: string;
+  /** The JSON text, parsed on read; undefined when `data` is already the reader's own copy. */
+  json: string | undefined;
+  data: unknown;
 }
 
 const DONE: IteratorResult<never> = { value: undefined, done: true };
@@ -39,18 +40,28 @@ export class BufferedEventSubscription<T> implements EventSubscription<T>, Async
 
   /** Buffers one event (its JSON text) unless the subscription ended or the buffer is full. */
   deliver(subject: string, json: string): void {
-    if (this.done) return;
+    if (this.admit()) this.channel.push({ subject, json, data: undefined });
+  }
+
+  /** Buffers one event already decoded: `data` must be this subscription's own copy. */
+  deliverValue(subject: string, data: unknown): void {
+    if (this.admit()) this.channel.push({ subject, json: undefined, data });
+  }
+
+  /** Whether a new event fits (else it is dropped, with a warning once per run of drops). */
+  private admit(): boolean {
+    if (this.done) return false;
     if (this.channel.size >= this.maxPending) {
       if (this.dropped++ === 0) {
         this.logger.warn('slow consumer: dropping events', { subject: this.subject, max_pending: this.maxPending });
       }
-      return;
+      return false;
     }
     if (this.dropped > 0) {
       this.logger.warn('slow consumer caught up', { subject: this.subject, dropped: this.dropped });
       this.dropped = 0;
     }
-    this.channel.push({ subject, json });
+    return true;
   }
 
   /** Stops the subscription; the iteration ends after the events already received. Idempotent. */
@@ -76,6 +87,8 @@ export class BufferedEventSubscription<T> implements EventSubscription<T>, Async
     r: IteratorResult<RawEvent>,
   ): IteratorResult<EventMessage<T>> | Promise<IteratorResult<EventMessage<T>>> => {
     if (r.done) return DONE;
+    if (r.value.json === undefined)
+      return { value: { subject: r.value.subject, data: r.value.data as T }, done: false };
     try {
       return { value: { subject: r.value.subject, data: JSON.parse(r.value.json) as T }, done: false };
     } catch (e) {

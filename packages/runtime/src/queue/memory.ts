@@ -252,9 +252,9 @@ class QueueState {
       delivery_count: record.deliveries,
     });
     if (this.bus && !this.bus.closed) {
-      const encoded = `{"id":${JSON.stringify(record.id)},"deliveryCount":${record.deliveries},"data":${record.encoded}}`;
+      const event = { id: record.id, deliveryCount: record.deliveries, data: decodeJson(record.encoded) };
       try {
-        this.bus.publish(deadLetterSubject(this.namespace, this.name), encoded);
+        this.bus.publish(deadLetterSubject(this.namespace, this.name), event);
       } catch (e) {
         this.logger.warn('could not publish a dead letter', { error: (e as Error).message });
       }

@@ -40,8 +40,12 @@ export interface MemoryBusClient {
   close(): Promise<void>;
 }
 
-/** Receives the events published on subjects matching a {@link MemoryBus.subscribe} pattern. */
-export type MemoryBusListener = (subject: string, encoded: string) => void;
+/**
+ * Receives the events published on subjects matching a {@link MemoryBus.subscribe} pattern: the
+ * data is the listener's own copy (a JSON value: plain objects, arrays, strings, finite numbers,
+ * booleans, null).
+ */
+export type MemoryBusListener = (subject: string, data: unknown) => void;
 
 interface BusSubscription {
   readonly pattern: readonly string[];
@@ -145,15 +149,23 @@ export class MemoryBus {
     };
   }
 
-  /** Delivers an encoded event to every matching subscription, synchronously and in order. */
-  publish(subject: string, encoded: string): void {
+  /**
+   * Delivers an event to every matching subscription, synchronously and in order. `data` must be
+   * a JSON value the bus may own (a copy the publisher keeps no reference to, e.g. from
+   * `copyJson`): one subscriber gets it, each other one a copy of its own.
+   */
+  publish(subject: string, data: unknown): void {
     this.check();
+    const matched: MemoryBusListener[] = [];
     const exact = this.exact.get(subject);
-    if (exact) for (const sub of [...exact]) sub.listener(subject, encoded);
+    if (exact) for (const sub of exact) matched.push(sub.listener);
     if (this.wildcard.size > 0) {
       const tokens = subject.split('.');
-      for (const sub of [...this.wildcard]) if (subjectMatches(sub.pattern, tokens)) sub.listener(subject, encoded);
+      for (const sub of this.wildcard) if (subjectMatches(sub.pattern, tokens)) matched.push(sub.listener);
     }
+    // The copies are made before anyone gets the original (a listener may change what it gets).
+    const copies = matched.map((_, i) => (i === 0 ? data : copyJson(data, 'event data', Number.POSITIVE_INFINITY)));
+    for (let i = 0; i < matched.length; i++) matched[i]!(subject, copies[i]);
   }
 
   /** Registers a plane to be closed with the bus. */

@@ -47,13 +47,14 @@ const MAX_FAST_DEPTH = 64;
 export function copyJson(value: unknown, what: string, limit: number): unknown {
   const state = { bound: 0 };
   let copy: unknown;
+  let plain = true;
   try {
     copy = copyPlain(value, 0, state);
   } catch (e) {
     if (e !== NOT_PLAIN) throw e;
-    state.bound = Number.POSITIVE_INFINITY;
+    plain = false;
   }
-  if (state.bound <= limit) return copy;
+  if (plain && state.bound <= limit) return copy;
   const encoded = encodeJson(value, what);
   checkPayloadSize(encoded, limit);
   return decodeJson(encoded);

@@ -68,4 +68,13 @@ describe('copyJson (the in-memory planes’ copy of payloads and items)', () => 
       expect.objectContaining({ code: 'PAYLOAD_TOO_LARGE' }),
     );
   });
+
+  it('without a size limit still takes the JSON round trip for what is not plain data', () => {
+    const inf = Number.POSITIVE_INFINITY;
+    expect(copyJson({ d: new Date(0), u: undefined, n: Number.NaN }, 'event data', inf)).toEqual({
+      d: '1970-01-01T00:00:00.000Z',
+      n: null,
+    });
+    expect(() => copyJson({ n: 1n }, 'event data', inf)).toThrow(/event data is not JSON-serializable/);
+  });
 });
