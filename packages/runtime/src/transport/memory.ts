@@ -19,6 +19,7 @@ import { noopLogger } from '../logger';
 import { noop, unrefTimeout } from '../util/abort';
 import { Cancellation, linkCancellation, throwIfCancelled } from '../util/cancellation';
 import { copyJson } from '../util/json';
+import { LinkedSet, type Linked } from '../util/linked-set';
 import { hasWildcard, parseSubject, subjectMatches } from '../util/subject';
 import type {
   RequestContext,
@@ -246,7 +247,7 @@ export class MemoryRequestPlane implements RequestPlane, MemoryBusClient {
   /** Stream buffer size (items). */
   readonly streamBuffer: number;
   private readonly endpoints = new Map<string, MemoryServedEndpoint>();
-  private readonly streams = new Set<MemoryResponseStream<unknown>>();
+  private readonly streams = new LinkedSet<MemoryResponseStream<unknown>>();
   private state: 'open' | 'draining' | 'closed' = 'open';
   private readonly logger: Logger;
   private readonly internals: PlaneInternals;
@@ -317,7 +318,7 @@ export class MemoryRequestPlane implements RequestPlane, MemoryBusClient {
     this.bus.detach(this);
     await Promise.all([...this.endpoints.values()].map((e) => e.close()));
     const closed = new ClosedError('request plane closed');
-    for (const s of [...this.streams]) s.abort(closed, true);
+    for (const s of this.streams.values()) s.abort(closed, true);
   }
 }
 
@@ -331,8 +332,13 @@ const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
  * One object per request, with the buffer made only when the handler runs ahead of the caller:
  * an in-memory hop is mostly its allocations.
  */
-class MemoryResponseStream<T> implements ResponseStream<T>, AsyncIterator<T>, Exchange {
+class MemoryResponseStream<T>
+  implements ResponseStream<T>, AsyncIterator<T>, Exchange, Linked<MemoryResponseStream<unknown>>
+{
   readonly requestId: string;
+  linkPrev: MemoryResponseStream<unknown> | undefined = undefined;
+  linkNext: MemoryResponseStream<unknown> | undefined = undefined;
+  linkOwner: object | undefined = undefined;
   readonly deadline: number | undefined;
   headers: Readonly<Record<string, string>> = NO_HEADERS;
   payload: unknown = undefined;
@@ -563,8 +569,11 @@ class MemoryResponseStream<T> implements ResponseStream<T>, AsyncIterator<T>, Ex
  * of the request in flight: cancelled by the caller (through {@link Exchange.server}) or by the
  * endpoint closing; its AbortSignal is created when the handler first reads `signal`.
  */
-class MemoryHandlerContext extends Cancellation<DynamoError> implements RequestContext {
+class MemoryHandlerContext extends Cancellation<DynamoError> implements RequestContext, Linked<MemoryHandlerContext> {
   readonly requestId: string;
+  linkPrev: MemoryHandlerContext | undefined = undefined;
+  linkNext: MemoryHandlerContext | undefined = undefined;
+  linkOwner: object | undefined = undefined;
   readonly headers: Readonly<Record<string, string>>;
   readonly deadline: number | undefined;
   readonly subject: string;
@@ -601,7 +610,7 @@ class MemoryHandlerContext extends Cancellation<DynamoError> implements RequestC
 
 /** One endpoint served by a {@link MemoryRequestPlane}. */
 class MemoryServedEndpoint implements ServedEndpoint {
-  private readonly active = new Set<MemoryHandlerContext>();
+  private readonly active = new LinkedSet<MemoryHandlerContext>();
   private state: 'serving' | 'draining' | 'closed' = 'serving';
   private unserve: () => void = noop;
   private idleWaiters: Array<() => void> = [];
@@ -634,7 +643,7 @@ class MemoryServedEndpoint implements ServedEndpoint {
     this.state = 'closed';
     this.unserve();
     const error = new UnavailableError(`endpoint ${this.subject} closed`);
-    for (const a of [...this.active]) {
+    for (const a of this.active.values()) {
       a.exchange.end(error);
       a.abort(error);
     }

@@ -45,40 +45,43 @@ const MAX_FAST_DEPTH = 64;
  * cost of serializing and parsing every request and item.
  */
 export function copyJson(value: unknown, what: string, limit: number): unknown {
-  const state = { bound: 0 };
+  bound = 0;
   let copy: unknown;
   let plain = true;
   try {
-    copy = copyPlain(value, 0, state);
+    copy = copyPlain(value, 0);
   } catch (e) {
     if (e !== NOT_PLAIN) throw e;
     plain = false;
   }
-  if (plain && state.bound <= limit) return copy;
+  if (plain && bound <= limit) return copy;
   const encoded = encodeJson(value, what);
   checkPayloadSize(encoded, limit);
   return decodeJson(encoded);
 }
 
+/** {@link copyPlain}'s running upper bound of the copied value's UTF-8 JSON size (it never reenters). */
+let bound = 0;
+
 /**
- * Copies plain JSON data, adding to `state.bound` an upper bound of its UTF-8 JSON size (a UTF-16
+ * Copies plain JSON data, adding to {@link bound} an upper bound of its UTF-8 JSON size (a UTF-16
  * unit is at most 6 bytes escaped, a number at most 24 characters).
  */
-function copyPlain(v: unknown, depth: number, state: { bound: number }): unknown {
+function copyPlain(v: unknown, depth: number): unknown {
   switch (typeof v) {
     case 'string':
-      state.bound += v.length * 6 + 2;
+      bound += v.length * 6 + 2;
       return v;
     case 'number':
       if (!Number.isFinite(v)) throw NOT_PLAIN;
-      state.bound += 24;
+      bound += 24;
       return v === 0 ? 0 : v; // JSON has no -0
     case 'boolean':
-      state.bound += 5;
+      bound += 5;
       return v;
     case 'object': {
       if (v === null) {
-        state.bound += 4;
+        bound += 4;
         return null;
       }
       if (depth >= MAX_FAST_DEPTH) throw NOT_PLAIN;
@@ -86,15 +89,15 @@ function copyPlain(v: unknown, depth: number, state: { bound: number }): unknown
         if (Object.getPrototypeOf(v) !== Array.prototype) throw NOT_PLAIN;
         const n = v.length;
         const out = new Array<unknown>(n);
-        state.bound += 2 + n;
+        bound += 2 + n;
         for (let i = 0; i < n; i++) {
           const x: unknown = v[i];
           // Numbers (token ids) are the bulk of the data: keep them off the generic path.
           if (typeof x === 'number' && Number.isFinite(x)) {
-            state.bound += 24;
+            bound += 24;
             out[i] = x === 0 ? 0 : x;
           } else {
-            out[i] = copyPlain(x, depth + 1, state);
+            out[i] = copyPlain(x, depth + 1);
           }
         }
         return out;
@@ -104,21 +107,24 @@ function copyPlain(v: unknown, depth: number, state: { bound: number }): unknown
       const src = v as Record<string, unknown>;
       if (typeof src.toJSON === 'function') throw NOT_PLAIN;
       const out: Record<string, unknown> = {};
-      const keys = Object.keys(src);
-      state.bound += 2 + keys.length;
-      for (const k of keys) {
+      bound += 2;
+      // for-in with an own-key check visits what Object.keys lists, in its order, without
+      // building the key array (one per copied object, several per request and hop).
+      for (const k in src) {
+        if (!Object.hasOwn(src, k)) continue;
+        bound += 1;
         const x = src[k];
         if (x === undefined || typeof x === 'function' || typeof x === 'symbol') throw NOT_PLAIN;
-        state.bound += k.length * 6 + 3;
+        bound += k.length * 6 + 3;
         // `__proto__` as an own data key must stay a key, as JSON.parse makes it.
         if (k === '__proto__')
           Object.defineProperty(out, k, {
-            value: copyPlain(x, depth + 1, state),
+            value: copyPlain(x, depth + 1),
             enumerable: true,
             writable: true,
             configurable: true,
           });
-        else out[k] = copyPlain(x, depth + 1, state);
+        else out[k] = copyPlain(x, depth + 1);
       }
       return out;
     }

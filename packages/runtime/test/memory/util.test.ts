@@ -5,6 +5,7 @@ import { parseSubject, subjectMatches } from '../../src/util/subject';
 import { checkPayloadSize, encodeJson } from '../../src/util/json';
 import { sleep } from '../../src/util/abort';
 import { rejection } from '../compliance/helpers';
+import { LinkedSet, type Linked } from '../../src/util/linked-set';
 
 describe('subjects', () => {
   const m = (p: string, s: string): boolean => subjectMatches(parseSubject(p, true), parseSubject(s, false));
@@ -102,5 +103,34 @@ describe('json and abort helpers', () => {
     ac.abort();
     expect((await rejection(p)).code).toBe('CANCELLED');
     await sleep(1);
+  });
+});
+
+describe('LinkedSet', () => {
+  interface Item extends Linked<Item> {
+    n: number;
+  }
+  const item = (n: number): Item => ({ n, linkPrev: undefined, linkNext: undefined, linkOwner: undefined });
+
+  it('adds, deletes from any place, and lists what is left; an item belongs to one set', () => {
+    const s = new LinkedSet<Item>();
+    const other = new LinkedSet<Item>();
+    const items = [1, 2, 3, 4].map(item);
+    for (const i of items) s.add(i);
+    s.add(items[0]!);
+    expect(s.size).toBe(4);
+    expect(s.delete(items[2]!)).toBe(true);
+    expect(s.delete(items[2]!)).toBe(false);
+    expect(s.delete(items[3]!)).toBe(true);
+    expect(s.values().map((i) => i.n)).toEqual([2, 1]);
+    other.add(items[0]!);
+    expect(other.size).toBe(0);
+    expect(other.delete(items[0]!)).toBe(false);
+    // A snapshot: deleting while walking it visits every item once.
+    for (const i of s.values()) s.delete(i);
+    expect(s.size).toBe(0);
+    expect(s.values()).toEqual([]);
+    other.add(items[0]!);
+    expect(other.values()).toEqual([items[0]]);
   });
 });
