@@ -576,6 +576,23 @@ export class EndpointClient {
    * UNAVAILABLE when there is none.
    */
   async nextTarget(options: ClientRequestOptions, tried: Set<string>, attempt: number): Promise<InstanceInfo> {
+    return this.targetNow(options, tried) ?? (await this.waitForTarget(options, tried, attempt));
+  }
+
+  /**
+   * @internal The instance to try now, when there is one without waiting (the usual case: no
+   * await, no promise); undefined when {@link EndpointClient.nextTarget} has to wait or fail.
+   */
+  targetNow(options: ClientRequestOptions, tried: Set<string>): InstanceInfo | undefined {
+    if (tried.size === 0 && this.live.size === 0 && options.waitForInstanceMs) return undefined;
+    return this.pick(options.mode ?? 'round-robin', tried);
+  }
+
+  private async waitForTarget(
+    options: ClientRequestOptions,
+    tried: Set<string>,
+    attempt: number,
+  ): Promise<InstanceInfo> {
     if (tried.size === 0 && this.live.size === 0 && options.waitForInstanceMs) {
       await this.waitForInstances({ min: 1, timeoutMs: options.waitForInstanceMs, signal: options.signal }).catch(
         () => undefined,
@@ -639,10 +656,7 @@ class FailoverStream<T> implements ResponseStream<T>, AsyncIterator<T> {
   next(): Promise<IteratorResult<T>> {
     if (this.finished) return Promise.resolve(DONE as IteratorResult<T>);
     if (this.sent) return this.it!.next();
-    return this.first().catch((e: unknown) => {
-      this.finished = true;
-      throw e;
-    });
+    return this.first();
   }
 
   return(): Promise<IteratorResult<T>> {
@@ -657,42 +671,52 @@ class FailoverStream<T> implements ResponseStream<T>, AsyncIterator<T> {
     this.finished = true;
   }
 
+  /**
+   * Until the first item: sends the request, failing over as {@link FailoverStream} says; a
+   * failure ends the stream.
+   */
   private async first(): Promise<IteratorResult<T>> {
     const options = this.options;
     const tried = (this.tried ??= new Set());
-    for (;;) {
-      this.attempt++;
-      const target = await this.client.nextTarget(options, tried, this.attempt);
-      tried.add(target.instanceId);
-      if (this.cancelled !== undefined || options.parent?.cancelled) throw new CancelledError();
-      // Abandoned (return()) while waiting for an instance: send nothing.
-      if (this.finished) return DONE as IteratorResult<T>;
-      this.current = this.plane.request<T>(target.subject, this.payload, options);
-      const it = this.current[Symbol.asyncIterator]();
-      this.it = it;
-      try {
-        const r = await it.next();
-        if (this.finished && !r.done) {
-          // Abandoned while the first item was on its way: stop the handler.
-          void it.return?.()?.catch(() => undefined);
-          return DONE as IteratorResult<T>;
+    try {
+      for (;;) {
+        this.attempt++;
+        const target =
+          this.client.targetNow(options, tried) ?? (await this.client.nextTarget(options, tried, this.attempt));
+        tried.add(target.instanceId);
+        if (this.cancelled !== undefined || options.parent?.cancelled) throw new CancelledError();
+        // Abandoned (return()) while waiting for an instance: send nothing.
+        if (this.finished) return DONE as IteratorResult<T>;
+        this.current = this.plane.request<T>(target.subject, this.payload, options);
+        const it = this.current[Symbol.asyncIterator]();
+        this.it = it;
+        try {
+          const r = await it.next();
+          if (this.finished && !r.done) {
+            // Abandoned while the first item was on its way: stop the handler.
+            void it.return?.()?.catch(() => undefined);
+            return DONE as IteratorResult<T>;
+          }
+          if (r.done) this.finished = true;
+          else this.sent = true;
+          return r;
+        } catch (e) {
+          // Only the transport's "nobody listens" says the instance is gone; an UNAVAILABLE its
+          // handler returned (e.g. it has no worker of its own right now) is worth a retry elsewhere
+          // but says nothing against the instance itself.
+          if (e instanceof NoRespondersError) this.client.markDown(target.instanceId);
+          if (!isDynamoError(e) || e.code !== 'UNAVAILABLE' || this.attempt >= (options.maxAttempts ?? 3)) throw e;
+          this.client.endpoint.runtime.logger.warn('instance unavailable; retrying on another', {
+            request_id: this.requestId,
+            instance_id: target.instanceId,
+            attempt: this.attempt,
+            error: e.message,
+          });
         }
-        if (r.done) this.finished = true;
-        else this.sent = true;
-        return r;
-      } catch (e) {
-        // Only the transport's "nobody listens" says the instance is gone; an UNAVAILABLE its
-        // handler returned (e.g. it has no worker of its own right now) is worth a retry elsewhere
-        // but says nothing against the instance itself.
-        if (e instanceof NoRespondersError) this.client.markDown(target.instanceId);
-        if (!isDynamoError(e) || e.code !== 'UNAVAILABLE' || this.attempt >= (options.maxAttempts ?? 3)) throw e;
-        this.client.endpoint.runtime.logger.warn('instance unavailable; retrying on another', {
-          request_id: this.requestId,
-          instance_id: target.instanceId,
-          attempt: this.attempt,
-          error: e.message,
-        });
       }
+    } catch (e) {
+      this.finished = true;
+      throw e;
     }
   }
 }

@@ -70,7 +70,9 @@ export function linkCancellation(
   parent: CancelSource | undefined,
   cancel: (reason: DynamoError) => void,
 ): () => void {
-  const offSignal = onAbort(signal, () => cancel(abortReason(signal!)));
+  // A request with only a parent (the usual one inside a handler) makes one listener, no wrapper.
+  if (signal === undefined) return parent === undefined ? noop : parent.onCancel((r) => cancel(cancelReason(r)));
+  const offSignal = onAbort(signal, () => cancel(abortReason(signal)));
   if (parent === undefined) return offSignal;
   const offParent = parent.onCancel((reason) => cancel(cancelReason(reason)));
   return () => {
