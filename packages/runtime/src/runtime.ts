@@ -571,28 +571,21 @@ export class EndpointClient {
   }
 
   /**
-   * @internal The instance a {@link FailoverStream} tries next (none tried in `tried`), after
-   * waiting for one to register or pausing before a second round, as its options say; throws
-   * UNAVAILABLE when there is none.
-   */
-  async nextTarget(options: ClientRequestOptions, tried: Set<string>, attempt: number): Promise<InstanceInfo> {
-    return this.targetNow(options, tried) ?? (await this.waitForTarget(options, tried, attempt));
-  }
-
-  /**
-   * @internal The instance to try now, when there is one without waiting (the usual case: no
-   * await, no promise); undefined when {@link EndpointClient.nextTarget} has to wait or fail.
+   * @internal The instance a {@link FailoverStream} tries now, when there is one without waiting
+   * (the usual case: no await, no promise); undefined when it must call
+   * {@link EndpointClient.waitForTarget}.
    */
   targetNow(options: ClientRequestOptions, tried: Set<string>): InstanceInfo | undefined {
     if (tried.size === 0 && this.live.size === 0 && options.waitForInstanceMs) return undefined;
     return this.pick(options.mode ?? 'round-robin', tried);
   }
 
-  private async waitForTarget(
-    options: ClientRequestOptions,
-    tried: Set<string>,
-    attempt: number,
-  ): Promise<InstanceInfo> {
+  /**
+   * @internal The instance a {@link FailoverStream} tries next (none tried in `tried`) when
+   * {@link EndpointClient.targetNow} has none: after waiting for one to register or pausing
+   * before a second round, as its options say; throws UNAVAILABLE when there is none.
+   */
+  async waitForTarget(options: ClientRequestOptions, tried: Set<string>, attempt: number): Promise<InstanceInfo> {
     if (tried.size === 0 && this.live.size === 0 && options.waitForInstanceMs) {
       await this.waitForInstances({ min: 1, timeoutMs: options.waitForInstanceMs, signal: options.signal }).catch(
         () => undefined,
@@ -682,7 +675,7 @@ class FailoverStream<T> implements ResponseStream<T>, AsyncIterator<T> {
       for (;;) {
         this.attempt++;
         const target =
-          this.client.targetNow(options, tried) ?? (await this.client.nextTarget(options, tried, this.attempt));
+          this.client.targetNow(options, tried) ?? (await this.client.waitForTarget(options, tried, this.attempt));
         tried.add(target.instanceId);
         if (this.cancelled !== undefined || options.parent?.cancelled) throw new CancelledError();
         // Abandoned (return()) while waiting for an instance: send nothing.

@@ -232,8 +232,6 @@ interface PlaneInternals {
   forget(stream: MemoryResponseStream<unknown>): void;
 }
 
-/** Caller-side hooks of the planes, reachable only from this module. */
-const planeInternals = new WeakMap<MemoryRequestPlane, PlaneInternals>();
 const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
 
 /**
@@ -284,7 +282,6 @@ export class MemoryRequestPlane implements RequestPlane, MemoryBusClient {
       maxPayload: this.maxPayload,
       streamBuffer: this.streamBuffer,
     };
-    planeInternals.set(this, this.internals);
   }
 
   async serve(subject: string, handler: RequestHandler, options: ServeOptions = {}): Promise<ServedEndpoint> {
@@ -464,9 +461,7 @@ class MemoryResponseStream<T>
     this.payload = copyJson(this.request, 'request payload', this.plane.maxPayload);
     if (headers !== undefined) this.headers = { ...headers };
     this.plane.open(this as MemoryResponseStream<unknown>);
-    if (signal !== undefined || parent !== undefined) {
-      this.offSignal = linkCancellation(signal, parent, (reason) => this.abort(reason, true));
-    }
+    this.offSignal = linkCancellation(signal, parent, (reason) => this.abort(reason, true));
     if (this.deadline !== undefined && this.state === 'open') {
       const ms = this.deadline - Date.now();
       this.timer = unrefTimeout(
@@ -579,8 +574,6 @@ class MemoryHandlerContext extends Cancellation<DynamoError> implements RequestC
   readonly subject: string;
   /** The handler's iteration, once started. */
   iterator: AsyncIterator<unknown> | undefined = undefined;
-  /** Left the endpoint's in-flight set. */
-  finished = false;
 
   constructor(
     readonly exchange: Exchange,
@@ -653,10 +646,8 @@ class MemoryServedEndpoint implements ServedEndpoint {
 
   /** Leaves the in-flight set once: when the handler ends, or at once when the stream is cancelled. */
   forget(ctx: MemoryHandlerContext): void {
-    if (ctx.finished) return;
-    ctx.finished = true;
+    if (!this.active.delete(ctx)) return;
     ctx.exchange.server = undefined;
-    this.active.delete(ctx);
     if (this.active.size === 0) this.wakeIdle();
   }
 

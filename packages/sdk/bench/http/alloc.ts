@@ -7,10 +7,7 @@
  *   npm run build && N=20000 TOP=25 npx tsx packages/sdk/bench/http/alloc.ts 2>/dev/null
  */
 import { Session } from 'node:inspector';
-import path from 'node:path';
-import { createLogger } from '@dynamo-ts/runtime';
-import { embeddedPlatform, loadConfigFile, mergeConfig, serveGraph } from '@dynamo-ts/sdk';
-import { Frontend } from '../../../../examples/hello-world/components/graph';
+import { loadProcessor, serveHelloWorld } from './processor-load';
 
 interface ProfileNode {
   callFrame: { functionName: string; url: string; lineNumber: number };
@@ -23,35 +20,9 @@ function post<R>(s: Session, method: string, params?: object): Promise<R> {
 }
 
 async function main(): Promise<void> {
-  const logger = createLogger({ level: 'info', format: 'json' });
-  const config = mergeConfig(
-    loadConfigFile(path.resolve(__dirname, '../../../../examples/hello-world/configs/agg.yaml')),
-    { Frontend: { port: 0, host: '127.0.0.1' } },
-  );
-  const graph = await serveGraph(Frontend, {
-    platform: embeddedPlatform(),
-    config,
-    settings: { namespace: 'alloc', port: 0, workerName: 'w', leaseTtlMs: 10000 },
-    logger,
-  });
-  const rt = graph.get('Frontend')[0]!.runtime;
-  const client = await rt.namespace('alloc').component('Processor').endpoint('generate').client();
-  const run = async (n: number): Promise<void> => {
-    let i = 0;
-    await Promise.all(
-      Array.from({ length: 16 }, async () => {
-        while (i < n) {
-          const id = `r${i++}`;
-          for await (const _ of client.generate({ prompt: 'Tell me a joke', request_id: id }, { requestId: id })) {
-            // drain
-          }
-          await new Promise((r) => setImmediate(r));
-        }
-      }),
-    );
-  };
+  const { graph, processor } = await serveHelloWorld('alloc', 'info');
   const N = Number(process.env.N ?? 20000);
-  await run(N);
+  await loadProcessor(processor, N, 'warm');
   const s = new Session();
   s.connect();
   await post(s, 'HeapProfiler.enable');
@@ -60,7 +31,7 @@ async function main(): Promise<void> {
     includeObjectsCollectedByMajorGC: true,
     includeObjectsCollectedByMinorGC: true,
   });
-  await run(N);
+  await loadProcessor(processor, N, 'measured');
   const { profile } = await post<{ profile: { head: ProfileNode } }>(s, 'HeapProfiler.stopSampling');
   const self = new Map<string, number>();
   let total = 0;

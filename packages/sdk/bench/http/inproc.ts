@@ -6,51 +6,16 @@
  *   npm run build && N=20000 node --import tsx packages/sdk/bench/http/inproc.ts 2>/dev/null
  *   (LVL=warn to change the log level; add --cpu-prof to profile)
  */
-import path from 'node:path';
-import { createLogger } from '@dynamo-ts/runtime';
-import { embeddedPlatform, loadConfigFile, mergeConfig, serveGraph } from '@dynamo-ts/sdk';
-import { Frontend } from '../../../../examples/hello-world/components/graph';
+import type { LogLevel } from '@dynamo-ts/runtime';
+import { loadProcessor, serveHelloWorld } from './processor-load';
 
-async function main() {
-  const logger = createLogger({ level: (process.env.LVL ?? 'info') as 'info', format: 'json' });
-  const config = mergeConfig(
-    loadConfigFile(path.resolve(__dirname, '../../../../examples/hello-world/configs/agg.yaml')),
-    {
-      Frontend: { port: 0, host: '127.0.0.1' },
-    },
-  );
-  const graph = await serveGraph(Frontend, {
-    platform: embeddedPlatform(),
-    config,
-    settings: { namespace: 'x', port: 0, workerName: 'w', leaseTtlMs: 10000 },
-    logger,
-  });
-  const rt = graph.get('Frontend')[0]!.runtime;
-  const client = await rt.namespace('x').component('Processor').endpoint('generate').client();
+async function main(): Promise<void> {
+  const { graph, processor } = await serveHelloWorld('inproc', (process.env.LVL ?? 'info') as LogLevel);
   const N = Number(process.env.N ?? 20000);
-  const C = 16;
   for (let pass = 0; pass < 3; pass++) {
-    let i = 0;
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
-    await Promise.all(
-      Array.from({ length: C }, async () => {
-        while (i < N) {
-          const id = `r${pass}-${i++}`;
-          let out = '';
-          for await (const ev of client.generate<{ worker_output: string }>(
-            { prompt: 'Tell me a joke', request_id: id },
-            { requestId: id },
-          ))
-            out += ev.worker_output;
-          if (!out.startsWith('Tell me a joke')) throw new Error(out);
-          // Let the event loop turn, as it does between HTTP requests: without it the whole pass
-          // runs as one chain of microtasks and what waits for a turn (log lines, the Processor's
-          // first_token events, timers) piles up until the end of the pass.
-          await new Promise((r) => setImmediate(r));
-        }
-      }),
-    );
+    await loadProcessor(processor, N, `r${pass}`);
     const cpu = process.cpuUsage(cpu0);
     const dt = performance.now() - t0;
     process.stdout.write(
@@ -59,4 +24,8 @@ async function main() {
   }
   await graph.close({ timeoutMs: 1000 });
 }
-void main();
+
+main().catch((e: Error) => {
+  process.stderr.write(`inproc: ${e.stack ?? e.message}\n`);
+  process.exit(1);
+});
