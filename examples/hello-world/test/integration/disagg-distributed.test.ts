@@ -29,6 +29,16 @@ function capture(lines: Line[]): Logger {
   return createLogger({ stream, level: 'info' });
 }
 
+/** The 'prefill done' lines of one request, once at least one was written (lines are written at the end of the event-loop turn). */
+async function prefillDoneLines(lines: Line[], requestId: string): Promise<Line[]> {
+  const done = (): Line[] => lines.filter((l) => l.message === 'prefill done' && l.request_id === requestId);
+  await until(`'prefill done' for ${requestId}`, () => {
+    flushLogs();
+    return done().length > 0;
+  });
+  return done();
+}
+
 async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!(await cond())) {
@@ -142,8 +152,8 @@ describeWithBinaries(['nats-server', 'etcd'], 'disaggregated hello-world graph (
       worker_output: expect.stringMatching(/^This is prefill disagg serving example_GeneratedBy_decode[12]$/),
       request_id: '12345',
     });
-    flushLogs(); // lines are written at the end of the event-loop turn
-    const done = lines.filter((l) => l.message === 'prefill done' && l.request_id === '12345');
+    // The worker logs 'prefill done' after its ack, which can come after the answer reached us.
+    const done = await prefillDoneLines(lines, '12345');
     expect(done).toHaveLength(1);
 
     const jsz = (await (await fetch(`${nats.monitorUrl}/jsz?streams=true&consumers=true`)).json()) as {
@@ -187,8 +197,7 @@ describeWithBinaries(['nats-server', 'etcd'], 'disaggregated hello-world graph (
     const r = await answer;
     expect(r.status).toBe(200);
     expect(r.body.worker_output).toBe('Tell me a story about redelivery_GeneratedBy_decode1');
-    flushLogs();
-    const done = lines.filter((l) => l.message === 'prefill done' && l.request_id === 'redeliver-1');
+    const done = await prefillDoneLines(lines, 'redeliver-1');
     expect(done).toHaveLength(1);
     expect(done[0]!.delivery).toBeGreaterThanOrEqual(2);
     expect(lines.some((l) => l.message === 'remote prefill did not complete in time; prefilling locally')).toBe(false);
