@@ -150,7 +150,7 @@ export class FrontendMetrics {
 interface ModelSeries {
   inflight: { inc(): void; dec(): void };
   ttft: { observe(v: number): void };
-  itl: { observe(v: number): void };
+  itl: metrics.SeriesObserver;
   inputTokens: { observe(v: number): void };
   outputTokens: { observe(v: number): void };
   /** `requests` by `endpoint request_type status`. */
@@ -200,8 +200,7 @@ export class RequestTracker {
       this.s.ttft.observe((now - this.startedAt) / 1000);
     } else if (added > 0) {
       // An event carrying several tokens spreads its gap evenly over them.
-      const gap = (now - this.lastAt) / 1000 / added;
-      for (let i = 0; i < added; i++) this.s.itl.observe(gap);
+      this.s.itl.observe((now - this.lastAt) / 1000 / added, added);
     }
     this.lastAt = now;
     this.lastTokens = Math.max(total, this.lastTokens);

@@ -50,7 +50,7 @@ interface SeriesEntry {
   labels: Record<string, unknown>;
 }
 interface HistogramInternals {
-  hashMap: Record<string, SeriesEntry & { sum: number; count: number; bucketValues: Record<number, number> }>;
+  hashMap: Record<string, SeriesEntry & { sum: number; count: number; bucketValues: Record<string, number> }>;
   upperBounds: number[];
 }
 interface ValueInternals {
@@ -96,31 +96,42 @@ function seriesLocator<E extends SeriesEntry>(
 export function seriesObserver<L extends string>(
   h: Histogram<L>,
   labels: Partial<Record<L, string | number>>,
-): { observe(value: number): void } {
+): SeriesObserver {
   const child = h.labels(labels);
   const internals = h as unknown as Partial<HistogramInternals>;
-  if (typeof internals.hashMap !== 'object' || !Array.isArray(internals.upperBounds)) return child;
+  const slow: SeriesObserver = {
+    observe(value: number, times = 1): void {
+      for (let i = 0; i < times; i++) child.observe(value);
+    },
+  };
+  if (typeof internals.hashMap !== 'object' || !Array.isArray(internals.upperBounds)) return slow;
   const hist = internals as HistogramInternals;
   const entry = seriesLocator(() => hist.hashMap, labels as Record<string, string | number>);
+  // The buckets' property names, made once (indexing by a fractional number converts it each time).
+  const bounds = hist.upperBounds;
+  const keys = bounds.map(String);
   return {
-    observe(value: number): void {
+    observe(value: number, times = 1): void {
       const e = entry();
-      if (e === undefined || !Number.isFinite(value)) {
-        child.observe(value);
+      if (e === undefined || !Number.isFinite(value) || !(Number.isInteger(times) && times > 0)) {
+        slow.observe(value, times);
         return;
       }
-      e.sum += value;
-      e.count += 1;
-      const bounds = hist.upperBounds;
+      e.sum += value * times;
+      e.count += times;
       for (let i = 0; i < bounds.length; i++) {
-        const b = bounds[i]!;
-        if (value <= b) {
-          e.bucketValues[b]! += 1;
+        if (value <= bounds[i]!) {
+          e.bucketValues[keys[i]!]! += times;
           return;
         }
       }
     },
   };
+}
+
+/** What {@link seriesObserver} returns: `observe(value, times)` records `value` `times` times (default once). */
+export interface SeriesObserver {
+  observe(value: number, times?: number): void;
 }
 
 /**

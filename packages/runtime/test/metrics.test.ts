@@ -48,6 +48,30 @@ describe('metrics.seriesObserver', () => {
     expect(a).toContain('X_count{model="m"} 2');
     expect(() => f.observe(Number.NaN)).toThrow(TypeError);
   });
+
+  it('records a value several times at once as that many public observes', async () => {
+    const { fast, slow, registry } = pair();
+    const f = metrics.seriesObserver(fast, { model: 'm' });
+    const s = slow.labels({ model: 'm' });
+    for (const [v, times] of [
+      [0.25, 3],
+      [0.004, 1],
+      [2, 4],
+      [0.25, 0], // nothing
+    ] as const) {
+      f.observe(v, times);
+      for (let i = 0; i < times; i++) s.observe(v);
+    }
+    const [a, b] = (await registry.metrics())
+      .replace(/fast_seconds/g, 'X')
+      .replace(/slow_seconds/g, 'X')
+      .split(/\n(?=# HELP)/);
+    expect(a).toBe(b);
+    expect(a).toContain('X_count{model="m"} 8');
+    expect(a).toContain('X_sum{model="m"} 8.754');
+    expect(a).toContain('X_bucket{le="0.01",model="m"} 1');
+    expect(a).toContain('X_bucket{le="1",model="m"} 4');
+  });
 });
 
 describe('metrics.seriesCounter and metrics.seriesGauge', () => {

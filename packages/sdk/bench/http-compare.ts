@@ -11,12 +11,13 @@
  *        as separate processes over nats-server and etcd (started on free loopback ports)
  *
  * each measured for throughput (closed loop, `--concurrency` clients) and for latency (one
- * client), in `--rounds` interleaved rounds (a, f, b, c1, c3, d, a, f, ...), medians reported. Then
+ * client), in `--rounds` interleaved rounds (a, f, b, c1, c3, d, then d, c3, ..., a), medians
+ * reported; the (b)/(a) ratio is the median of the rounds' own ratios. Then
  * SSE token streaming (one 2,000-token completion at a time, bare SSE loop vs the graphs) and
  * the embedded graph's heap over `--heap-requests` requests.
  *
  *   npm run build && node --expose-gc --import tsx packages/sdk/bench/http-compare.ts \
- *       [--duration 5] [--rounds 3] [--concurrency 32] [--heap-requests 100000] [--sse-tokens 2000]
+ *       [--duration 5] [--rounds 5] [--concurrency 32] [--heap-requests 100000] [--sse-tokens 2000]
  *       [--only a,f,b,c1,c3,d,sse,heap] [--cpu-prof DIR] [--json FILE] [--svg FILE]
  *
  * Progress goes to standard error, the tables to standard output.
@@ -53,7 +54,7 @@ const ALL = ['a', 'f', 'b', 'c1', 'c3', 'd', 'sse', 'heap'];
 function parseArgs(argv: string[]): Args {
   const a: Args = {
     duration: 5,
-    rounds: 3,
+    rounds: 5,
     concurrency: 32,
     heapRequests: 100_000,
     sseTokens: 2000,
@@ -291,6 +292,14 @@ function medians(c: CaseResult): Medians {
   };
 }
 
+/**
+ * `num`'s requests/s over `den`'s in each round (the two samples of a round were taken a few
+ * seconds apart, so a change of the machine's speed between rounds cancels out).
+ */
+function pairedRatios(den: CaseResult, num: CaseResult): number[] {
+  return den.throughput.map((s, i) => num.throughput[i]!.rps / s.rps);
+}
+
 /** Least-squares slope of y over x. */
 function slope(xs: number[], ys: number[]): number {
   const n = xs.length;
@@ -485,17 +494,24 @@ async function main(): Promise<void> {
       log(`warm-up ${c.name} (${c.label})`);
       await run(args.concurrency);
     }
+    // Each round measures every case's throughput, then every case's latency, so two cases'
+    // samples of a round are at most a few samples apart; even rounds run the cases in reverse
+    // order (a, f, b, ... then ..., b, f, a), so a drift of the machine's speed during a run
+    // favours no case. Ratios are taken per round, between samples this close in time.
     for (let round = 1; round <= args.rounds; round++) {
-      for (const r of runners) {
-        const c = r.c;
-        log(`round ${round}/${args.rounds}: ${c.name} (${c.label}) c=${args.concurrency}`);
-        c.throughput.push(await measured(r, args.concurrency));
-        log(`round ${round}/${args.rounds}: ${c.name} (${c.label}) c=1`);
-        c.latency.push(await measured(r, 1));
+      const order = round % 2 === 1 ? runners : [...runners].reverse();
+      for (const r of order) {
+        log(`round ${round}/${args.rounds}: ${r.c.name} (${r.c.label}) c=${args.concurrency}`);
+        r.c.throughput[round - 1] = await measured(r, args.concurrency);
+      }
+      for (const r of order) {
+        log(`round ${round}/${args.rounds}: ${r.c.name} (${r.c.label}) c=1`);
+        r.c.latency[round - 1] = await measured(r, 1);
       }
     }
 
     const m = new Map(cases.map((c) => [c.name, medians(c)]));
+    const byName = new Map(cases.map((c) => [c.name, c]));
     if (cases.length) {
       const rows = cases.map((c) => {
         const x = m.get(c.name)!;
@@ -532,10 +548,15 @@ async function main(): Promise<void> {
     const c3 = m.get('c3');
     const d = m.get('d');
     if (a && b) {
-      ratios.embedded_vs_express_rps = b.rps / a.rps;
+      const perRound = pairedRatios(byName.get('a')!, byName.get('b')!);
+      const paired = median(perRound);
+      ratios.embedded_vs_express_rps = paired;
+      ratios.embedded_vs_express_rps_rounds = perRound;
+      ratios.embedded_vs_express_rps_of_medians = b.rps / a.rps;
       ratios.embedded_vs_express_cpu = a.cpu_us / b.cpu_us;
       process.stdout.write(
-        `\n(b)/(a) requests/s: ${(b.rps / a.rps).toFixed(2)}x (target >= 0.5x); ` +
+        `\n(b)/(a) requests/s: ${paired.toFixed(2)}x (target >= 0.5x): the median of the rounds' ratios ` +
+          `${perRound.map((x) => x.toFixed(2)).join(', ')}; the medians' ratio ${(b.rps / a.rps).toFixed(2)}x; ` +
           `by server CPU per request: ${(a.cpu_us / b.cpu_us).toFixed(2)}x\n`,
       );
     }
