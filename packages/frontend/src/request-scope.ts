@@ -21,7 +21,7 @@ export class RequestScope extends Cancellation {
 
   constructor(res: Response, timeoutMs: number) {
     super();
-    (res as ScopedResponse)[SCOPE] = this;
+    scopes.set(res, this);
     res.on('close', onResponseClose);
     if (timeoutMs > 0) {
       this.timer = setTimeout(
@@ -78,15 +78,11 @@ export class RequestScope extends Cancellation {
   }
 }
 
-/**
- * The scope of a response in flight, a property of the response (one shared 'close' listener
- * finds it; a WeakMap entry per request costs more, in the garbage collector too).
- */
-const SCOPE = Symbol('dynamo-ts request scope');
-type ScopedResponse = Response & { [SCOPE]?: RequestScope };
+/** The scope of each response in flight (one shared 'close' listener finds it). */
+const scopes = new WeakMap<Response, RequestScope>();
 
-function onResponseClose(this: ScopedResponse): void {
-  if (!this.writableFinished) this[SCOPE]?.abort('client_gone', new CancelledError('client disconnected'));
+function onResponseClose(this: Response): void {
+  if (!this.writableFinished) scopes.get(this)?.abort('client_gone', new CancelledError('client disconnected'));
 }
 
 /** Ends an upstream iterator without waiting for it (its generator's `finally` blocks run in the background). */
