@@ -12,12 +12,16 @@
  *
  * each measured for throughput (closed loop, `--concurrency` clients) and for latency (one
  * client), in `--rounds` interleaved rounds (a, f, b, c1, c3, d, then d, c3, ..., a), medians
- * reported; the (b)/(a) ratio is the median of the rounds' own ratios. Then
+ * reported. The (b)/(a) requests/s ratio the target is about is measured on its own after the
+ * rounds: `--pairs` pairs of 2-second slices of (a) and (b) at `--concurrency`, alternating
+ * (a b, b a, a b, ...), so both see the same moments of a VM whose speed moves by tens of
+ * percent within seconds; the ratio is (b)'s requests per second over all its slices against
+ * (a)'s. Then
  * SSE token streaming (one 2,000-token completion at a time, bare SSE loop vs the graphs) and
  * the embedded graph's heap over `--heap-requests` requests.
  *
  *   npm run build && node --expose-gc --import tsx packages/sdk/bench/http-compare.ts \
- *       [--duration 5] [--rounds 5] [--concurrency 32] [--heap-requests 100000] [--sse-tokens 2000]
+ *       [--duration 5] [--rounds 5] [--pairs 12] [--concurrency 32] [--heap-requests 100000] [--sse-tokens 2000]
  *       [--only a,f,b,c1,c3,d,sse,heap] [--cpu-prof DIR] [--json FILE] [--svg FILE]
  *
  * Progress goes to standard error, the tables to standard output.
@@ -36,10 +40,14 @@ const CLI = path.join(ROOT, 'packages/sdk/dist/cli/main.js');
 const GRAPH = path.join(ROOT, 'examples/hello-world/components/graph.ts');
 const AGG = path.join(ROOT, 'examples/hello-world/configs/agg.yaml');
 const PROMPT = 'Tell me a joke';
+/** Seconds of each slice of the alternating (a)/(b) pairs. */
+const PAIR_SLICE_S = 2;
 
 interface Args {
   duration: number;
   rounds: number;
+  /** Pairs of alternating (a)/(b) slices the (b)/(a) ratio is measured with. */
+  pairs: number;
   concurrency: number;
   heapRequests: number;
   sseTokens: number;
@@ -55,6 +63,7 @@ function parseArgs(argv: string[]): Args {
   const a: Args = {
     duration: 5,
     rounds: 5,
+    pairs: 12,
     concurrency: 32,
     heapRequests: 100_000,
     sseTokens: 2000,
@@ -75,6 +84,9 @@ function parseArgs(argv: string[]): Args {
         break;
       case '--rounds':
         a.rounds = Math.round(positive());
+        break;
+      case '--pairs':
+        a.pairs = Math.round(positive());
         break;
       case '--concurrency':
         a.concurrency = Math.round(positive());
@@ -342,9 +354,19 @@ async function main(): Promise<void> {
       node: process.version,
       platform: `${os.type()} ${os.release()}`,
     },
-    options: { duration_s: args.duration, rounds: args.rounds, concurrency: args.concurrency },
+    options: {
+      duration_s: args.duration,
+      rounds: args.rounds,
+      pairs: args.pairs,
+      pair_slice_s: PAIR_SLICE_S,
+      concurrency: args.concurrency,
+    },
   };
-  const runners: Array<{ c: CaseResult; run: (concurrency: number) => Promise<Sample>; pids: () => number[] }> = [];
+  const runners: Array<{
+    c: CaseResult;
+    run: (concurrency: number, durationS?: number) => Promise<Sample>;
+    pids: () => number[];
+  }> = [];
   const pidsOf: Record<string, ChildProcess[]> = { a: [], f: [], b: [], c: [], d: [] };
   const http =
     (key: string) =>
@@ -455,7 +477,7 @@ async function main(): Promise<void> {
     const add = (
       name: string,
       label: string,
-      run: (concurrency: number) => Promise<Sample>,
+      run: (concurrency: number, durationS?: number) => Promise<Sample>,
       casePids: () => number[],
     ): void => {
       const c: CaseResult = { name, label, throughput: [], latency: [] };
@@ -469,21 +491,21 @@ async function main(): Promise<void> {
       add(
         'c1',
         'bare NATS, 1 hop',
-        (k) => natsLoad(nc!, `${prefix}.echo`, k, args.duration),
+        (k, d = args.duration) => natsLoad(nc!, `${prefix}.echo`, k, d),
         () => [...pids('c')(), ...natsPid()],
       );
     if (want('c3'))
       add(
         'c3',
         'bare NATS, 3-hop chain',
-        (k) => natsLoad(nc!, `${prefix}.processor`, k, args.duration),
+        (k, d = args.duration) => natsLoad(nc!, `${prefix}.processor`, k, d),
         () => [...pids('c')(), ...natsPid()],
       );
     if (want('d')) add('d', 'distributed graph', http('d'), () => [...pids('d')(), ...natsPid()]);
-    const measured = async (r: (typeof runners)[number], concurrency: number): Promise<Sample> => {
+    const measured = async (r: (typeof runners)[number], concurrency: number, durationS?: number): Promise<Sample> => {
       const list = r.pids();
       const before = list.reduce((t, p) => t + cpuUs(p), 0);
-      const sample = await r.run(concurrency);
+      const sample = await r.run(concurrency, durationS);
       const after = list.reduce((t, p) => t + cpuUs(p), 0);
       sample.cpuUsPerRequest = sample.requests > 0 ? (after - before) / sample.requests : 0;
       return sample;
@@ -507,6 +529,27 @@ async function main(): Promise<void> {
       for (const r of order) {
         log(`round ${round}/${args.rounds}: ${r.c.name} (${r.c.label}) c=1`);
         r.c.latency[round - 1] = await measured(r, 1);
+      }
+    }
+
+    // ---- (b)/(a) from alternating short slices
+    const slices: Array<{ a: Sample; b: Sample }> = [];
+    const runnerOf = (name: string) => runners.find((r) => r.c.name === name);
+    const ra = runnerOf('a');
+    const rb = runnerOf('b');
+    if (ra && rb) {
+      const slice = async (r: typeof ra, i: number): Promise<Sample> => {
+        log(`pair ${i + 1}/${args.pairs}: ${r.c.name} (${r.c.label}) c=${args.concurrency}, ${PAIR_SLICE_S} s`);
+        return measured(r, args.concurrency, PAIR_SLICE_S);
+      };
+      for (let i = 0; i < args.pairs; i++) {
+        if (i % 2 === 0) {
+          const a = await slice(ra, i);
+          slices.push({ a, b: await slice(rb, i) });
+        } else {
+          const b = await slice(rb, i);
+          slices.push({ a: await slice(ra, i), b });
+        }
       }
     }
 
@@ -541,6 +584,7 @@ async function main(): Promise<void> {
       );
     }
     result.cases = cases.map((c) => ({ ...c, median: m.get(c.name) }));
+    if (slices.length) result.pairs = slices;
     const ratios: Record<string, unknown> = {};
     const a = m.get('a');
     const b = m.get('b');
@@ -549,15 +593,26 @@ async function main(): Promise<void> {
     const d = m.get('d');
     if (a && b) {
       const perRound = pairedRatios(byName.get('a')!, byName.get('b')!);
-      const paired = median(perRound);
-      ratios.embedded_vs_express_rps = paired;
+      const perPair = slices.map((x) => x.b.rps / x.a.rps);
+      const rate = (xs: Sample[]): number =>
+        xs.reduce((n, x) => n + x.requests, 0) / xs.reduce((t, x) => t + x.requests / x.rps, 0);
+      const cpu = (xs: Sample[]): number =>
+        xs.reduce((t, x) => t + (x.cpuUsPerRequest ?? 0) * x.requests, 0) / xs.reduce((n, x) => n + x.requests, 0);
+      const sliced = rate(slices.map((x) => x.b)) / rate(slices.map((x) => x.a));
+      const slicedCpu = cpu(slices.map((x) => x.a)) / cpu(slices.map((x) => x.b));
+      const sorted = [...perPair].sort((x, y) => x - y);
+      const quartile = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+      ratios.embedded_vs_express_rps = sliced;
+      ratios.embedded_vs_express_cpu = slicedCpu;
+      ratios.embedded_vs_express_rps_pairs = perPair;
       ratios.embedded_vs_express_rps_rounds = perRound;
       ratios.embedded_vs_express_rps_of_medians = b.rps / a.rps;
-      ratios.embedded_vs_express_cpu = a.cpu_us / b.cpu_us;
       process.stdout.write(
-        `\n(b)/(a) requests/s: ${paired.toFixed(2)}x (target >= 0.5x): the median of the rounds' ratios ` +
-          `${perRound.map((x) => x.toFixed(2)).join(', ')}; the medians' ratio ${(b.rps / a.rps).toFixed(2)}x; ` +
-          `by server CPU per request: ${(a.cpu_us / b.cpu_us).toFixed(2)}x\n`,
+        `\n(b)/(a) requests/s: ${sliced.toFixed(2)}x (target >= 0.5x) over ${slices.length} pairs of alternating ` +
+          `${PAIR_SLICE_S}-s slices (pairs' ratios ${quartile(0).toFixed(2)}..${quartile(1 - 1e-9).toFixed(2)}, ` +
+          `middle half ${quartile(0.25).toFixed(2)}..${quartile(0.75).toFixed(2)}); by server CPU per request ${slicedCpu.toFixed(2)}x.\n` +
+          `  In the rounds above: the medians' ratio ${(b.rps / a.rps).toFixed(2)}x, the rounds' ratios ` +
+          `${perRound.map((x) => x.toFixed(2)).join(', ')}; by CPU ${(a.cpu_us / b.cpu_us).toFixed(2)}x\n`,
       );
     }
     if (a && c1 && d) {

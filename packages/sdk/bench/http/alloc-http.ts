@@ -33,7 +33,7 @@ async function measure(name: string, n: number, top: number): Promise<void> {
     stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
   });
   try {
-    const { url } = await reply(proc, (m) => (m as { url?: string }).url && (m as { url: string }));
+    const { url } = await reply(proc, (m) => ((m as { url?: string }).url ? (m as { url: string }) : undefined));
     const load = () =>
       runHttpBench({
         url,

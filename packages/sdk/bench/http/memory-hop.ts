@@ -10,7 +10,7 @@ import { MemoryBus, MemoryRequestPlane, type RequestContext } from '@dynamo-ts/r
 // The plane's own copy, from the source (it is not part of the package's API).
 import { copyJson } from '../../../runtime/src/util/json';
 
-async function* handler(req: unknown): AsyncGenerator<unknown> {
+async function* handler(req: unknown, _ctx?: RequestContext): AsyncGenerator<unknown> {
   yield { worker_output: 'hello', request_id: (req as { request_id: string }).request_id };
 }
 
