@@ -8,7 +8,9 @@ import {
   type ProcessorRequest,
   type RequestStatus,
   type RouteDecision,
+  type RouteRequest,
   type WorkerEvent,
+  type WorkerRequest,
 } from './protocol';
 import { Router } from './router';
 import { IncrementalDetokenizer, tokenize } from './tokenizer';
@@ -100,10 +102,13 @@ export const Processor = defineService<ProcessorConfig>({
         if (failed.length > 0 && workers.instanceIds().every((id) => failed.includes(id))) failed.length = 0;
         const context = generated.length ? prompt.concat(generated) : prompt;
         let decision: RouteDecision | undefined;
-        for await (const d of router.generate<RouteDecision>(
-          { token_ids: context, request_id: requestId, ...(failed.length ? { exclude_workers: failed } : {}) },
-          { parent: ectx, requestId, waitForInstanceMs: 2000 },
-        )) {
+        const routeReq: RouteRequest = { token_ids: context, request_id: requestId };
+        if (failed.length) routeReq.exclude_workers = failed;
+        for await (const d of router.generate<RouteDecision>(routeReq, {
+          parent: ectx,
+          requestId,
+          waitForInstanceMs: 2000,
+        })) {
           decision = d;
         }
         if (!decision) throw new Error('router answered nothing');
@@ -118,15 +123,15 @@ export const Processor = defineService<ProcessorConfig>({
         let isFirst = true;
         let finish: FinishReason | undefined;
         try {
-          const stream = workers.generate<WorkerEvent>(
-            {
-              request_id: requestId,
-              token_ids: prompt,
-              ...(generated.length ? { generated_token_ids: generated } : {}),
-              ...(req.max_tokens !== undefined ? { max_tokens: req.max_tokens } : {}),
-            },
-            { instanceId: decision.worker_id, parent: ectx, requestId },
-          );
+          // Optional fields only when set (no spread of a temporary object per request).
+          const workerReq: WorkerRequest = { request_id: requestId, token_ids: prompt };
+          if (generated.length) workerReq.generated_token_ids = generated;
+          if (req.max_tokens !== undefined) workerReq.max_tokens = req.max_tokens;
+          const stream = workers.generate<WorkerEvent>(workerReq, {
+            instanceId: decision.worker_id,
+            parent: ectx,
+            requestId,
+          });
           for await (const ev of stream) {
             if (isFirst) firstToken(requestId, decision.worker_id);
             isFirst = false;

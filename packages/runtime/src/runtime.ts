@@ -575,7 +575,7 @@ export class EndpointClient {
    * (the usual case: no await, no promise); undefined when it must call
    * {@link EndpointClient.waitForTarget}.
    */
-  targetNow(options: ClientRequestOptions, tried: Set<string>): InstanceInfo | undefined {
+  targetNow(options: ClientRequestOptions, tried: ReadonlySet<string>): InstanceInfo | undefined {
     if (tried.size === 0 && this.live.size === 0 && options.waitForInstanceMs) return undefined;
     return this.pick(options.mode ?? 'round-robin', tried);
   }
@@ -585,7 +585,11 @@ export class EndpointClient {
    * {@link EndpointClient.targetNow} has none: after waiting for one to register or pausing
    * before a second round, as its options say; throws UNAVAILABLE when there is none.
    */
-  async waitForTarget(options: ClientRequestOptions, tried: Set<string>, attempt: number): Promise<InstanceInfo> {
+  async waitForTarget(
+    options: ClientRequestOptions,
+    tried: ReadonlySet<string>,
+    attempt: number,
+  ): Promise<InstanceInfo> {
     if (tried.size === 0 && this.live.size === 0 && options.waitForInstanceMs) {
       await this.waitForInstances({ min: 1, timeoutMs: options.waitForInstanceMs, signal: options.signal }).catch(
         () => undefined,
@@ -595,7 +599,8 @@ export class EndpointClient {
     let target = this.pick(mode, tried);
     if (!target && tried.size > 0 && attempt <= (options.maxAttempts ?? 3) && this.usableInstances().length > 0) {
       await new Promise((r) => setTimeout(r, (options.retryBackoffMs ?? 50) * (attempt - 1)));
-      tried.clear();
+      // A second round: every instance may be tried again (a non-empty `tried` is the stream's own set).
+      (tried as Set<string>).clear();
       target = this.pick(mode, tried);
     }
     if (!target) throw new UnavailableError(`no live instance of ${this.describe()}`);
@@ -615,6 +620,8 @@ export class EndpointClient {
 }
 
 const DONE: IteratorResult<never> = { value: undefined, done: true };
+/** What a {@link FailoverStream} passes as "tried" before any attempt failed (never written). */
+const NONE_TRIED: ReadonlySet<string> = new Set<string>();
 
 /**
  * The response of a call through {@link EndpointClient.generate} without `instanceId`: until its
@@ -670,13 +677,13 @@ class FailoverStream<T> implements ResponseStream<T>, AsyncIterator<T> {
    */
   private async first(): Promise<IteratorResult<T>> {
     const options = this.options;
-    const tried = (this.tried ??= new Set());
     try {
       for (;;) {
         this.attempt++;
+        // The instances tried: a set only once an attempt failed (most requests never fail over).
+        const tried = this.tried ?? NONE_TRIED;
         const target =
           this.client.targetNow(options, tried) ?? (await this.client.waitForTarget(options, tried, this.attempt));
-        tried.add(target.instanceId);
         if (this.cancelled !== undefined || options.parent?.cancelled) throw new CancelledError();
         // Abandoned (return()) while waiting for an instance: send nothing.
         if (this.finished) return DONE as IteratorResult<T>;
@@ -699,6 +706,7 @@ class FailoverStream<T> implements ResponseStream<T>, AsyncIterator<T> {
           // but says nothing against the instance itself.
           if (e instanceof NoRespondersError) this.client.markDown(target.instanceId);
           if (!isDynamoError(e) || e.code !== 'UNAVAILABLE' || this.attempt >= (options.maxAttempts ?? 3)) throw e;
+          (this.tried ??= new Set()).add(target.instanceId);
           this.client.endpoint.runtime.logger.warn('instance unavailable; retrying on another', {
             request_id: this.requestId,
             instance_id: target.instanceId,
