@@ -22,17 +22,16 @@ export function detokenize(tokens: readonly number[]): string {
  * character split across tokens took bytes left over by any other stream being decoded at the
  * same time (two concurrent answers with multi-byte characters came out garbled).
  */
-const core = (cl100k as unknown as { bytePairEncodingCoreProcessor?: { tryDecodeToken?: unknown } })
-  .bytePairEncodingCoreProcessor;
-const tryDecodeToken =
-  typeof core?.tryDecodeToken === 'function'
-    ? (core.tryDecodeToken as (token: number) => string | Uint8Array | undefined).bind(core)
-    : undefined;
-if (tryDecodeToken === undefined)
-  throw new Error('gpt-tokenizer: no per-token decoding (tryDecodeToken) in this version');
+const tryDecodeToken = ((): ((token: number) => string | Uint8Array | undefined) => {
+  const core = (cl100k as unknown as { bytePairEncodingCoreProcessor?: { tryDecodeToken?: unknown } })
+    .bytePairEncodingCoreProcessor;
+  if (typeof core?.tryDecodeToken !== 'function')
+    throw new Error('gpt-tokenizer: no per-token decoding (tryDecodeToken) in this version');
+  return (core.tryDecodeToken as (token: number) => string | Uint8Array | undefined).bind(core);
+})();
 
 function tokenPiece(token: number): string | Uint8Array {
-  const piece = tryDecodeToken!(token);
+  const piece = tryDecodeToken(token);
   if (piece === undefined) throw new Error(`token ${token} is not in the cl100k_base vocabulary`);
   return piece;
 }

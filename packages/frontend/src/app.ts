@@ -59,8 +59,8 @@ export function createFrontendApp(options: FrontendOptions): Express {
   app.set('etag', false);
 
   // The access log: one line per answered request, from one shared 'finish' listener. (Not a
-  // property of the response: adding one to that large object copies its property store, 1.5 KB
-  // a request against a WeakMap entry's ~0.1 KB, bench/http/alloc-http.ts.)
+  // property of the response: adding one to that large object copies its property store, 1.7 KB
+  // a request, bench/http/alloc-http.ts f.)
   const startedAt = new WeakMap<Response, number>();
   function logAccess(this: Response): void {
     const req = this.req;

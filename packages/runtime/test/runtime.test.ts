@@ -194,6 +194,36 @@ describe('DistributedRuntime', () => {
     await caller.close();
   });
 
+  it('tries every instance once before any twice when their handlers answer UNAVAILABLE', async () => {
+    const a = await proc(cluster, 60000);
+    const b = await proc(cluster, 60000);
+    const caller = await proc(cluster);
+    const hits: string[] = [];
+    const busy = (name: string) =>
+      async function* (): AsyncGenerator<unknown> {
+        hits.push(name);
+        yield* [];
+        throw new UnavailableError(`${name} is busy`);
+      };
+    await a.namespace('ns').component('W').endpoint('gen').serve(busy('a'), { name: 'a' });
+    await b.namespace('ns').component('W').endpoint('gen').serve(busy('b'), { name: 'b' });
+    const client = await caller.namespace('ns').component('W').endpoint('gen').client();
+    await client.waitForInstances({ min: 2, timeoutMs: 1000 });
+    // Random picks would repeat an instance half the time without the record of those tried.
+    for (let i = 0; i < 10; i++) {
+      hits.length = 0;
+      await expect(
+        collect(client.generate({}, { mode: 'random', maxAttempts: 4, retryBackoffMs: 1 })),
+      ).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+      // Two rounds of two attempts: each round covers both instances.
+      expect(hits).toHaveLength(4);
+      expect([...hits.slice(0, 2)].sort()).toEqual(['a', 'b']);
+      expect([...hits.slice(2)].sort()).toEqual(['a', 'b']);
+    }
+    client.close();
+    await Promise.all([a.close(), b.close(), caller.close()]);
+  });
+
   it('waits up to waitForInstanceMs for an instance to appear when none is registered', async () => {
     const caller = await proc(cluster);
     const client = await caller.namespace('ns').component('W').endpoint('gen').client();

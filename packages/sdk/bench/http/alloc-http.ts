@@ -11,6 +11,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { runHttpBench } from '../../src/bench/http-bench';
+import { printBytesPerRequest } from './heap-sampling';
 
 const SERVERS: Record<string, string> = { a: 'bare-express.ts', f: 'frontend-stub.ts', b: 'graph-server.ts' };
 
@@ -50,17 +51,9 @@ async function measure(name: string, n: number, top: number): Promise<void> {
     const r = await load();
     proc.send({ type: 'heap-sampling-stop' });
     const { bytes } = await reply(proc, (m) =>
-      (m as { type?: string }).type === 'heap-sampling' ? (m as { bytes: Record<string, number> }) : undefined,
+      (m as { type?: string }).type === 'heap-sampling' ? (m as { bytes: Array<[string, number]> }) : undefined,
     );
-    const done = r.requests + r.errors;
-    const total = Object.values(bytes).reduce((t, b) => t + b, 0);
-    process.stdout.write(
-      `(${name}) ${SERVERS[name]}: ${(total / done).toFixed(0)} bytes allocated a request (${done} requests, ${r.errors} errors)\n`,
-    );
-    for (const [k, v] of Object.entries(bytes)
-      .sort((x, y) => y[1] - x[1])
-      .slice(0, top))
-      process.stdout.write(`${(v / done).toFixed(0).padStart(7)}  ${k}\n`);
+    printBytesPerRequest(`(${name}) ${SERVERS[name]}, ${r.errors} errors`, bytes, r.requests + r.errors, top);
   } finally {
     proc.send({ type: 'stop' });
     await new Promise((r) => (proc.exitCode === null ? proc.once('exit', r) : r(null)));
