@@ -64,23 +64,24 @@ export const Processor = defineService<ProcessorConfig>({
     };
     // `first_token` goes out at the end of the event loop's turn; a stream that finished within
     // that turn sends only `finished` (which releases the prefill load too): one event, not two.
-    // One timer per turn for all of them.
-    let firstTokenPending = new Map<string, RequestStatus>();
+    // One timer per turn for all of them. Each attempt withdraws its own pending status object
+    // (found by identity: no key string built and hashed twice a request).
+    let firstTokenPending = new Set<RequestStatus>();
     let firstTokenTimer: NodeJS.Immediate | undefined;
     const sendFirstTokens = (): void => {
       const pending = firstTokenPending;
-      firstTokenPending = new Map();
+      firstTokenPending = new Set();
       firstTokenTimer = undefined;
-      for (const s of pending.values()) status(s);
+      for (const s of pending) status(s);
     };
-    const firstToken = (requestId: string, workerId: string): void => {
-      const key = `${requestId}\u0000${workerId}`;
-      if (firstTokenPending.has(key)) return;
-      firstTokenPending.set(key, { request_id: requestId, worker_id: workerId, status: 'first_token' });
+    const firstToken = (requestId: string, workerId: string): RequestStatus => {
+      const s: RequestStatus = { request_id: requestId, worker_id: workerId, status: 'first_token' };
+      firstTokenPending.add(s);
       firstTokenTimer ??= setImmediate(sendFirstTokens);
+      return s;
     };
-    const finished = (requestId: string, workerId: string): void => {
-      firstTokenPending.delete(`${requestId}\u0000${workerId}`);
+    const finished = (requestId: string, workerId: string, first: RequestStatus | undefined): void => {
+      if (first !== undefined) firstTokenPending.delete(first);
       status({ request_id: requestId, worker_id: workerId, status: 'finished' });
     };
 
@@ -120,7 +121,8 @@ export const Processor = defineService<ProcessorConfig>({
             migrations,
           });
         }
-        let isFirst = true;
+        // This attempt's `first_token` status, once its first item arrived.
+        let first: RequestStatus | undefined;
         let finish: FinishReason | undefined;
         try {
           // Optional fields only when set (no spread of a temporary object per request).
@@ -133,8 +135,7 @@ export const Processor = defineService<ProcessorConfig>({
             requestId,
           });
           for await (const ev of stream) {
-            if (isFirst) firstToken(requestId, decision.worker_id);
-            isFirst = false;
+            first ??= firstToken(requestId, decision.worker_id);
             let text = '';
             for (const t of ev.token_ids) {
               generated.push(t);
@@ -168,7 +169,7 @@ export const Processor = defineService<ProcessorConfig>({
           if (pause > 0) await sleep(pause, undefined, { signal: ectx.signal });
           continue;
         } finally {
-          finished(requestId, decision.worker_id);
+          finished(requestId, decision.worker_id, first);
         }
         yield event(detok.flush(), requestId, prompt.length, generated.length, unsent, finish ?? 'stop');
         return;

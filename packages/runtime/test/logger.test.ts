@@ -116,6 +116,44 @@ describe('createLogger (json)', () => {
     expect(out.writes).toHaveLength(2);
   });
 
+  it('stamps a line with the time it was logged, though it is written at the end of the turn', async () => {
+    const out = capture();
+    const log = createLogger({ stream: out.stream });
+    const before = Date.now();
+    log.info('early');
+    const after = Date.now();
+    // Busy for 30 ms in the same turn: the line is formatted after this.
+    while (Date.now() < after + 30);
+    expect(out.writes).toHaveLength(0);
+    await turn();
+    const stamp = Date.parse(out.lines()[0]!.timestamp as string);
+    expect(stamp).toBeGreaterThanOrEqual(before);
+    expect(stamp).toBeLessThanOrEqual(after);
+  });
+
+  it("writes a line whose fields cannot be read without them, and the turn's other lines in full", async () => {
+    const out = capture();
+    const log = createLogger({ stream: out.stream });
+    const bad = {
+      get status(): number {
+        throw new Error('getter failed');
+      },
+    };
+    log.info('first', { i: 1 });
+    log.warn('unreadable', bad);
+    log.info('last', { i: 3 });
+    await turn();
+    expect(out.lines()).toEqual([
+      expect.objectContaining({ level: 'info', message: 'first', i: 1 }),
+      expect.objectContaining({
+        level: 'warn',
+        message: 'unreadable',
+        log_error: 'fields could not be written: getter failed',
+      }),
+      expect.objectContaining({ level: 'info', message: 'last', i: 3 }),
+    ]);
+  });
+
   it('writes the pending lines when the process exits', () => {
     const logger = path.resolve(__dirname, '../src/logger.ts');
     const script = `const { createLogger } = require(${JSON.stringify(logger)});
