@@ -72,15 +72,24 @@ export function createFrontendApp(options: FrontendOptions): Express {
       request_id: this.getHeader('x-request-id'),
     });
   }
-  app.use((_req: Request, res: Response, next: NextFunction) => {
+  const parseJson = express.json({
+    limit: options.bodyLimit ?? 4 * 1024 * 1024,
+    strict: false,
+    type: 'application/json',
+  });
+  const auth = options.apiKey !== undefined ? apiKeyAuth(options.apiKey) : undefined;
+  // The edge of every request in one middleware: the access log, then the API key (when set),
+  // then the JSON body. One express layer rather than two (three with a key): express runs every
+  // request through each layer in its router (matching, path trimming, a closure); the merge
+  // saved 0.5 KB allocated a request (bench/http/alloc-http.ts f: 36.8 -> 36.3 KB).
+  app.use((req: Request, res: Response, next: NextFunction) => {
     if (logger.isLevelEnabled('info')) {
       startedAt.set(res, performance.now());
       res.on('finish', logAccess);
     }
-    next();
+    if (auth === undefined) parseJson(req, res, next);
+    else auth(req, res, (err?: unknown) => (err === undefined ? parseJson(req, res, next) : next(err)));
   });
-  if (options.apiKey !== undefined) app.use(apiKeyAuth(options.apiKey));
-  app.use(express.json({ limit: options.bodyLimit ?? 4 * 1024 * 1024, strict: false, type: 'application/json' }));
 
   app.post('/generate', generateRoute({ generate: options.generate, logger, metrics, timeoutMs }));
   app.post('/v1/chat/completions', chatCompletionsRoute(deps));

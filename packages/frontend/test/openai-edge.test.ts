@@ -56,6 +56,19 @@ describe('API key', () => {
     expect(ok.status).toBe(200);
   });
 
+  it('checks the key before reading the body: a bad body without the key is 401, with it 400', async () => {
+    const post = (headers: Record<string, string>) =>
+      fetch(`${server.url}/generate`, {
+        method: 'POST',
+        body: '{"prompt": ',
+        headers: { 'content-type': 'application/json', ...headers },
+      });
+    expect((await post({})).status).toBe(401);
+    const bad = await post({ authorization: 'Bearer sk-test-123' });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as ErrorJson).error.code).toBe('invalid_json');
+  });
+
   it('leaves /health, /live and /metrics open', async () => {
     for (const path of ['/health', '/live', '/metrics']) expect((await fetch(`${server.url}${path}`)).status).toBe(200);
   });
