@@ -34,6 +34,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { startEtcd, startNatsServer, type EtcdServer, type NatsServer } from '@dynamo-ts/runtime/testing';
 import { fmt, formatTable, runHttpBench, summarize, type HttpBenchResult } from '../src/bench/http-bench';
 import { barChartSvg } from './http/svg';
+import { cpuUs, median } from './http/process-stats';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const CLI = path.join(ROOT, 'packages/sdk/dist/cli/main.js');
@@ -121,13 +122,6 @@ function parseArgs(argv: string[]): Args {
 const log = (line: string): void => {
   process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${line}\n`);
 };
-
-function median(values: number[]): number {
-  if (values.length === 0) return 0;
-  const s = [...values].sort((x, y) => x - y);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 /** Child processes started by this run, stopped at the end whatever happens. */
 const children: ChildProcess[] = [];
@@ -224,19 +218,6 @@ interface Sample {
   requests: number;
   /** CPU time (user + system) of the case's server processes per request, microseconds. */
   cpuUsPerRequest?: number;
-}
-
-/** CPU time (user + system) of `pid` so far, microseconds (Linux /proc; 0 where unavailable). */
-function cpuUs(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // Fields 14 and 15 (utime, stime) in clock ticks; f[0] is field 3.
-    return ((Number(f[11]) + Number(f[12])) * 1e6) / 100;
-  } catch {
-    return 0;
-  }
 }
 
 /** Closed-loop NATS request/reply load on `subject`. */

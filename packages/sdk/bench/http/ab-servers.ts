@@ -15,26 +15,13 @@
  *     /tmp/old/packages/sdk/bench/http/graph-server.ts packages/sdk/bench/http/graph-server.ts
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { runHttpBench } from '../../src/bench/http-bench';
+import { cpuUs, median } from './process-stats';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 12);
 const SLICE_S = Number(process.env.SLICE ?? 2);
 const CONCURRENCY = Number(process.env.C ?? 32);
-
-/** CPU time (user + system) of `pid` so far, microseconds. */
-function cpuUs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1e6) / 100;
-}
-
-function median(values: number[]): number {
-  const s = [...values].sort((x, y) => x - y);
-  const n = s.length;
-  return n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
-}
 
 interface Server {
   name: string;
