@@ -83,10 +83,10 @@ class WinstonLogger implements Logger {
  * Linux a write to standard error (a file, a pipe, a terminal) is a synchronous system call:
  * one per line was a measurable part of a request's cost (issue #9). The lines are also
  * formatted then, all together, rather than one in each request: a request only records what it
- * logs, and the JSON is built in one loop over the turn's lines, whose code stays in the CPU's
- * caches (the embedded graph served 9 % more requests/s with its access-log line built here than
- * built in the request, `packages/sdk/bench/http-compare.ts`). One sink per stream, shared by
- * every logger writing to it, so lines keep their order.
+ * logs, and the JSON is built in one loop over the turn's lines, whose code then stays in the
+ * CPU's caches (with two smaller changes of the same session: x0.92 and x0.98 of the embedded
+ * graph's CPU a request, `packages/sdk/bench/http/ab-servers.ts`, docs/benchmarks.md). One sink
+ * per stream, shared by every logger writing to it, so lines keep their order.
  */
 class LineSink {
   /**
