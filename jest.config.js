@@ -1,7 +1,7 @@
 /** Jest projects: one per package, each resolving @dynamo-ts/* to sources so tests need no build. */
 const moduleNameMapper = {
-  '^@dynamo-ts/(runtime|router|sdk|frontend)$': '<rootDir>/../../packages/$1/src/index.ts',
-  '^@dynamo-ts/(runtime|router|sdk|frontend)/(.*)$': '<rootDir>/../../packages/$1/src/$2',
+  '^@dynamo-ts/(runtime|router|sdk|frontend|llm)$': '<rootDir>/../../packages/$1/src/index.ts',
+  '^@dynamo-ts/(runtime|router|sdk|frontend|llm)/(.*)$': '<rootDir>/../../packages/$1/src/$2',
 };
 const project = (dir, name) => ({
   displayName: name,

@@ -1,5 +1,6 @@
 import cl100k, { encode } from 'gpt-tokenizer/encoding/cl100k_base';
 import { TextDecoder } from 'node:util';
+import type { Tokenizer } from '@dynamo-ts/llm';
 
 /** Token ids of `text` (cl100k_base BPE, the tokenizer of GPT-4-era models). */
 export function tokenize(text: string): number[] {
@@ -64,3 +65,6 @@ export class IncrementalDetokenizer {
     return this.utf8!.decode();
   }
 }
+
+/** cl100k as the Processor's tokenizer. */
+export const cl100kTokenizer: Tokenizer = { encode: tokenize, decoder: () => new IncrementalDetokenizer() };

@@ -2,7 +2,7 @@ import { PassThrough } from 'node:stream';
 import { createLogger, flushLogs } from '@dynamo-ts/runtime';
 import { embeddedPlatform, serveGraph, type GraphHandle } from '@dynamo-ts/sdk';
 import { Frontend } from '../components/graph';
-import type { ProcessorEvent } from '../components/protocol';
+import type { LlmEvent as ProcessorEvent } from '@dynamo-ts/llm';
 import { workerEvents, type WorkerRequestEvent } from '../components/worker';
 import { generateSse, uniqueNamespace } from './helpers';
 

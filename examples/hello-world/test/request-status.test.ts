@@ -1,7 +1,7 @@
 import { createLogger, type EndpointClient } from '@dynamo-ts/runtime';
 import { embeddedPlatform, serveGraph, type GraphHandle } from '@dynamo-ts/sdk';
 import { Frontend } from '../components/graph';
-import type { RequestStatus } from '../components/protocol';
+import type { RequestProgress as RequestStatus } from '@dynamo-ts/llm';
 import { uniqueNamespace } from './helpers';
 
 /**

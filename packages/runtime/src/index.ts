@@ -20,3 +20,5 @@ export * from './transport/nats';
 export * from './events/nats';
 export * from './nats-connection';
 export * as metrics from './metrics';
+export { RetryPolicy } from './retry';
+export type { RetryPolicyOptions } from './retry';

@@ -11,6 +11,7 @@ import {
 import Ajv from 'ajv';
 import { describeAjvError, serviceConfig, type GraphConfig } from './config';
 import { resolveGraph } from './graph';
+import { TypedClient, UnaryResponse, type EndpointDeclaration } from './endpoint';
 import type { Platform } from './platform';
 import type {
   EndpointContext,
@@ -58,25 +59,35 @@ export interface GraphHandle {
 
 const ajv = new Ajv({ allErrors: true, strict: false });
 
+/** Compiled validators of declared request schemas, shared by every replica serving them. */
+const validators = new WeakMap<object, ReturnType<typeof ajv.compile>>();
+function validatorOf(schema: object): ReturnType<typeof ajv.compile> {
+  let v = validators.get(schema);
+  if (!v) validators.set(schema, (v = ajv.compile(schema)));
+  return v;
+}
+
 function wrapHandler(
   service: string,
   endpoint: string,
   spec: EndpointHandler<never, unknown> | EndpointSpec<never, unknown>,
+  declaration: EndpointDeclaration | undefined,
   logger: Logger,
 ): (req: unknown, ctx: RequestContext) => AsyncIterable<unknown> {
-  const handler = (typeof spec === 'function' ? spec : spec.handler) as EndpointHandler;
-  const schema = typeof spec === 'function' ? undefined : spec.requestSchema;
-  const validate = schema ? ajv.compile(schema) : undefined;
+  const handler = (typeof spec === 'function' ? spec : spec.handler) as (req: unknown, ctx: EndpointContext) => unknown;
+  const schema = declaration?.request ?? (typeof spec === 'function' ? undefined : spec.requestSchema);
+  const validate = schema ? validatorOf(schema) : undefined;
+  const unary = declaration?.kind === 'unary';
   const log = logger.child({ endpoint });
   return (req, ctx) => {
     if (validate && !validate(req)) {
       const msg = (validate.errors ?? []).map((e) => describeAjvError('request', e)).join('; ');
       const err = new InvalidArgumentError(`${service}.${endpoint}: ${msg}`);
-      return (async function* () {
-        throw err;
-      })();
+      return new UnaryResponse(() => Promise.reject(err));
     }
-    return handler(req, new HandlerContext(ctx, log));
+    const hctx = new HandlerContext(ctx, log);
+    if (unary) return new UnaryResponse(() => handler(req, hctx));
+    return handler(req, hctx) as AsyncIterable<unknown>;
   };
 }
 
@@ -178,7 +189,7 @@ export async function serveGraph(root: AnyServiceDefinition, options: ServeGraph
         const namespace = runtime.namespace(settings.namespace);
         const component = namespace.component(def.name);
         const clients = new Map<string, Promise<EndpointClient>>();
-        const ctx: ServiceContext = {
+        const ctx = {
           name: def.name,
           config: { ...cfg },
           runtime,
@@ -190,7 +201,7 @@ export async function serveGraph(root: AnyServiceDefinition, options: ServeGraph
           workerName,
           settings,
           signal: stopping.signal,
-          client(service: AnyServiceDefinition | string, endpoint: string): Promise<EndpointClient> {
+          client(service: AnyServiceDefinition | string, endpoint: string): Promise<never> {
             const name = typeof service === 'string' ? service : service.name;
             const key = `${name}/${endpoint}`;
             let c = clients.get(key);
@@ -198,14 +209,24 @@ export async function serveGraph(root: AnyServiceDefinition, options: ServeGraph
               c = namespace.component(name).endpoint(endpoint).client();
               clients.set(key, c);
             }
-            return c;
+            // A declared endpoint of a service definition gets its typed client.
+            const declared = typeof service !== 'string' && Object.hasOwn(service.api, endpoint);
+            return (declared ? c.then((raw) => new TypedClient(raw)) : c) as Promise<never>;
           },
-        };
-        const instance = await def.create(ctx);
+        } as ServiceContext;
+        const instance: ServiceInstance = await def.create(ctx);
+        const endpoints = (instance.endpoints ?? {}) as Record<string, EndpointHandler<never, unknown>>;
+        for (const ep of Object.keys(def.api)) {
+          if (!Object.hasOwn(endpoints, ep))
+            throw new Error(`${def.name} declares endpoint ${ep} but serves no handler for it`);
+        }
         const served: ServedInstance[] = [];
-        for (const [ep, spec] of Object.entries(instance.endpoints ?? {})) {
+        for (const [ep, spec] of Object.entries(endpoints)) {
+          const declaration = Object.hasOwn(def.api, ep)
+            ? (def.api as Record<string, EndpointDeclaration>)[ep]
+            : undefined;
           served.push(
-            await component.endpoint(ep).serve(wrapHandler(def.name, ep, spec, logger), {
+            await component.endpoint(ep).serve(wrapHandler(def.name, ep, spec, declaration, logger), {
               name: workerName,
               metadata: instance.metadata,
             }),

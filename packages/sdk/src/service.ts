@@ -7,10 +7,11 @@ import type {
   RequestContext,
 } from '@dynamo-ts/runtime';
 import { validateName } from '@dynamo-ts/runtime';
+import type { Api, ClientOf, Handlers } from './endpoint';
 
 /** Any service definition, whatever its config type (for dependency lists). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type AnyServiceDefinition = ServiceDefinition<any>;
+export type AnyServiceDefinition = ServiceDefinition<any, any>;
 
 /** A JSON schema (draft-07 subset understood by ajv). */
 export type JsonSchema = Record<string, unknown>;
@@ -43,10 +44,20 @@ export interface EndpointSpec<Req = unknown, Res = unknown> {
   handler: EndpointHandler<Req, Res>;
 }
 
+/** The endpoints a service without a declared {@link ServiceOptions.api} serves, by name. */
+export type UntypedEndpoints = Record<string, EndpointHandler<never, unknown> | EndpointSpec<never, unknown>>;
+
+/** A service that declares no {@link ServiceOptions.api}. */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export type NoApi = {};
+
 /** What {@link ServiceDefinition.create} returns: the running service. */
-export interface ServiceInstance {
-  /** Endpoints to serve, by name (each becomes `dynamo.{ns}.{Service}.{endpoint}.{instanceId}`). */
-  endpoints?: Record<string, EndpointHandler<never, unknown> | EndpointSpec<never, unknown>>;
+export interface ServiceInstance<A extends Api = NoApi> {
+  /**
+   * Endpoints to serve, by name (each becomes `dynamo.{ns}.{Service}.{endpoint}.{instanceId}`):
+   * one handler per endpoint of the service's declared `api`, or any handlers when it declares none.
+   */
+  endpoints?: [keyof A] extends [never] ? UntypedEndpoints : string extends keyof A ? UntypedEndpoints : Handlers<A>;
   /** Metadata registered in discovery with each endpoint instance. */
   metadata?: Record<string, unknown>;
   /** First step of a graceful stop: stop taking new work (e.g. close an HTTP listener), finish in-flight. */
@@ -56,7 +67,7 @@ export interface ServiceInstance {
 }
 
 /** What a service is given when it is created. */
-export interface ServiceContext<C = Record<string, unknown>> {
+export interface ServiceContext<C = Record<string, unknown>> extends ClientFactory {
   /** The service (component) name. */
   readonly name: string;
   /** Its validated config section (defaults applied). */
@@ -76,14 +87,28 @@ export interface ServiceContext<C = Record<string, unknown>> {
   readonly settings: ServeSettings;
   /** Fires when the process starts to stop. */
   readonly signal: AbortSignal;
+}
+
+/** Makes clients of other services' endpoints. */
+export interface ClientFactory {
+  /** A typed client of a declared endpoint of a service, following its instances. */
+  client<A extends Api, K extends keyof A & string>(
+    service: ServiceDefinition<never, A>,
+    endpoint: K,
+  ): Promise<ClientOf<A[K]>>;
   /** A client of an endpoint of a dependency (or any service by name), following its instances. */
   client(service: AnyServiceDefinition | string, endpoint: string): Promise<EndpointClient>;
 }
 
 /** How to declare a service with {@link defineService}. */
-export interface ServiceOptions<C> {
+export interface ServiceOptions<C, A extends Api = NoApi> {
   /** Component name, e.g. `DummyWorker`. */
   name: string;
+  /**
+   * Its endpoints' wire contracts ({@link streamEndpoint}, {@link unaryEndpoint}): requests are
+   * validated against them, handlers and clients typed by them.
+   */
+  api?: A;
   /** JSON schema of the service's config section (an object schema; `default`s are applied). */
   configSchema?: JsonSchema;
   /** Services this one calls (found through discovery; served in-process in embedded mode). */
@@ -91,34 +116,39 @@ export interface ServiceOptions<C> {
   /** How many replicas the embedded graph starts when this service is reached only as a dependency. Default 1. */
   embeddedReplicas?: number;
   /** Builds the running service. */
-  create(ctx: ServiceContext<C>): Promise<ServiceInstance> | ServiceInstance;
+  create(ctx: ServiceContext<C>): Promise<ServiceInstance<A>> | ServiceInstance<A>;
 }
 
 /** A declared service: a component with endpoints, config and dependencies; link services into a graph. */
-export interface ServiceDefinition<C = Record<string, unknown>> {
+export interface ServiceDefinition<C = Record<string, unknown>, A extends Api = NoApi> {
   readonly name: string;
+  /** Its endpoints' declared contracts (empty when it declares none). */
+  readonly api: A;
   readonly configSchema?: JsonSchema;
   readonly dependencies: readonly AnyServiceDefinition[];
   /** Services served together with this one (`serve module:This` serves them too). */
   readonly links: readonly AnyServiceDefinition[];
   readonly embeddedReplicas: number;
-  create(ctx: ServiceContext<C>): Promise<ServiceInstance> | ServiceInstance;
+  create(ctx: ServiceContext<C>): Promise<ServiceInstance<A>> | ServiceInstance<A>;
   /** Serves `other` with this service; returns `other`, so `A.link(B).link(C)` chains. */
-  link<D>(other: ServiceDefinition<D>): ServiceDefinition<D>;
+  link<S extends AnyServiceDefinition>(other: S): S;
 }
 
 /** Declares a service. */
-export function defineService<C = Record<string, unknown>>(options: ServiceOptions<C>): ServiceDefinition<C> {
+export function defineService<C = Record<string, unknown>, A extends Api = NoApi>(
+  options: ServiceOptions<C, A>,
+): ServiceDefinition<C, A> {
   validateName('service name', options.name);
   const links: AnyServiceDefinition[] = [];
-  const def: ServiceDefinition<C> = {
+  const def: ServiceDefinition<C, A> = {
     name: options.name,
+    api: options.api ?? ({} as A),
     configSchema: options.configSchema,
     dependencies: options.dependencies ?? [],
     links,
     embeddedReplicas: options.embeddedReplicas ?? 1,
     create: (ctx) => options.create(ctx),
-    link<D>(other: ServiceDefinition<D>): ServiceDefinition<D> {
+    link<S extends AnyServiceDefinition>(other: S): S {
       if (!links.includes(other)) links.push(other);
       return other;
     },

@@ -18,7 +18,7 @@ import {
   type AnyServiceDefinition,
 } from '@dynamo-ts/sdk';
 import { describeWithBinaries } from '../../../../test/support/integration';
-import { PREFILL_QUEUE } from '../../components/disagg';
+import { PREFILL_QUEUE } from '@dynamo-ts/llm';
 import { DummyWorker, Frontend, PrefillWorker } from '../../components/graph';
 import { generateJson, uniqueNamespace } from '../helpers';
 

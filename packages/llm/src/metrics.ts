@@ -1,7 +1,7 @@
 import { metrics, type WorkQueueStats } from '@dynamo-ts/runtime';
 
 /**
- * Prometheus metrics of the hello-world components, in the process's default registry: the
+ * Prometheus metrics of the serving layer (router, disaggregation), in the process's default registry: the
  * frontend's `/metrics` serves them in embedded mode, `DYNAMO_METRICS_PORT` in other processes.
  */
 

@@ -1,0 +1,22 @@
+/**
+ * The processor's tokenizer: the model's own, so the router's block hashes and the engine's tokens
+ * agree. Engine-agnostic: the hello-world uses cl100k, a llama.cpp graph the GGUF's vocabulary.
+ */
+export interface Tokenizer {
+  /** Token ids of user text (special-token markers in it are text, not control tokens). */
+  encode(text: string): number[];
+  /** A decoder for one stream of token ids. */
+  decoder(): StreamDecoder;
+}
+
+/**
+ * Turns one stream's token ids into text pieces that are whole UTF-8 characters: a token that
+ * ends mid-character is held back until the next completes it, so the pieces concatenate to the
+ * decoded text of all tokens.
+ */
+export interface StreamDecoder {
+  /** Adds one token; returns the text it completes ('' when it ends mid-character). */
+  push(token: number): string;
+  /** Whatever is still held back (at stream end). */
+  flush(): string;
+}
