@@ -18,6 +18,7 @@ module.exports = {
     project('packages/router', 'router'),
     project('packages/sdk', 'sdk'),
     project('packages/frontend', 'frontend'),
+    project('packages/llm', 'llm'),
     { ...project('examples/hello-world', 'hello-world'), testPathIgnorePatterns: ['/node_modules/', '/test/faults/'] },
     // Fault injection with real processes (npm run test:faults): spawns the built CLI, so `tsc -b` first.
     {
