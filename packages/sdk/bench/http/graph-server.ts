@@ -2,6 +2,7 @@
  * Case (b) of the request-path benchmark, and the heap check: the hello-world graph served
  * embedded in this process with `serveGraph`, exactly as `dynamo-ts serve` does (configs/agg.yaml,
  * a JSON logger at info level on standard error), the Frontend on a free loopback port.
+ * `BENCH_ROUTER_MODE=local` serves it with the Processor's in-process router.
  *
  * IPC: sends `{url}` once serving; answers `{type: "heap"}` with `{heap_used}` measured after
  * forced garbage collections (run node with --expose-gc); `{type: "stop"}` drains and exits 0.
@@ -17,7 +18,12 @@ async function main(): Promise<void> {
   const logger = createLogger({ level, format: 'json' });
   const config = mergeConfig(
     loadConfigFile(path.resolve(__dirname, '../../../../examples/hello-world/configs/agg.yaml')),
-    { Frontend: { port: 0, host: '127.0.0.1' }, DummyWorker: { replicas, token_delay_ms: 0 } },
+    {
+      Frontend: { port: 0, host: '127.0.0.1' },
+      DummyWorker: { replicas, token_delay_ms: 0 },
+      // `local`: the Processor holds the KV router (no Router hop).
+      ...(process.env.BENCH_ROUTER_MODE ? { Processor: { router_mode: process.env.BENCH_ROUTER_MODE } } : {}),
+    },
   );
   const graph = await serveGraph(Frontend, {
     platform: embeddedPlatform(),
