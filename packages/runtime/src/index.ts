@@ -20,3 +20,4 @@ export * from './transport/nats';
 export * from './events/nats';
 export * from './nats-connection';
 export * as metrics from './metrics';
+export * as dashboard from './dashboard';
