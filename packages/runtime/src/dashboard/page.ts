@@ -243,7 +243,7 @@ export const DASHBOARD_JS = String.raw`'use strict';
   }
   function niceMax(v) {
     var p = Math.pow(10, Math.floor(Math.log10(v)));
-    var m = [1, 2, 2.5, 5, 10].find(function (k) { return k * p >= v; });
+    var m = [1, 2, 4, 6, 8, 10].find(function (k) { return k * p >= v; });
     return m * p;
   }
 
