@@ -59,6 +59,11 @@ async function decisionsByWorker(): Promise<Map<string, number>> {
   return out;
 }
 
+/** What the page-side check reads of the DOM (the tests compile without the DOM library). */
+interface PageDocument {
+  querySelectorAll(selector: string): ArrayLike<{ textContent: string | null }>;
+}
+
 const cell = (page: Page, worker: string, col: string) =>
   page.locator(`tr[data-worker="${worker}"] td[data-col="${col}"]`);
 
@@ -105,7 +110,9 @@ maybe('dashboard in a browser', () => {
     unregister.push(
       metrics.registerDashboardSource('router', () => metrics.routerStatsWorkers(router.stats(), names)),
       // A row whose name would run script if the page rendered names as HTML.
-      metrics.registerDashboardSource('hostile', () => [{ id: 'hostile-id', name: HOSTILE, activeBlocks: 1 }]),
+      metrics.registerDashboardSource('hostile', () => [
+        { id: 'hostile-id', name: HOSTILE, activeBlocks: 1, hitRate: 0.5 },
+      ]),
     );
 
     profile = fs.mkdtempSync(path.join(os.tmpdir(), 'dynamo-dashboard-chromium-'));
@@ -180,7 +187,9 @@ maybe('dashboard in a browser', () => {
     // The hostile name is shown as text, and ran nothing.
     expect(await page.locator('td.name').filter({ hasText: HOSTILE }).count()).toBe(1);
     expect(await page.locator('#workers img').count()).toBe(0);
-    expect(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined();
+    const hostileRow = page.locator('#workers tr').filter({ has: page.locator('td.name', { hasText: HOSTILE }) });
+    expect(await hostileRow.locator('td[data-col="hit-rate"]').textContent()).toBe('50 %');
+    expect(await page.evaluate('typeof window.__xss')).toBe('undefined');
 
     // Under load: KV usage shows, and the charts draw once there are two readings.
     let running = true;
@@ -190,10 +199,16 @@ maybe('dashboard in a browser', () => {
     })();
     try {
       await page.waitForFunction(
-        () =>
-          [...document.querySelectorAll('td[data-col="kv-usage"] .v')].some((e) => e.textContent !== '0 %') &&
-          document.querySelectorAll('#chart-rate path').length > 0 &&
-          document.querySelectorAll('#chart-ttft path').length > 0,
+        () => {
+          // Runs in the page (a function, since the page's CSP forbids evaluating strings).
+          const doc = (globalThis as unknown as { document: PageDocument }).document;
+          const usage = Array.from(doc.querySelectorAll('td[data-col="kv-usage"] .v'));
+          return (
+            usage.some((e) => e.textContent !== '0 %') &&
+            doc.querySelectorAll('#chart-rate path').length > 0 &&
+            doc.querySelectorAll('#chart-ttft path').length > 0
+          );
+        },
         undefined,
         { timeout: 20_000, polling: 200 },
       );

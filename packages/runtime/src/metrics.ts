@@ -381,3 +381,38 @@ export function routerStatsWorkers(
     return row;
   });
 }
+
+/**
+ * Per worker, the share of routed prompt blocks that were already cached there: a Router calls
+ * {@link CacheHitShare.record} with each decision and passes {@link CacheHitShare.rates} to
+ * {@link routerStatsWorkers}. Bounded: past `maxWorkers` workers it starts over.
+ */
+export class CacheHitShare {
+  private readonly sums = new Map<string, { hit: number; blocks: number }>();
+
+  constructor(private readonly maxWorkers = 4096) {}
+
+  /** Records one decision: `overlapBlocks` of the prompt's `promptBlocks` full blocks were cached on `workerId`. */
+  record(workerId: string, overlapBlocks: number, promptBlocks: number): void {
+    if (!(Number.isFinite(overlapBlocks) && Number.isFinite(promptBlocks) && promptBlocks > 0)) return;
+    let s = this.sums.get(workerId);
+    if (!s) {
+      if (this.sums.size >= this.maxWorkers) this.sums.clear();
+      this.sums.set(workerId, (s = { hit: 0, blocks: 0 }));
+    }
+    s.hit += Math.min(Math.max(overlapBlocks, 0), promptBlocks);
+    s.blocks += promptBlocks;
+  }
+
+  /** Forgets a worker (it left discovery). */
+  remove(workerId: string): void {
+    this.sums.delete(workerId);
+  }
+
+  /** Instance id -> share (0..1) of the workers with at least one recorded decision. */
+  rates(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [id, s] of this.sums) out.set(id, s.hit / s.blocks);
+    return out;
+  }
+}

@@ -257,4 +257,23 @@ describe('registerDashboardSource', () => {
       { id: 'b', activeBlocks: 0, waiting: 0, inflight: 0, cachedBlocks: 0 },
     ]);
   });
+
+  it('tracks the cache-hit share per worker from decisions', () => {
+    const hits = new metrics.CacheHitShare(2);
+    hits.record('a', 3, 4);
+    hits.record('a', 1, 4);
+    hits.record('b', 9, 2); // more overlap than blocks counts as all cached
+    hits.record('b', 0, 0); // no full block: nothing to count
+    hits.record('b', Number.NaN, 4);
+    expect(hits.rates()).toEqual(
+      new Map([
+        ['a', 0.5],
+        ['b', 1],
+      ]),
+    );
+    hits.remove('a');
+    hits.record('c', 0, 1);
+    hits.record('d', 1, 1); // past maxWorkers: starts over
+    expect(hits.rates()).toEqual(new Map([['d', 1]]));
+  });
 });
