@@ -88,7 +88,8 @@ export function createFrontendApp(options: FrontendOptions): Express {
       ? undefined
       : dashboardRoutes(options.dashboard === true ? {} : (options.dashboard ?? {}), registry, logger);
   // The dashboard's page holds no data: served before the API key check (it asks for the key).
-  if (dashboard) app.use(dashboard.page);
+  // Routes on their paths rather than a middleware, so other requests only pass a path match.
+  if (dashboard) app.all(dashboard.pagePaths, dashboard.handler);
   const auth = options.apiKey !== undefined ? apiKeyAuth(options.apiKey) : undefined;
   // The edge of every request in one middleware: the access log, then the API key (when set),
   // then the JSON body. One express layer rather than two (three with a key): express runs every
@@ -109,7 +110,7 @@ export function createFrontendApp(options: FrontendOptions): Express {
   app.use(modelsRoutes(options.models));
   app.use(healthRoutes(options.health ?? (() => ({ ok: true }))));
   app.use(metricsRoutes(registry));
-  if (dashboard) app.use(dashboard.data);
+  if (dashboard) app.all(dashboard.dataPath, dashboard.handler);
 
   app.use((req: Request, res: Response) => {
     res.status(404).json({

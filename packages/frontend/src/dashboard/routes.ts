@@ -17,10 +17,12 @@ export interface FrontendDashboardOptions {
 
 /** The two halves of the dashboard: the static page (no data, open) and its data (behind the API key). */
 export interface DashboardRoutes {
-  /** `GET /dashboard`, `/dashboard/app.js`, `/dashboard/style.css`: mounted before the API key check. */
-  page: RequestHandler;
-  /** `GET /dashboard/data`: mounted after the API key check. */
-  data: RequestHandler;
+  /** `/dashboard`, `/dashboard/`, `/dashboard/app.js`, `/dashboard/style.css`: mounted before the API key check. */
+  pagePaths: string[];
+  /** `/dashboard/data`: mounted after the API key check. */
+  dataPath: string;
+  /** Answers any of those paths (405 JSON for methods other than GET and HEAD). */
+  handler: RequestHandler;
 }
 
 /**
@@ -32,26 +34,28 @@ export function dashboardRoutes(
   registry: Registry,
   logger: Logger,
 ): DashboardRoutes {
+  const onSourceError = (source: string, e: Error): void =>
+    logger.warn('dashboard source failed', { source, error: e.message });
   const sources = new metrics.DashboardSources();
-  sources.register('process', () => metrics.dashboardSources.workers());
+  sources.register('process', () => metrics.dashboardSources.workers(onSourceError));
   if (options.workers) sources.register('frontend', options.workers);
   const collector = new dashboard.DashboardCollector({
     registry,
     sources,
     ...(options.windowMs !== undefined ? { windowMs: options.windowMs } : {}),
-    onSourceError: (source, e) => logger.warn('dashboard source failed', { source, error: e.message }),
+    onSourceError,
   });
   const handler = dashboard.createDashboardHandler({
     collector,
     logger,
     ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}),
   });
-  const half =
-    (data: boolean): RequestHandler =>
-    (req: Request, res: Response, next: NextFunction) => {
-      const part = handler.part(req.path);
-      if (part !== undefined && (part === 'data') === data) handler.handle(req, res);
-      else next();
-    };
-  return { page: half(false), data: half(true) };
+  const paths = ['/dashboard', '/dashboard/', '/dashboard/app.js', '/dashboard/style.css', '/dashboard/data'];
+  return {
+    pagePaths: paths.filter((p) => handler.part(p) !== 'data'),
+    dataPath: paths.find((p) => handler.part(p) === 'data')!,
+    handler: (req: Request, res: Response, next: NextFunction) => {
+      if (!handler.handle(req, res)) next();
+    },
+  };
 }
