@@ -109,6 +109,7 @@ tr.empty td { color:var(--muted); text-align:center; padding:18px; }
 .bar.kv span { background:var(--accent); }
 .bar.kv.high span { background:var(--warn); }
 .na { color:var(--muted); }
+.small.warn { color:var(--warn); }
 form#key-form { margin:18px 24px 0; padding:12px 14px; background:var(--panel); border:1px solid var(--warn); border-radius:10px; display:flex; gap:10px; align-items:center; flex-wrap:wrap; }
 form#key-form[hidden] { display:none; }
 input, button { font:inherit; padding:6px 10px; border-radius:6px; border:1px solid var(--line); background:#0c111b; color:var(--text); }
