@@ -2,6 +2,7 @@ import express, { type Express, type NextFunction, type Request, type Response }
 import { register as globalRegistry, type Registry } from 'prom-client';
 import { noopLogger, type Logger } from '@dynamo-ts/runtime';
 import { apiKeyAuth } from './auth';
+import { dashboardRoutes, type FrontendDashboardOptions } from './dashboard/routes';
 import { HttpError, sendError } from './errors';
 import { FrontendMetrics } from './metrics';
 import type { ModelsFn, OpenAiDeps } from './openai/completion';
@@ -36,6 +37,11 @@ export interface FrontendOptions {
    * Default prom-client's global `register`, so metrics other components of the process register there appear too.
    */
   registry?: Registry;
+  /**
+   * The live dashboard at `GET /dashboard` (its numbers at `/dashboard/data`, behind the API key
+   * when one is set). Default on; `false` turns it off.
+   */
+  dashboard?: boolean | FrontendDashboardOptions;
 }
 
 /**
@@ -77,6 +83,13 @@ export function createFrontendApp(options: FrontendOptions): Express {
     strict: false,
     type: 'application/json',
   });
+  const dashboard =
+    options.dashboard === false
+      ? undefined
+      : dashboardRoutes(options.dashboard === true ? {} : (options.dashboard ?? {}), registry, logger);
+  // The dashboard's page holds no data: served before the API key check (it asks for the key).
+  // Routes on their paths rather than a middleware, so other requests only pass a path match.
+  if (dashboard) app.all(dashboard.pagePaths, dashboard.handler);
   const auth = options.apiKey !== undefined ? apiKeyAuth(options.apiKey) : undefined;
   // The edge of every request in one middleware: the access log, then the API key (when set),
   // then the JSON body. One express layer rather than two (three with a key): express runs every
@@ -97,6 +110,7 @@ export function createFrontendApp(options: FrontendOptions): Express {
   app.use(modelsRoutes(options.models));
   app.use(healthRoutes(options.health ?? (() => ({ ok: true }))));
   app.use(metricsRoutes(registry));
+  if (dashboard) app.all(dashboard.dataPath, dashboard.handler);
 
   app.use((req: Request, res: Response) => {
     res.status(404).json({

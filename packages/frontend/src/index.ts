@@ -15,3 +15,4 @@ export * from './routes/chat-completions';
 export * from './routes/completions';
 export * from './routes/metrics';
 export * from './routes/models';
+export * from './dashboard/routes';

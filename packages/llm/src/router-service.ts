@@ -80,6 +80,9 @@ export class KvRouterService {
   private readonly overlapBlocks: { observe(v: number): void };
   private readonly decisions = new Map<string, { inc(): void }>();
   private unwatch: () => void = () => undefined;
+  /** Cache-hit share of each worker's decisions (for the live dashboard). */
+  private readonly hits = new metrics.CacheHitShare();
+  private unregisterDashboard: () => void = () => undefined;
 
   private constructor(
     readonly router: KvRouter,
@@ -109,6 +112,10 @@ export class KvRouterService {
     if (o.progressComponent) {
       s.follow(o.progressComponent.subscribe(PROGRESS_TOPIC, { signal }), (d) => s.progress(d), 'request status');
     }
+    // Its workers' rows on the live dashboard (one source per router instance).
+    s.unregisterDashboard = metrics.registerDashboardSource(`router-${o.runtime.instanceId}`, () =>
+      metrics.routerStatsWorkers(s.router.stats(), s.names, s.hits.rates()),
+    );
     await o.runtime.eventPlane.flush();
     return s;
   }
@@ -129,6 +136,7 @@ export class KvRouterService {
   private remove(id: string): void {
     this.router.removeWorker(id);
     this.names.delete(id);
+    this.hits.remove(id);
   }
 
   /** Applies each message of a subscription; a bad one is logged and skipped, never ends it. */
@@ -177,6 +185,7 @@ export class KvRouterService {
     const name = this.names.get(d.worker_id);
     this.decisionsOf(name ?? d.worker_id).inc();
     this.overlapBlocks.observe(d.overlap_blocks);
+    this.hits.record(d.worker_id, d.overlap_blocks, Math.floor(q.token_ids.length / this.o.config.block_size));
     const r: RouteResult = { worker_id: d.worker_id, overlap_blocks: d.overlap_blocks };
     if (name !== undefined) r.worker_name = name;
     return r;
@@ -206,6 +215,7 @@ export class KvRouterService {
   close(): void {
     this.stop.abort();
     this.unwatch();
+    this.unregisterDashboard();
   }
 }
 

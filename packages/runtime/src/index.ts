@@ -22,3 +22,4 @@ export * from './nats-connection';
 export * as metrics from './metrics';
 export { RetryPolicy } from './retry';
 export type { RetryPolicyOptions } from './retry';
+export * as dashboard from './dashboard';

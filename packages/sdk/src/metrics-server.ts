@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { metrics } from '@dynamo-ts/runtime';
+import { dashboard, metrics } from '@dynamo-ts/runtime';
 
 /** A running `/metrics` server. */
 export interface MetricsServer {
@@ -9,16 +9,24 @@ export interface MetricsServer {
 }
 
 /**
- * Serves the process's Prometheus registry on `GET /metrics`, for processes without the HTTP
+ * Serves the process's Prometheus registry on `GET /metrics`, and the live dashboard of the
+ * process on `GET /dashboard` (numbers at `/dashboard/data`), for processes without the HTTP
  * frontend (workers, routers, prefill workers in distributed mode). Enabled by `DYNAMO_METRICS_PORT`.
  */
 export async function startMetricsServer(options: {
   port: number;
   host?: string;
-  registry?: Pick<typeof metrics.defaultRegistry, 'metrics' | 'contentType'>;
+  registry?: Pick<typeof metrics.defaultRegistry, 'metrics' | 'contentType' | 'getMetricsAsJSON'>;
+  /** Serve `/dashboard` too (default true). */
+  dashboard?: boolean;
 }): Promise<MetricsServer> {
   const registry = options.registry ?? metrics.defaultRegistry;
+  const board =
+    options.dashboard === false
+      ? undefined
+      : dashboard.createDashboardHandler({ collector: new dashboard.DashboardCollector({ registry }) });
   const server = http.createServer((req, res) => {
+    if (board?.handle(req, res)) return;
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' || path !== '/metrics') {
       res.writeHead(404, { 'content-type': 'application/json' });
