@@ -1,5 +1,13 @@
 import type { Response } from 'express';
-import { Cancellation, CancelledError, TimeoutError, type CancelSource } from '@dynamo-ts/runtime';
+import {
+  Cancellation,
+  CancelledError,
+  startHopSpan,
+  TimeoutError,
+  type CancelSource,
+  type HopSpan,
+  type TraceHeaders,
+} from '@dynamo-ts/runtime';
 
 /** Why a request's upstream was aborted: the client left, the timeout passed, or a stop sequence ended it. */
 export type AbortCause = 'client_gone' | 'timeout' | 'stopped';
@@ -18,10 +26,18 @@ export class RequestScope extends Cancellation {
   private readReject: ((e: Error) => void) | undefined = undefined;
   /** Why the upstream was aborted, once it was. */
   cause: AbortCause | undefined;
+  /** The request's span, when it is traced (a W3C `traceparent` continues the caller's trace). */
+  readonly hop: HopSpan | undefined;
 
   constructor(res: Response, timeoutMs: number) {
     super();
     scopes.set(res, this);
+    const req = res.req as Response['req'] | undefined;
+    this.hop = req
+      ? startHopSpan(`HTTP ${req.method} ${req.path}`, req.headers, {
+          attributes: { 'http.request.method': req.method, 'url.path': req.path },
+        })
+      : undefined;
     res.on('close', onResponseClose);
     if (timeoutMs > 0) {
       this.timer = setTimeout(
@@ -34,6 +50,11 @@ export class RequestScope extends Cancellation {
   /** The scope is its upstream's `parent` (see {@link GenerateOptions}). */
   get parent(): CancelSource {
     return this;
+  }
+
+  /** Headers that carry the request's trace to the upstream (typed clients send them). */
+  get traceHeaders(): TraceHeaders | undefined {
+    return this.hop?.headers;
   }
 
   /** Aborts the upstream with `reason` (the first cause wins). */
@@ -82,7 +103,11 @@ export class RequestScope extends Cancellation {
 const scopes = new WeakMap<Response, RequestScope>();
 
 function onResponseClose(this: Response): void {
-  if (!this.writableFinished) scopes.get(this)?.abort('client_gone', new CancelledError('client disconnected'));
+  const scope = scopes.get(this);
+  if (!this.writableFinished) scope?.abort('client_gone', new CancelledError('client disconnected'));
+  scope?.hop?.end(scope.cause === 'client_gone' ? scope.reason : undefined, {
+    'http.response.status_code': this.statusCode,
+  });
 }
 
 /** Ends an upstream iterator without waiting for it (its generator's `finally` blocks run in the background). */

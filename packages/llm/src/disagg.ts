@@ -173,6 +173,7 @@ export class PrefillClient {
       deadline,
       reply_to: this.replySubject,
     };
+    if (ectx.traceHeaders) job.trace = { ...ectx.traceHeaders };
     try {
       await this.o.queue.push(job, { deadline });
     } catch (e) {

@@ -1,5 +1,5 @@
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { kvTransferKey, type Job, type Logger } from '@dynamo-ts/runtime';
+import { kvTransferKey, startHopSpan, type Job, type Logger } from '@dynamo-ts/runtime';
 import { defineService, type JsonSchema, type ServiceContext, type ServiceDefinition } from '@dynamo-ts/sdk';
 import { prefillJobs, queueStatsRecorder } from './metrics';
 import { KvTransferMetadata, PREFILL_QUEUE, PrefillJob, type PrefillDone } from './protocol';
@@ -112,6 +112,10 @@ export function prefillWorkerService<C = Record<string, never>>(
           return;
         }
         log.info('prefill started', { engine_id: data.engine_id, tokens: data.token_ids.length });
+        const hop = startHopSpan(`${ctx.name}.prefill`, data.trace, {
+          kind: 'consumer',
+          attributes: { 'dynamo.request_id': data.request_id, 'dynamo.prefill_tokens': data.token_ids.length },
+        });
         const keepAlive = setInterval(
           () => void job.inProgress().catch(() => undefined),
           Math.max(50, cfg.ack_wait_ms / 3),
@@ -125,7 +129,9 @@ export function prefillWorkerService<C = Record<string, never>>(
           done++;
           prefillJobs.inc({ worker, outcome: 'done' });
           log.info('prefill done', { engine_id: data.engine_id });
+          hop?.end();
         } catch (e) {
+          hop?.end(e);
           log.warn('prefill failed; handing the job back', { error: (e as Error).message });
           prefillJobs.inc({ worker, outcome: 'failed' });
           await job.nak().catch(() => undefined);

@@ -127,6 +127,10 @@ export const PrefillJob = Type.Object({
   deadline: Type.Number(),
   /** Event-plane subject the completion goes to. */
   reply_to: Type.String({ minLength: 1, maxLength: 512 }),
+  /** The request's trace (W3C `traceparent`/`tracestate`), when it is traced. */
+  trace: Type.Optional(
+    Type.Record(Type.String({ maxLength: 64 }), Type.String({ maxLength: 1024 }), { maxProperties: 8 }),
+  ),
 });
 /** A prefill job. */
 export type PrefillJob = Static<typeof PrefillJob>;

@@ -23,3 +23,5 @@ export * as metrics from './metrics';
 export { RetryPolicy } from './retry';
 export type { RetryPolicyOptions } from './retry';
 export * as dashboard from './dashboard';
+export { startHopSpan, traceStream, HopSpan, TRACER_NAME } from './tracing';
+export type { TraceHeaders } from './tracing';

@@ -78,14 +78,17 @@ export type ClientOf<D> = D extends EndpointDeclaration<infer Q, infer R, Endpoi
 export class TypedClient<Req, Res> {
   constructor(readonly raw: EndpointClient) {}
 
-  /** Sends `request`; the response stream of the chosen instance (see {@link EndpointClient.generate}). */
+  /**
+   * Sends `request`; the response stream of the chosen instance (see {@link EndpointClient.generate}).
+   * A `parent` that is a traced handler's context passes its trace on (its `traceHeaders`).
+   */
   generate(request: Req, options?: ClientRequestOptions): ResponseStream<Res> {
-    return this.raw.generate<Res>(request, options);
+    return this.raw.generate<Res>(request, traced(options));
   }
 
   /** Sends `request` to a unary endpoint and resolves with its answer. */
   async call(request: Req, options?: ClientRequestOptions): Promise<Res> {
-    const it = this.raw.generate<Res>(request, options)[Symbol.asyncIterator]();
+    const it = this.raw.generate<Res>(request, traced(options))[Symbol.asyncIterator]();
     const first = await it.next();
     if (first.done) throw new InternalError(`${this.describe()} answered nothing`);
     // The end of the stream travels with (or right after) the answer; reading it lets the
@@ -121,6 +124,13 @@ export class TypedClient<Req, Res> {
     const ep = this.raw.endpoint;
     return `${ep.component.name}.${ep.name}`;
   }
+}
+
+/** The options with the parent's trace headers added (the same object when there is no trace). */
+function traced(options: ClientRequestOptions | undefined): ClientRequestOptions | undefined {
+  const trace = (options?.parent as { traceHeaders?: Readonly<Record<string, string>> } | undefined)?.traceHeaders;
+  if (trace === undefined) return options;
+  return { ...options, headers: { ...trace, ...options!.headers } };
 }
 
 /** Serves a unary handler as a one-item response stream (an iterator object, not a generator). */

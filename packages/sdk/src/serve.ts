@@ -1,7 +1,11 @@
 import {
   InvalidArgumentError,
   noopLogger,
+  startHopSpan,
   toDynamoError,
+  traceStream,
+  type HopSpan,
+  type TraceHeaders,
   type DistributedRuntime,
   type EndpointClient,
   type Logger,
@@ -79,15 +83,17 @@ function wrapHandler(
   const validate = schema ? validatorOf(schema) : undefined;
   const unary = declaration?.kind === 'unary';
   const log = logger.child({ endpoint });
+  const spanName = `${service}.${endpoint}`;
   return (req, ctx) => {
     if (validate && !validate(req)) {
       const msg = (validate.errors ?? []).map((e) => describeAjvError('request', e)).join('; ');
       const err = new InvalidArgumentError(`${service}.${endpoint}: ${msg}`);
       return new UnaryResponse(() => Promise.reject(err));
     }
-    const hctx = new HandlerContext(ctx, log);
-    if (unary) return new UnaryResponse(() => handler(req, hctx));
-    return handler(req, hctx) as AsyncIterable<unknown>;
+    const hop = startHopSpan(spanName, ctx.headers, { attributes: { 'dynamo.request_id': ctx.requestId } });
+    const hctx = new HandlerContext(ctx, log, hop);
+    const out = unary ? new UnaryResponse(() => handler(req, hctx)) : (handler(req, hctx) as AsyncIterable<unknown>);
+    return hop ? traceStream(out, hop) : out;
   };
 }
 
@@ -103,7 +109,12 @@ class HandlerContext implements EndpointContext {
   constructor(
     private readonly ctx: RequestContext,
     private readonly endpointLogger: Logger,
+    private readonly hop: HopSpan | undefined,
   ) {}
+
+  get traceHeaders(): TraceHeaders | undefined {
+    return this.hop?.headers;
+  }
 
   get requestId(): string {
     return this.ctx.requestId;

@@ -5,6 +5,7 @@ import type {
   Logger,
   Namespace,
   RequestContext,
+  TraceHeaders,
 } from '@dynamo-ts/runtime';
 import { validateName } from '@dynamo-ts/runtime';
 import type { Api, ClientOf, Handlers } from './endpoint';
@@ -32,6 +33,11 @@ export interface ServeSettings {
 export interface EndpointContext extends RequestContext {
   /** Logger carrying `request_id`, `component` and `endpoint`. */
   readonly logger: Logger;
+  /**
+   * When the request is traced: the headers that carry this hop's span to the calls it makes
+   * (typed clients given this context as `parent` send them; pass them on in other carriers, e.g. a job).
+   */
+  readonly traceHeaders?: TraceHeaders;
 }
 
 /** An endpoint: an async generator over the response items. */

@@ -38,6 +38,11 @@ export interface GenerateOptions {
   readonly signal: AbortSignal;
   /** The same cancellation without an AbortSignal: pass it as `parent` to runtime requests. */
   readonly parent: CancelSource;
+  /**
+   * When the request is traced: headers carrying its span to the upstream call (a typed client
+   * given `parent` sends them itself).
+   */
+  readonly traceHeaders?: Readonly<Record<string, string>>;
 }
 
 /** Runs a generation request; must stop when it is cancelled (see {@link GenerateOptions}). */
