@@ -1,0 +1,234 @@
+/**
+ * The parts of a request every plane shares: the caller's response stream (its prologue, its
+ * deadline, its idle -> open -> ending -> done states), the handler's context (a cancellation
+ * whose AbortSignal is made only when read), and an endpoint's wait for its in-flight requests.
+ * The memory and NATS planes differ only in how a request and its items travel.
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  CancelledError,
+  type DynamoError,
+  TimeoutError,
+  type WireError,
+  isDynamoError,
+  toDynamoError,
+  toWireError,
+} from '../errors';
+import type { Logger } from '../logger';
+import { noop, unrefTimeout } from '../util/abort';
+import { Cancellation, linkCancellation, throwIfCancelled } from '../util/cancellation';
+import type { RequestContext, RequestOptions, ResponseStream } from './request-plane';
+
+export const DONE: IteratorResult<never> = { value: undefined, done: true };
+/** The headers of a request that carries none (shared: handlers get a read-only view). */
+export const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+
+/** The error `ResponseStream.cancel(reason)` ends a stream with. */
+export function cancelError(reason: unknown): DynamoError {
+  if (reason === undefined) return new CancelledError('request cancelled by the caller');
+  if (isDynamoError(reason)) return toDynamoError(reason);
+  return new CancelledError(reason instanceof Error ? reason.message : String(reason), { cause: reason });
+}
+
+/**
+ * Where a called stream is:
+ * - `idle`: created, nothing sent (the request goes out on the first `next()`);
+ * - `open`: sent; items may arrive;
+ * - `ending`: the transport ended it (the handler finished, failed, or the endpoint went); the
+ *   items already received are still read, then the failure, if any;
+ * - `done`: the consumer is finished with it (read to the end, cancelled or abandoned).
+ */
+export type StreamState = 'idle' | 'open' | 'ending' | 'done';
+
+/**
+ * The caller's side of one request on any plane: the request is sent on the first `next()`
+ * (cancellation and deadline checked first), then `options.signal`/`options.parent` and the
+ * deadline (the earlier of `deadline` and `timeoutMs`) abort it. Subclasses send the request and
+ * deliver the items.
+ */
+export abstract class CallerStream<T> implements ResponseStream<T>, AsyncIterator<T> {
+  readonly requestId: string;
+  protected state: StreamState = 'idle';
+  /** What the next read throws once the buffered items are read (taken once). */
+  protected failure: DynamoError | undefined = undefined;
+  /** Absolute deadline, epoch ms. */
+  readonly deadline: number | undefined;
+  private timer: NodeJS.Timeout | undefined = undefined;
+  private offSignal: () => void = noop;
+
+  constructor(
+    readonly subject: string,
+    protected readonly options: RequestOptions,
+  ) {
+    this.requestId = options.requestId ?? randomUUID();
+    const byTimeout = options.timeoutMs === undefined ? undefined : Date.now() + options.timeoutMs;
+    const d = options.deadline;
+    this.deadline = byTimeout === undefined ? d : d === undefined ? byTimeout : Math.min(d, byTimeout);
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<T> {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    if (this.state === 'idle') {
+      try {
+        this.begin();
+      } catch (e) {
+        this.finish();
+        return Promise.reject(toDynamoError(e));
+      }
+    }
+    return this.read();
+  }
+
+  return(): Promise<IteratorResult<T>> {
+    // A finished stream has nothing to stop (and an error costs a stack trace: callers release
+    // every stream this way when they are done with it).
+    if (this.state !== 'done') this.abort(new CancelledError('response stream abandoned by the caller'), false);
+    return Promise.resolve(DONE);
+  }
+
+  cancel(reason?: unknown): void {
+    this.abort(cancelError(reason), true);
+  }
+
+  /**
+   * Ends the stream from the caller's side at once (buffered items are dropped): the handler is
+   * cancelled with `error` as its reason, and (when `surface`) the next read throws it.
+   */
+  abort(error: DynamoError, surface: boolean): void {
+    if (this.state === 'done') return;
+    if (this.state === 'idle') {
+      this.state = 'done';
+      this.failure = surface ? error : undefined;
+      return;
+    }
+    this.stop(error, surface);
+  }
+
+  /** Sends the request (the state is `open`), or throws why it cannot be sent. */
+  protected abstract send(): void;
+  /** The next read of a sent (or finished) stream. */
+  protected abstract read(): Promise<IteratorResult<T>>;
+  /** Ends a sent stream from the caller's side (see {@link CallerStream.abort}); calls `finish()`. */
+  protected abstract stop(error: DynamoError, surface: boolean): void;
+  /** The stream is done: release what the transport holds for it. */
+  protected abstract released(): void;
+
+  /** The failure the iteration ends with, taken (it is thrown once). */
+  protected takeFailure(): DynamoError | undefined {
+    const failure = this.failure;
+    this.failure = undefined;
+    return failure;
+  }
+
+  /** The end of the iteration: the failure (once), else done. */
+  protected settle(): Promise<IteratorResult<T>> {
+    const failure = this.takeFailure();
+    return failure ? Promise.reject(failure) : Promise.resolve(DONE);
+  }
+
+  /** The consumer is done: stops the caller-side timer and cancellation links, then {@link released}. */
+  protected finish(): void {
+    const was = this.state;
+    this.state = 'done';
+    if (was === 'idle' || was === 'done') return;
+    this.stopTimers();
+    this.released();
+  }
+
+  /** Stops listening to the caller's signal, parent and deadline (the transport ended the stream). */
+  protected stopTimers(): void {
+    this.offSignal();
+    this.offSignal = noop;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private begin(): void {
+    this.state = 'open';
+    const { signal, parent } = this.options;
+    throwIfCancelled(signal, parent);
+    if (this.deadline !== undefined && this.deadline <= Date.now()) {
+      throw new TimeoutError(`request to ${this.subject} passed its deadline before it was sent`);
+    }
+    this.send();
+    if (this.state !== 'open') return;
+    this.offSignal = linkCancellation(signal, parent, (reason) => this.abort(reason, true));
+    if (this.deadline !== undefined && this.state === 'open') {
+      this.timer = unrefTimeout(() => this.abort(this.deadlineError(), true), this.deadline - Date.now());
+    }
+  }
+
+  private deadlineError(): TimeoutError {
+    const { timeoutMs, deadline } = this.options;
+    return new TimeoutError(
+      timeoutMs !== undefined && deadline === undefined
+        ? `request to ${this.subject} timed out after ${timeoutMs} ms`
+        : `request to ${this.subject} passed its deadline`,
+    );
+  }
+}
+
+/**
+ * One request as its handler sees it (its {@link RequestContext}) and as the serving plane tracks
+ * it: cancelled by the caller, the deadline or the endpoint closing, which also stops the
+ * handler's iteration without waiting for its pending step (it may ignore its signal).
+ */
+export abstract class ServedCall extends Cancellation<DynamoError> implements RequestContext {
+  /** The handler's iteration, once started. */
+  iterator: AsyncIterator<unknown> | undefined = undefined;
+
+  constructor(
+    readonly requestId: string,
+    readonly headers: Readonly<Record<string, string>>,
+    readonly deadline: number | undefined,
+    readonly subject: string,
+  ) {
+    super();
+  }
+
+  /** Cancels the request with `reason` (the first one wins). */
+  abort(reason: DynamoError): void {
+    if (!this.cancel(reason)) return;
+    this.stopped();
+    try {
+      this.iterator?.return?.()?.catch(noop);
+    } catch {
+      // an iterator whose return() throws: nothing left to stop
+    }
+  }
+
+  /** The request was cancelled: release what the plane holds for it. */
+  protected abstract stopped(): void;
+}
+
+/** The wire form of a handler's failure, logged when it is the handler's own bug (INTERNAL). */
+export function handlerFailure(e: unknown, logger: Logger, requestId: string): WireError {
+  const wire = toWireError(e);
+  if (wire.code === 'INTERNAL') logger.warn('handler failed', { request_id: requestId, error: wire.message });
+  return wire;
+}
+
+/** An endpoint's wait for its in-flight requests to finish (drain). */
+export class IdleWaiters {
+  private waiters: Array<() => void> = [];
+
+  /** Resolves at the next {@link IdleWaiters.wake}, or after `timeoutMs`. */
+  wait(timeoutMs: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = unrefTimeout(resolve, timeoutMs);
+      this.waiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+}
