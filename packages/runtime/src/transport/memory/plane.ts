@@ -1,6 +1,5 @@
 import {
   ClosedError,
-  type DynamoError,
   InternalError,
   InvalidArgumentError,
   NoRespondersError,

@@ -29,11 +29,6 @@ import {
   toNatsError,
 } from './common';
 
-/** An item that came in a `b` or `f` frame (parsed with its batch). */
-class BatchItem {
-  constructor(readonly value: unknown) {}
-}
-
 /**
  * The caller's side of one request on NATS (see {@link CallerStream}): sends the version 2
  * request, then takes the frames of `transport/frames.ts` from its inbox token, checking their
@@ -42,8 +37,8 @@ class BatchItem {
 export class NatsResponseStream<T> extends CallerStream<T> implements Route, WatchedStream {
   /** Transport state: 'live' while frames are expected, 'cancelling' while waiting for the ack to cancel. */
   private link: 'none' | 'live' | 'cancelling' | 'gone' = 'none';
-  /** Items received: the JSON of a `d` frame, or an item of a `b`/`f` frame (already parsed). */
-  private channel: Channel<string | BatchItem> | undefined;
+  /** Items received (parsed), not yet read. */
+  private channel: Channel<unknown> | undefined;
   private token = '';
   private control: string | undefined;
   private pendingCancel: WireError | undefined;
@@ -87,7 +82,7 @@ export class NatsResponseStream<T> extends CallerStream<T> implements Route, Wat
     const { token, subject: reply } = this.plane.register(this);
     this.token = token;
     this.link = 'live';
-    this.channel = new Channel<string | BatchItem>();
+    this.channel = new Channel<unknown>();
     try {
       this.plane.nc.publish(this.subject, body, { reply });
     } catch (e) {
@@ -113,8 +108,7 @@ export class NatsResponseStream<T> extends CallerStream<T> implements Route, Wat
         // Credit every quarter window: the server still has three quarters of a window to send
         // while the credit travels, so a fast stream does not stall on the round trip.
         if (this.consumed - this.credited >= Math.max(1, this.plane.streamWindow >> 2)) this.sendCredit();
-        const v = r.value;
-        return { value: (typeof v === 'string' ? JSON.parse(v) : v.value) as T, done: false };
+        return r as IteratorResult<T>;
       },
       (e: unknown) => {
         this.finish();
@@ -162,8 +156,15 @@ export class NatsResponseStream<T> extends CallerStream<T> implements Route, Wat
           this.lost(seq);
           return;
         }
+        let value: unknown;
+        try {
+          value = JSON.parse(frameBody(data));
+        } catch {
+          this.malformed('data');
+          return;
+        }
         this.received = seq;
-        this.channel!.push(frameBody(data));
+        this.channel!.push(value);
         return;
       }
       case FrameType.Batch:
@@ -211,12 +212,12 @@ export class NatsResponseStream<T> extends CallerStream<T> implements Route, Wat
       items = undefined;
     }
     if (!Array.isArray(items)) {
-      this.fail(new InternalError(`malformed batch frame from ${this.subject} (request ${this.requestId})`), true);
+      this.malformed('batch');
       return;
     }
     this.received = seq + items.length - 1;
     const channel = this.channel!;
-    for (const value of items) channel.push(new BatchItem(value));
+    for (const value of items) channel.push(value);
     if (final) {
       this.unlink();
       channel.end();
@@ -238,6 +239,10 @@ export class NatsResponseStream<T> extends CallerStream<T> implements Route, Wat
     }
     this.unlink();
     this.channel!.end(seq === 0 && isVersion1Refusal(wire) ? versionMismatch(this.subject) : fromWireError(wire));
+  }
+
+  private malformed(what: string): void {
+    this.fail(new InternalError(`malformed ${what} frame from ${this.subject} (request ${this.requestId})`), true);
   }
 
   /** Called by the plane's watchdog every heartbeat timeout / `ticks`. */

@@ -224,19 +224,19 @@ export class NatsRequestPlane implements RequestPlane, PlaneCore {
     }
   }
 
-  /** @internal */
+  /** @internal (The watchdog stops on its first tick with nothing to watch: a plane calling one stream after another does not start and stop an interval per stream.) */
   unwatch(stream: WatchedStream): void {
     this.streams.delete(stream);
-    if (this.streams.size === 0 && this.watchdog) {
-      clearInterval(this.watchdog);
-      this.watchdog = undefined;
-    }
   }
 
-  /** @internal A served request started: send it heartbeats while idle. */
+  /** @internal A served request outlived its first turn: send it heartbeats while idle. */
   addServed(r: HeartbeatTarget): void {
     this.served.add(r);
     this.heartbeats ??= unrefInterval(() => {
+      if (this.served.size === 0) {
+        clearInterval(this.heartbeats);
+        this.heartbeats = undefined;
+      }
       for (const s of this.served) s.heartbeatTick();
     }, this.heartbeatIntervalMs);
   }
@@ -244,10 +244,6 @@ export class NatsRequestPlane implements RequestPlane, PlaneCore {
   /** @internal */
   removeServed(r: HeartbeatTarget): void {
     this.served.delete(r);
-    if (this.served.size === 0 && this.heartbeats) {
-      clearInterval(this.heartbeats);
-      this.heartbeats = undefined;
-    }
   }
 
   /** @internal */
@@ -278,6 +274,11 @@ export class NatsRequestPlane implements RequestPlane, PlaneCore {
   }
 
   private checkIdle(): void {
+    if (this.streams.size === 0) {
+      clearInterval(this.watchdog);
+      this.watchdog = undefined;
+      return;
+    }
     for (const s of [...this.streams]) s.idleTick(WATCHDOG_TICKS);
   }
 

@@ -107,8 +107,11 @@ class ServerRequest extends ServedCall implements Route, HeartbeatTarget, TurnEn
         } catch (e) {
           throw new InternalError((e as Error).message, { cause: e });
         }
-        const frameSize = exceeds(json, 2 + String(this.seq + this.pending.length + 1).length, limit);
-        if (frameSize !== undefined) throw new PayloadTooLargeError(frameSize, limit);
+        // The frame's type byte, sequence number and space, counted only for an item that may not fit.
+        if (json.length * 3 + 18 > limit) {
+          const frameSize = exceeds(json, 2 + String(this.seq + this.pending.length + 1).length, limit);
+          if (frameSize !== undefined) throw new PayloadTooLargeError(frameSize, limit);
+        }
         // Backpressure: wait while the caller holds a full window of unconsumed items.
         while (this.seq + this.pending.length - this.acked >= this.window && !this.cancelled) {
           this.flush();
@@ -277,7 +280,7 @@ class ServerRequest extends ServedCall implements Route, HeartbeatTarget, TurnEn
   private finish(): void {
     if (this.done) return;
     this.done = true;
-    this.pending = [];
+    if (this.pending.length > 0) this.pending = [];
     this.wakeCredit();
     if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
     if (this.token !== undefined) {
