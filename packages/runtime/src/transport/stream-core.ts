@@ -43,8 +43,9 @@ export type StreamState = 'idle' | 'open' | 'ending' | 'done';
 /**
  * The caller's side of one request on any plane: the request is sent on the first `next()`
  * (cancellation and deadline checked first), then `options.signal`/`options.parent` and the
- * deadline (the earlier of `deadline` and `timeoutMs`) abort it. Subclasses send the request and
- * deliver the items.
+ * deadline (the earlier of `deadline` and `timeoutMs`) abort it. The items the transport
+ * {@link CallerStream.deliver}s go to the waiting read, or to a buffer made only when they arrive
+ * ahead of the reads. Subclasses send the request and deliver the items.
  */
 export abstract class CallerStream<T> implements ResponseStream<T>, AsyncIterator<T> {
   readonly requestId: string;
@@ -55,6 +56,13 @@ export abstract class CallerStream<T> implements ResponseStream<T>, AsyncIterato
   readonly deadline: number | undefined;
   private timer: NodeJS.Timeout | undefined = undefined;
   private offSignal: () => void = noop;
+  /** Items received and not yet read (from `head`); undefined while none were buffered. */
+  private buffer: unknown[] | undefined = undefined;
+  private head = 0;
+  /** A read waiting for an item (the usual single reader), then any further concurrent ones. */
+  private readResolve: ((r: IteratorResult<T>) => void) | undefined = undefined;
+  private readReject: ((e: unknown) => void) | undefined = undefined;
+  private moreReaders: Array<[(r: IteratorResult<T>) => void, (e: unknown) => void]> | undefined = undefined;
 
   constructor(
     readonly subject: string,
@@ -80,6 +88,38 @@ export abstract class CallerStream<T> implements ResponseStream<T>, AsyncIterato
       }
     }
     return this.read();
+  }
+
+  /** The next item, or the end (the failure, once). */
+  private read(): Promise<IteratorResult<T>> {
+    const buffer = this.buffer;
+    if (buffer !== undefined && this.head < buffer.length) {
+      const value = buffer[this.head] as T;
+      buffer[this.head++] = undefined;
+      if (this.head === buffer.length) {
+        buffer.length = 0;
+        this.head = 0;
+      } else if (this.head >= 64 && this.head * 2 >= buffer.length) {
+        // A caller always one item behind its handler: drop the read prefix now and then.
+        buffer.copyWithin(0, this.head);
+        buffer.length -= this.head;
+        this.head = 0;
+      }
+      this.taken();
+      return Promise.resolve({ value, done: false });
+    }
+    if (this.state === 'open') {
+      return new Promise<IteratorResult<T>>((resolve, reject) => {
+        if (this.readResolve === undefined) {
+          this.readResolve = resolve;
+          this.readReject = reject;
+        } else {
+          (this.moreReaders ??= []).push([resolve, reject]);
+        }
+      });
+    }
+    this.finish();
+    return this.settle();
   }
 
   return(): Promise<IteratorResult<T>> {
@@ -109,12 +149,67 @@ export abstract class CallerStream<T> implements ResponseStream<T>, AsyncIterato
 
   /** Sends the request (the state is `open`), or throws why it cannot be sent. */
   protected abstract send(): void;
-  /** The next read of a sent (or finished) stream. */
-  protected abstract read(): Promise<IteratorResult<T>>;
+  /** The consumer took an item (flow control). */
+  protected abstract taken(): void;
   /** Ends a sent stream from the caller's side (see {@link CallerStream.abort}); calls `finish()`. */
   protected abstract stop(error: DynamoError, surface: boolean): void;
   /** The stream is done: release what the transport holds for it. */
   protected abstract released(): void;
+
+  /** Items received and not yet read. */
+  protected get buffered(): number {
+    return this.buffer === undefined ? 0 : this.buffer.length - this.head;
+  }
+
+  /** Hands an item to the waiting read, or buffers it; false (dropped) once the stream is not open. */
+  protected deliver(item: unknown): boolean {
+    if (this.state !== 'open') return false;
+    const resolve = this.readResolve;
+    if (resolve !== undefined) {
+      this.shiftReader();
+      this.taken();
+      resolve({ value: item as T, done: false });
+    } else {
+      (this.buffer ??= []).push(item);
+    }
+    return true;
+  }
+
+  /** The transport ended the stream: the buffered items are read, then `error` (if any) is thrown. */
+  protected endWith(error?: DynamoError): void {
+    if (this.state !== 'open') return;
+    this.state = 'ending';
+    this.failure = error;
+    if (this.buffered === 0) this.settleReaders();
+  }
+
+  /** Ends the stream at once, dropping the buffered items; the next read throws `error` (if any). */
+  protected dropAll(error: DynamoError | undefined): void {
+    if (this.buffer !== undefined) this.buffer.length = 0;
+    this.head = 0;
+    this.state = 'ending';
+    this.failure = error;
+    this.settleReaders();
+  }
+
+  private shiftReader(): void {
+    const next = this.moreReaders?.shift();
+    this.readResolve = next?.[0];
+    this.readReject = next?.[1];
+  }
+
+  /** Ends every waiting read: the first with the failure (if any), the rest (and it, without one) done. */
+  private settleReaders(): void {
+    while (this.readResolve !== undefined) {
+      const resolve = this.readResolve;
+      const reject = this.readReject!;
+      this.shiftReader();
+      this.finish();
+      const failure = this.takeFailure();
+      if (failure) reject(failure);
+      else resolve(DONE);
+    }
+  }
 
   /** The failure the iteration ends with, taken (it is thrown once). */
   protected takeFailure(): DynamoError | undefined {

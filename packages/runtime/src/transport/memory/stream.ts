@@ -2,7 +2,7 @@ import type { DynamoError } from '../../errors';
 import { copyJson } from '../../util/json';
 import type { Linked } from '../../util/linked-set';
 import type { RequestOptions } from '../request-plane';
-import { CallerStream, DONE, NO_HEADERS } from '../stream-core';
+import { CallerStream, NO_HEADERS } from '../stream-core';
 import type { Exchange } from './bus';
 
 /** What a {@link MemoryResponseStream} needs of its plane. */
@@ -33,13 +33,6 @@ export class MemoryResponseStream<T>
   headers: Readonly<Record<string, string>> = NO_HEADERS;
   payload: unknown = undefined;
   server: { abort(reason: DynamoError): void } | undefined = undefined;
-  /** Items received and not yet read (from `head`); undefined while none were buffered. */
-  private buffer: unknown[] | undefined = undefined;
-  private head = 0;
-  /** A read waiting for an item (the usual single reader), then any further concurrent ones. */
-  private readResolve: ((r: IteratorResult<T>) => void) | undefined = undefined;
-  private readReject: ((e: unknown) => void) | undefined = undefined;
-  private moreReaders: Array<[(r: IteratorResult<T>) => void, (e: unknown) => void]> | undefined = undefined;
   /** The handler, paused until the buffer has room. */
   private spaceWaiter: (() => void) | undefined = undefined;
 
@@ -61,45 +54,14 @@ export class MemoryResponseStream<T>
     this.plane.open(this as MemoryResponseStream<unknown>);
   }
 
-  protected read(): Promise<IteratorResult<T>> {
-    const buffer = this.buffer;
-    if (buffer !== undefined && this.head < buffer.length) {
-      const value = buffer[this.head] as T;
-      buffer[this.head++] = undefined;
-      if (this.head === buffer.length) {
-        buffer.length = 0;
-        this.head = 0;
-      } else if (this.head >= 64 && this.head * 2 >= buffer.length) {
-        // A caller always one item behind its handler: drop the read prefix now and then.
-        buffer.copyWithin(0, this.head);
-        buffer.length -= this.head;
-        this.head = 0;
-      }
-      if (this.spaceWaiter !== undefined && this.hasSpace) this.wakeProducer();
-      return Promise.resolve({ value, done: false });
-    }
-    if (this.state === 'open') {
-      return new Promise<IteratorResult<T>>((resolve, reject) => {
-        if (this.readResolve === undefined) {
-          this.readResolve = resolve;
-          this.readReject = reject;
-        } else {
-          (this.moreReaders ??= []).push([resolve, reject]);
-        }
-      });
-    }
-    this.finish();
-    return this.settle();
+  protected taken(): void {
+    if (this.spaceWaiter !== undefined && this.hasSpace) this.wakeProducer();
   }
 
   protected stop(error: DynamoError, surface: boolean): void {
     this.server?.abort(error);
-    if (this.buffer !== undefined) this.buffer.length = 0;
-    this.head = 0;
-    this.state = 'ending';
-    this.failure = surface ? error : undefined;
+    this.dropAll(surface ? error : undefined);
     this.wakeProducer();
-    this.settleReaders();
     this.finish();
   }
 
@@ -110,7 +72,7 @@ export class MemoryResponseStream<T>
   // --- the serving side (Exchange) ---
 
   get hasSpace(): boolean {
-    return this.buffer === undefined || this.buffer.length - this.head < this.plane.streamBuffer;
+    return this.buffered < this.plane.streamBuffer;
   }
 
   get closed(): boolean {
@@ -118,23 +80,13 @@ export class MemoryResponseStream<T>
   }
 
   push(item: unknown): boolean {
-    if (this.state !== 'open') return false;
-    const resolve = this.readResolve;
-    if (resolve !== undefined) {
-      this.shiftReader();
-      resolve({ value: item as T, done: false });
-    } else {
-      (this.buffer ??= []).push(item);
-    }
-    return true;
+    return this.deliver(item);
   }
 
   end(error?: DynamoError): void {
     if (this.state !== 'open') return;
-    this.state = 'ending';
-    this.failure = error;
     this.wakeProducer();
-    if (this.buffer === undefined || this.head === this.buffer.length) this.settleReaders();
+    this.endWith(error);
   }
 
   waitForSpace(): Promise<void> {
@@ -150,24 +102,5 @@ export class MemoryResponseStream<T>
     if (w === undefined) return;
     this.spaceWaiter = undefined;
     w();
-  }
-
-  private shiftReader(): void {
-    const next = this.moreReaders?.shift();
-    this.readResolve = next?.[0];
-    this.readReject = next?.[1];
-  }
-
-  /** Ends every waiting read: the first with the failure (if any), the rest (and it, without one) done. */
-  private settleReaders(): void {
-    while (this.readResolve !== undefined) {
-      const resolve = this.readResolve;
-      const reject = this.readReject!;
-      this.shiftReader();
-      this.finish();
-      const failure = this.takeFailure();
-      if (failure) reject(failure);
-      else resolve(DONE);
-    }
   }
 }

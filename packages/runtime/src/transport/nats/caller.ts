@@ -13,12 +13,11 @@ import {
   fromWireError,
   toWireError,
 } from '../../errors';
-import { Channel } from '../../util/channel';
 import { encodeJson } from '../../util/json';
 import { checkSubject } from '../../util/subject';
 import { FrameType, cancelFrame, creditFrame, encodeRequest, frameBody, frameRest, readSeq } from '../frames';
 import type { RequestOptions } from '../request-plane';
-import { CallerStream, DONE } from '../stream-core';
+import { CallerStream } from '../stream-core';
 import {
   type PlaneCore,
   type Route,
@@ -37,8 +36,6 @@ import {
 export class NatsResponseStream<T> extends CallerStream<T> implements Route, WatchedStream {
   /** Transport state: 'live' while frames are expected, 'cancelling' while waiting for the ack to cancel. */
   private link: 'none' | 'live' | 'cancelling' | 'gone' = 'none';
-  /** Items received (parsed), not yet read. */
-  private channel: Channel<unknown> | undefined;
   private token = '';
   private control: string | undefined;
   private pendingCancel: WireError | undefined;
@@ -82,7 +79,6 @@ export class NatsResponseStream<T> extends CallerStream<T> implements Route, Wat
     const { token, subject: reply } = this.plane.register(this);
     this.token = token;
     this.link = 'live';
-    this.channel = new Channel<unknown>();
     try {
       this.plane.nc.publish(this.subject, body, { reply });
     } catch (e) {
@@ -92,33 +88,15 @@ export class NatsResponseStream<T> extends CallerStream<T> implements Route, Wat
     this.plane.watch(this);
   }
 
-  protected read(): Promise<IteratorResult<T>> {
-    const channel = this.channel;
-    if (!channel) {
-      this.finish();
-      return this.settle();
-    }
-    return channel.next().then(
-      (r) => {
-        if (r.done) {
-          this.finish();
-          return DONE;
-        }
-        this.consumed += 1;
-        // Credit every quarter window: the server still has three quarters of a window to send
-        // while the credit travels, so a fast stream does not stall on the round trip.
-        if (this.consumed - this.credited >= Math.max(1, this.plane.streamWindow >> 2)) this.sendCredit();
-        return r as IteratorResult<T>;
-      },
-      (e: unknown) => {
-        this.finish();
-        throw e;
-      },
-    );
+  protected taken(): void {
+    this.consumed += 1;
+    // Credit every quarter window: the server still has three quarters of a window to send
+    // while the credit travels, so a fast stream does not stall on the round trip.
+    if (this.consumed - this.credited >= Math.max(1, this.plane.streamWindow >> 2)) this.sendCredit();
   }
 
   protected stop(error: DynamoError, surface: boolean): void {
-    this.channel?.abort(surface ? error : undefined);
+    this.dropAll(surface ? error : undefined);
     this.sendCancel(toWireError(error));
     this.finish();
   }
@@ -164,7 +142,7 @@ export class NatsResponseStream<T> extends CallerStream<T> implements Route, Wat
           return;
         }
         this.received = seq;
-        this.channel!.push(value);
+        this.deliver(value);
         return;
       }
       case FrameType.Batch:
@@ -175,7 +153,7 @@ export class NatsResponseStream<T> extends CallerStream<T> implements Route, Wat
         const seq = readSeq(data);
         if (seq !== this.received) this.lost(seq);
         // The server may be paused on a credit that was lost: repeat it (it is cumulative).
-        else if (this.consumed > 0 && this.channel!.size === 0) this.sendCredit();
+        else if (this.consumed > 0 && this.buffered === 0) this.sendCredit();
         return;
       }
       case FrameType.Ack:
@@ -188,7 +166,7 @@ export class NatsResponseStream<T> extends CallerStream<T> implements Route, Wat
           return;
         }
         this.unlink();
-        this.channel!.end();
+        this.endWith();
         return;
       }
       case FrameType.Error:
@@ -216,11 +194,10 @@ export class NatsResponseStream<T> extends CallerStream<T> implements Route, Wat
       return;
     }
     this.received = seq + items.length - 1;
-    const channel = this.channel!;
-    for (const value of items) channel.push(value);
+    for (const value of items) this.deliver(value);
     if (final) {
       this.unlink();
-      channel.end();
+      this.endWith();
     }
   }
 
@@ -238,7 +215,7 @@ export class NatsResponseStream<T> extends CallerStream<T> implements Route, Wat
       wire = { code: 'INTERNAL', message: `malformed error frame from ${this.subject}` };
     }
     this.unlink();
-    this.channel!.end(seq === 0 && isVersion1Refusal(wire) ? versionMismatch(this.subject) : fromWireError(wire));
+    this.endWith(seq === 0 && isVersion1Refusal(wire) ? versionMismatch(this.subject) : fromWireError(wire));
   }
 
   private malformed(what: string): void {
@@ -296,7 +273,7 @@ export class NatsResponseStream<T> extends CallerStream<T> implements Route, Wat
   /** Ends the stream because of the transport: items already received are read first, then `error`. */
   private fail(error: DynamoError, cancel: boolean): void {
     if (this.link !== 'live') return;
-    this.channel?.end(error);
+    this.endWith(error);
     if (cancel) this.sendCancel(toWireError(error));
     else this.unlink();
     this.stopTimers();
