@@ -104,7 +104,7 @@ describeWithBinaries(['nats-server'], 'NatsRequestPlane wire version 2', () => {
     });
     const inbox = `_INBOX.v1test${uid()}`;
     const frames: Msg[] = [];
-    raw.subscribe(inbox, { callback: (_e, m) => frames.push(m) });
+    raw.subscribe(inbox, { callback: (_e, m) => void frames.push(m) });
     const h = natsHeaders();
     h.set('Dynamo-Request-Id', 'old-caller-1');
     h.set('Dynamo-Window', '64');
@@ -152,7 +152,7 @@ describeWithBinaries(['nats-server'], 'NatsRequestPlane wire version 2', () => {
     const ask = async (body: string): Promise<string> => {
       const inbox = `_INBOX.vt${uid()}`;
       const got: string[] = [];
-      raw.subscribe(inbox, { max: 1, callback: (_e, m) => got.push(text(m)) });
+      raw.subscribe(inbox, { max: 1, callback: (_e, m) => void got.push(text(m)) });
       raw.publish(subject, body, { reply: inbox });
       await eventually('the answer', () => got.length > 0);
       return got[0]!;

@@ -55,8 +55,9 @@ const WATCHDOG_TICKS = 5;
 
 /**
  * The {@link RequestPlane} on NATS core: request/streaming-response between processes, with
- * acks, sequence numbers, heartbeats, cancellation and no-responders detection. The wire protocol
- * is documented in `transport/frames.ts`.
+ * sequence numbers, acks and heartbeats for requests that outlive their first turn, cancellation
+ * and no-responders detection; a call answered at once is one request and one reply message.
+ * The wire protocol (version 2, serving version 1 callers too) is documented in `transport/frames.ts`.
  *
  * The plane does not own the connection: close the plane (or drain it), then the connection.
  * One plane serves any number of subjects and calls any number of streams over ONE inbox
