@@ -9,6 +9,7 @@ import {
   CancelledError,
   type DynamoError,
   TimeoutError,
+  UnavailableError,
   type WireError,
   isDynamoError,
   toDynamoError,
@@ -17,7 +18,7 @@ import {
 import type { Logger } from '../logger';
 import { noop, unrefTimeout } from '../util/abort';
 import { Cancellation, linkCancellation, throwIfCancelled } from '../util/cancellation';
-import type { RequestContext, RequestOptions, ResponseStream } from './request-plane';
+import type { RequestContext, RequestOptions, ResponseStream, ServedEndpoint } from './request-plane';
 
 export const DONE: IteratorResult<never> = { value: undefined, done: true };
 /** The headers of a request that carries none (shared: handlers get a read-only view). */
@@ -306,24 +307,77 @@ export function handlerFailure(e: unknown, logger: Logger, requestId: string): W
   return wire;
 }
 
-/** An endpoint's wait for its in-flight requests to finish (drain). */
-export class IdleWaiters {
-  private waiters: Array<() => void> = [];
+/**
+ * The life of a served endpoint on any plane: serving -> draining (takes nothing new, waits for
+ * the requests in flight for at most the drain timeout) -> closed (the requests left get
+ * UNAVAILABLE). Subclasses say how to stop taking requests and how to end the ones in flight.
+ */
+export abstract class EndpointCore implements ServedEndpoint {
+  protected state: 'serving' | 'draining' | 'closed' = 'serving';
+  private idleWaiters: Array<() => void> = [];
+  private draining: Promise<void> | undefined;
 
-  /** Resolves at the next {@link IdleWaiters.wake}, or after `timeoutMs`. */
-  wait(timeoutMs: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const timer = unrefTimeout(resolve, timeoutMs);
-      this.waiters.push(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+  constructor(
+    readonly subject: string,
+    readonly logger: Logger,
+    private readonly drainTimeoutMs: number,
+  ) {}
+
+  abstract get inflight(): number;
+
+  drain(options: { timeoutMs?: number } = {}): Promise<void> {
+    if (this.state === 'closed') return Promise.resolve();
+    this.draining ??= this.runDrain(options.timeoutMs ?? this.drainTimeoutMs);
+    return this.draining;
   }
 
-  wake(): void {
-    const waiters = this.waiters;
-    this.waiters = [];
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.stopTaking();
+    this.endInflight(new UnavailableError(`endpoint ${this.subject} closed`));
+    this.closed();
+    this.wakeIdle();
+  }
+
+  /** Stops taking requests at once. */
+  protected abstract stopTaking(): void;
+  /** Stops taking requests, resolving once the transport delivers no more (default: {@link stopTaking}). */
+  protected async stopTakingGracefully(): Promise<void> {
+    this.stopTaking();
+  }
+  /** Ends every request in flight with `error`. */
+  protected abstract endInflight(error: DynamoError): void;
+  /** The endpoint closed: its plane forgets it. */
+  protected abstract closed(): void;
+
+  /** Call when a request ends: a drain waiting for the last one goes on. */
+  protected requestEnded(): void {
+    if (this.inflight === 0) this.wakeIdle();
+  }
+
+  private async runDrain(timeoutMs: number): Promise<void> {
+    this.state = 'draining';
+    this.logger.info('draining', { inflight: this.inflight });
+    await this.stopTakingGracefully();
+    if (this.inflight > 0 && this.state === 'draining') {
+      await new Promise<void>((resolve) => {
+        const timer = unrefTimeout(resolve, timeoutMs);
+        this.idleWaiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    if (this.inflight > 0) {
+      this.logger.warn('drain timed out; cancelling in-flight streams', { inflight: this.inflight });
+    }
+    await this.close();
+  }
+
+  private wakeIdle(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
     for (const w of waiters) w();
   }
 }

@@ -1,9 +1,9 @@
 import {
   ClosedError,
+  type DynamoError,
   InternalError,
   InvalidArgumentError,
   NoRespondersError,
-  UnavailableError,
   fromWireError,
 } from '../../errors';
 import type { Logger } from '../../logger';
@@ -19,7 +19,7 @@ import type {
   ServeOptions,
   ServedEndpoint,
 } from '../request-plane';
-import { IdleWaiters, ServedCall, handlerFailure } from '../stream-core';
+import { EndpointCore, ServedCall, handlerFailure } from '../stream-core';
 import { type Exchange, type MemoryBus, type MemoryBusClient, addResponder, internalsOf } from './bus';
 import { MemoryResponseStream, type PlaneInternals } from './stream';
 
@@ -144,20 +144,19 @@ class MemoryHandlerContext extends ServedCall implements Linked<MemoryHandlerCon
 }
 
 /** One endpoint served by a {@link MemoryRequestPlane}. */
-class MemoryServedEndpoint implements ServedEndpoint {
+class MemoryServedEndpoint extends EndpointCore {
   private readonly active = new LinkedSet<MemoryHandlerContext>();
-  private state: 'serving' | 'draining' | 'closed' = 'serving';
   private unserve: () => void = noop;
-  private readonly idle = new IdleWaiters();
-  private draining: Promise<void> | undefined;
 
   constructor(
-    readonly subject: string,
+    subject: string,
     private readonly handler: RequestHandler,
-    private readonly logger: Logger,
+    logger: Logger,
     private readonly maxPayload: number,
     private readonly onClosed: () => void,
-  ) {}
+  ) {
+    super(subject, logger, DEFAULT_DRAIN_TIMEOUT_MS);
+  }
 
   get inflight(): number {
     return this.active.size;
@@ -167,40 +166,26 @@ class MemoryServedEndpoint implements ServedEndpoint {
     this.unserve = addResponder(bus, this.subject, (exchange) => this.accept(exchange));
   }
 
-  drain(options: { timeoutMs?: number } = {}): Promise<void> {
-    if (this.state === 'closed') return Promise.resolve();
-    this.draining ??= this.runDrain(options.timeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS);
-    return this.draining;
-  }
-
-  async close(): Promise<void> {
-    if (this.state === 'closed') return;
-    this.state = 'closed';
-    this.unserve();
-    const error = new UnavailableError(`endpoint ${this.subject} closed`);
-    for (const a of this.active.values()) {
-      a.exchange.end(error);
-      a.abort(error);
-    }
-    this.onClosed();
-    this.wakeIdle();
-  }
-
   /** Leaves the in-flight set once: when the handler ends, or at once when the stream is cancelled. */
   forget(ctx: MemoryHandlerContext): void {
     if (!this.active.delete(ctx)) return;
     ctx.exchange.server = undefined;
-    if (this.active.size === 0) this.wakeIdle();
+    this.requestEnded();
   }
 
-  private async runDrain(timeoutMs: number): Promise<void> {
-    this.state = 'draining';
+  protected stopTaking(): void {
     this.unserve();
-    this.logger.info('draining', { inflight: this.active.size });
-    if (this.active.size > 0) await this.idle.wait(timeoutMs);
-    if (this.active.size > 0)
-      this.logger.warn('drain timed out; cancelling in-flight streams', { inflight: this.active.size });
-    await this.close();
+  }
+
+  protected endInflight(error: DynamoError): void {
+    for (const a of this.active.values()) {
+      a.exchange.end(error);
+      a.abort(error);
+    }
+  }
+
+  protected closed(): void {
+    this.onClosed();
   }
 
   private accept(exchange: Exchange): void {
@@ -241,9 +226,5 @@ class MemoryServedEndpoint implements ServedEndpoint {
     } finally {
       this.forget(ctx);
     }
-  }
-
-  private wakeIdle(): void {
-    this.idle.wake();
   }
 }

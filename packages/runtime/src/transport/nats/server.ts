@@ -8,7 +8,6 @@ import {
   NoRespondersError,
   PayloadTooLargeError,
   TimeoutError,
-  UnavailableError,
   fromWireError,
 } from '../../errors';
 import type { Logger } from '../../logger';
@@ -33,8 +32,8 @@ import {
   heartbeatFrame,
   readSeq,
 } from '../frames';
-import type { RequestHandler, ServedEndpoint } from '../request-plane';
-import { IdleWaiters, NO_HEADERS, ServedCall, handlerFailure } from '../stream-core';
+import type { RequestHandler } from '../request-plane';
+import { EndpointCore, NO_HEADERS, ServedCall, handlerFailure } from '../stream-core';
 import {
   type HeartbeatTarget,
   type PlaneCore,
@@ -292,21 +291,20 @@ class ServerRequest extends ServedCall implements Route, HeartbeatTarget, TurnEn
 }
 
 /** One subject served by a `NatsRequestPlane`. */
-export class NatsServedEndpoint implements ServedEndpoint {
+export class NatsServedEndpoint extends EndpointCore {
   private readonly active = new Set<ServerRequest>();
   private sub: Subscription | undefined;
-  private state: 'serving' | 'draining' | 'closed' = 'serving';
-  private readonly idle = new IdleWaiters();
-  private draining: Promise<void> | undefined;
 
   constructor(
     private readonly plane: PlaneCore,
-    readonly subject: string,
+    subject: string,
     private readonly handler: RequestHandler,
-    readonly logger: Logger,
-    private readonly drainTimeoutMs: number,
+    logger: Logger,
+    drainTimeoutMs: number,
     private readonly onClosed: (e: NatsServedEndpoint) => void,
-  ) {}
+  ) {
+    super(subject, logger, drainTimeoutMs);
+  }
 
   get inflight(): number {
     return this.active.size;
@@ -329,22 +327,6 @@ export class NatsServedEndpoint implements ServedEndpoint {
     });
   }
 
-  drain(options: { timeoutMs?: number } = {}): Promise<void> {
-    if (this.state === 'closed') return Promise.resolve();
-    this.draining ??= this.runDrain(options.timeoutMs ?? this.drainTimeoutMs);
-    return this.draining;
-  }
-
-  async close(): Promise<void> {
-    if (this.state === 'closed') return;
-    this.state = 'closed';
-    this.unsubscribe();
-    const error = new UnavailableError(`endpoint ${this.subject} closed`);
-    for (const r of [...this.active]) r.closeWith(error);
-    this.onClosed(this);
-    this.idle.wake();
-  }
-
   /** Cancels every request in flight with `error`, sending nothing (the plane is closing). */
   abortAll(error: DynamoError): void {
     for (const r of [...this.active]) r.abort(error);
@@ -353,10 +335,10 @@ export class NatsServedEndpoint implements ServedEndpoint {
   /** A request ended. */
   done(r: ServerRequest): void {
     this.active.delete(r);
-    if (this.active.size === 0) this.idle.wake();
+    this.requestEnded();
   }
 
-  private unsubscribe(): void {
+  protected stopTaking(): void {
     try {
       if (this.sub && !this.sub.isClosed() && !this.plane.nc.isClosed()) this.sub.unsubscribe();
     } catch {
@@ -364,21 +346,24 @@ export class NatsServedEndpoint implements ServedEndpoint {
     }
   }
 
-  private async runDrain(timeoutMs: number): Promise<void> {
-    this.state = 'draining';
-    this.logger.info('draining', { inflight: this.active.size });
-    // Unsubscribe first (new requests then see no responders and fail over); requests the server
-    // routed here before it saw the unsubscribe still arrive, and are refused with UNAVAILABLE.
+  /**
+   * Unsubscribes first (new requests then see no responders and fail over); requests the server
+   * routed here before it saw the unsubscribe still arrive, and are refused with UNAVAILABLE.
+   */
+  protected override async stopTakingGracefully(): Promise<void> {
     try {
       if (this.sub && !this.sub.isClosed() && !this.plane.nc.isClosed()) await this.sub.drain();
     } catch (e) {
       this.logger.debug('subscription drain failed', { error: errorMessage(e) });
     }
-    if (this.active.size > 0 && this.state === 'draining') await this.idle.wait(timeoutMs);
-    if (this.active.size > 0) {
-      this.logger.warn('drain timed out; cancelling in-flight streams', { inflight: this.active.size });
-    }
-    await this.close();
+  }
+
+  protected endInflight(error: DynamoError): void {
+    for (const r of [...this.active]) r.closeWith(error);
+  }
+
+  protected closed(): void {
+    this.onClosed(this);
   }
 
   private accept(msg: Msg): void {
