@@ -45,6 +45,8 @@ async function drive(
 }
 
 async function main(): Promise<void> {
+  // The parent is gone (killed, or its pipe closed): nothing will tell this process to stop.
+  process.on('disconnect', () => process.exit(0));
   const [role, impl, url, runtimePath] = process.argv.slice(2) as [string, Impl, string, string | undefined];
   if (role === 'server') {
     const server = await startServer(impl, url, runtimePath || undefined);

@@ -13,7 +13,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { startNatsServer } from '@dynamo-ts/runtime/testing';
+import { findBinary, startNatsServer } from '@dynamo-ts/runtime/testing';
 import { loadMoleculer, type Impl } from './peers';
 import { SCENARIOS, requestBytes, type ScenarioName } from './scenarios';
 
@@ -220,13 +220,17 @@ function pad(cells: string[], widths: number[]): string {
 
 async function main(): Promise<void> {
   const flags = parseFlags(process.argv.slice(2));
+  if (!findBinary('nats-server')) fail('nats-server is not on PATH (Debian: apt-get install -y nats-server)');
   const impls: Impl[] = ['floor', 'dynamo'];
   if (flags.baseline) impls.push('dynamo-base');
   const moleculer = loadMoleculer();
   if (typeof moleculer === 'string') process.stderr.write(`bench rpc: skipping Moleculer: ${moleculer}\n`);
   else impls.push('moleculer');
-  const nats = await startNatsServer({ jetstream: false });
+  const nats = await startNatsServer({ jetstream: false }).catch((e: unknown) => fail((e as Error).message));
   process.stderr.write(`bench rpc: nats-server at ${nats.url}; ${impls.join(', ')}; ${flags.rounds} rounds\n`);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGPIPE'] as const) {
+    process.once(signal, () => void nats.dispose().finally(() => process.exit(130)));
+  }
   const peers = new Map<Impl, { server: Peer; client: Peer }>();
   const cells: Cell[] = [];
   try {
