@@ -6,8 +6,8 @@ import type { Logger } from './logger';
 import { noopLogger } from './logger';
 import { MemoryQueueStore, MemoryWorkQueue } from './queue/memory';
 import type { MemoryWorkQueueOptions } from './queue/memory';
-import { MemoryBus, MemoryRequestPlane } from './transport/memory';
-import type { MemoryRequestPlaneOptions } from './transport/memory';
+import { MemoryBus, MemoryRequestPlane } from './transport/memory/index';
+import type { MemoryRequestPlaneOptions } from './transport/memory/index';
 
 /** Options of {@link MemoryCluster}. */
 export interface MemoryClusterOptions {

@@ -1,25 +1,33 @@
 /**
- * The wire protocol of `NatsRequestPlane` (NATS core, no JetStream).
+ * The wire protocol of `NatsRequestPlane` (NATS core, no JetStream), version 2.
  *
  * Subjects
  * - A served endpoint subscribes to its request subject (`dynamo.{ns}.{component}.{endpoint}.{instanceId}`)
  *   in the queue group {@link QUEUE_GROUP}, so several processes serving one subject share the load.
  * - Each plane owns one inbox prefix `P` (`_INBOX.<nuid>`) and ONE wildcard subscription `P.*`.
  *   Every stream a plane calls gets a token `t` and the reply subject `P.t`; every request a
- *   plane serves gets a token `u` and the control subject `P.u` (tokens never repeat in a plane).
+ *   plane serves past its first turn gets a token `u` and the control subject `P.u` (tokens never
+ *   repeat in a plane).
  *
- * Request (caller -> request subject), with NATS reply subject = the caller's `P.t`:
- * - headers {@link HDR_REQUEST_ID} (always), {@link HDR_DEADLINE} (epoch ms, optional),
- *   {@link HDR_HEADERS} (the caller's string headers as one JSON object, optional),
- *   {@link HDR_WINDOW} (flow-control window in items, optional: absent = unbounded);
- * - body: the request payload as JSON. Header + body must fit the server's `max_payload`.
+ * Request (caller -> request subject), with NATS reply subject = the caller's `P.t`, no NATS headers:
+ * - body `~2[<request id>,<window>,<deadline>,<headers>,<payload>]` ({@link encodeRequest}): the
+ *   version mark `~2`, then one JSON array of the request id (string), the flow-control window in
+ *   items (0 = unbounded), the absolute deadline in epoch ms (0 = none), the caller's string
+ *   headers (an object, or null when there are none) and the request payload. The body must fit
+ *   the server's `max_payload`.
  * - Nobody subscribed: the server answers the reply subject with an empty `503` status
  *   message (headers are on): the caller fails with NoRespondersError before any item.
  *
- * Frames (server -> caller's `P.t`), plain bodies (no NATS headers), published with NATS
- * reply subject = the server's control subject `P.u` (so a caller that died makes the
- * server's next frame bounce back as a `503`, which cancels the handler):
- * - `a<control subject>`          ack: always the first frame; tells the caller where to cancel
+ * Frames (server -> caller's `P.t`), plain bodies (no NATS headers):
+ * - A request whose handler finishes within the turn of the event loop the request arrived in is
+ *   answered with ONE message and nothing else: `f` (its items and the end), `e0` (no items) or
+ *   `x0` (an error), with no NATS reply subject. A unary call costs two messages in all.
+ * - Otherwise, at the end of that turn, the server sends the ack `a<control subject>` (after which
+ *   the caller may cancel and credit), and every later frame is published with NATS reply subject
+ *   = the control subject `P.u` (so a caller that died makes the server's next frame bounce back as
+ *   a `503`, which cancels the handler).
+ *
+ * - `a<control subject>`          ack: the first frame of a request still running after its first turn
  * - `d<seq> <json item>`          data: seq = 1, 2, 3, ... (gaps and reordering are detected)
  * - `b<seq> <json array>`         batch: the k items of the array carry sequence numbers seq ... seq+k-1
  *                                 (k >= 2). The server sends items that its handler yielded within one
@@ -43,17 +51,32 @@
  *
  * A caller that receives no frame for `heartbeatTimeoutMs` (the ack included) fails the stream
  * with TIMEOUT naming the subject and cancels it.
+ *
+ * Versions
+ * - Version 1 (before the `~2` body) sent the request id, deadline, headers and window as NATS
+ *   headers ({@link HDR_REQUEST_ID}, {@link HDR_DEADLINE}, {@link HDR_HEADERS}, {@link HDR_WINDOW})
+ *   and the payload as the whole body, and the server acked every request first. A version 2
+ *   server still serves such requests the version 1 way (ack first), so callers may be upgraded
+ *   after their servers.
+ * - A version 1 server refuses a `~2` body as "not JSON" (`x0`): the version 2 caller turns that
+ *   into an INTERNAL error naming the subject and the version mismatch. A body with a later
+ *   version mark (`~3`...) is refused with INVALID_ARGUMENT naming the versions this server speaks.
  */
+
+/** The version of the request-plane wire protocol this code sends. */
+export const WIRE_VERSION = 2;
+/** First byte of a request body of version 2 or later (`~`: no JSON text starts with it). */
+export const VERSION_MARK = 0x7e;
 
 /** Queue group of every served endpoint subscription. */
 export const QUEUE_GROUP = 'dynamo';
-/** Header: the request id (`ctx.requestId`). */
+/** Version 1 header: the request id (`ctx.requestId`). */
 export const HDR_REQUEST_ID = 'Dynamo-Request-Id';
-/** Header: absolute deadline, epoch milliseconds. */
+/** Version 1 header: absolute deadline, epoch milliseconds. */
 export const HDR_DEADLINE = 'Dynamo-Deadline';
-/** Header: the caller's headers as one JSON object of strings. */
+/** Version 1 header: the caller's headers as one JSON object of strings. */
 export const HDR_HEADERS = 'Dynamo-Headers';
-/** Header: the caller's flow-control window, in items (see the `w` frame). */
+/** Version 1 header: the caller's flow-control window, in items (see the `w` frame). */
 export const HDR_WINDOW = 'Dynamo-Window';
 
 /** First byte of each frame. */
@@ -148,4 +171,82 @@ export function frameBody(data: Uint8Array): string {
 /** The text after the type byte (the control subject of an `a` frame, the reason of a `c` frame). */
 export function frameRest(data: Uint8Array): string {
   return decoder.decode(data.subarray(1));
+}
+
+/**
+ * The body of a version 2 request: `~2[id,window,deadline,headers,payload]`.
+ * @param headersJson the caller's headers as JSON, or undefined for none
+ * @param payloadJson the payload, already JSON-encoded
+ */
+export function encodeRequest(
+  requestId: string,
+  window: number,
+  deadline: number | undefined,
+  headersJson: string | undefined,
+  payloadJson: string,
+): string {
+  return (
+    '~2[' +
+    JSON.stringify(requestId) +
+    ',' +
+    window +
+    ',' +
+    (deadline ?? 0) +
+    ',' +
+    (headersJson ?? 'null') +
+    ',' +
+    payloadJson +
+    ']'
+  );
+}
+
+/** A request decoded by {@link decodeRequest}. */
+export interface DecodedRequest {
+  requestId: string;
+  /** Items; Infinity when unbounded. */
+  window: number;
+  deadline: number | undefined;
+  headers: Record<string, string> | undefined;
+  payload: unknown;
+}
+
+/**
+ * Decodes the text of a version 2 request body (it starts with {@link VERSION_MARK}).
+ * @returns the request, or the reason it is malformed (sent back as INVALID_ARGUMENT)
+ */
+export function decodeRequest(text: string): DecodedRequest | string {
+  if (text.charCodeAt(1) !== 0x32 /* '2' */ || text.charCodeAt(2) !== 0x5b /* '[' */) {
+    const version = /^~(\d+)/.exec(text)?.[1];
+    return version !== undefined
+      ? `request uses request-plane wire version ${version}; this server speaks versions 1 and ${WIRE_VERSION}`
+      : 'malformed request: a body starting with ~ must carry a wire version';
+  }
+  let parts: unknown;
+  try {
+    parts = JSON.parse(text.slice(2));
+  } catch (e) {
+    return `malformed request (wire version 2): ${e instanceof Error ? e.message : String(e)}`;
+  }
+  if (!Array.isArray(parts) || parts.length !== 5) return 'malformed request (wire version 2): not a 5-element array';
+  const [requestId, window, deadline, headers] = parts as unknown[];
+  if (typeof requestId !== 'string' || requestId.length === 0)
+    return 'malformed request (wire version 2): the request id is not a non-empty string';
+  if (typeof window !== 'number' || !Number.isInteger(window) || window < 0)
+    return 'malformed request (wire version 2): the window is not a non-negative integer';
+  if (typeof deadline !== 'number' || !Number.isFinite(deadline) || deadline < 0)
+    return 'malformed request (wire version 2): the deadline is not a non-negative number';
+  if (headers !== null) {
+    if (typeof headers !== 'object' || Array.isArray(headers))
+      return 'malformed request (wire version 2): the headers are not an object';
+    for (const v of Object.values(headers)) {
+      if (typeof v !== 'string') return 'malformed request (wire version 2): a header value is not a string';
+    }
+  }
+  return {
+    requestId,
+    window: window === 0 ? Number.POSITIVE_INFINITY : window,
+    deadline: deadline === 0 ? undefined : deadline,
+    headers: headers === null ? undefined : (headers as Record<string, string>),
+    payload: parts[4],
+  };
 }

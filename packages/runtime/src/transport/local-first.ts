@@ -1,6 +1,6 @@
 import type { Logger } from '../logger';
 import { noopLogger } from '../logger';
-import { MemoryRequestPlane, type MemoryBus } from './memory';
+import { MemoryRequestPlane, type MemoryBus } from './memory/index';
 import type {
   RequestHandler,
   RequestOptions,

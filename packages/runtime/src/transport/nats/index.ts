@@ -1,0 +1,1 @@
+export { NatsRequestPlane, type NatsRequestPlaneOptions } from './plane';
