@@ -1,7 +1,7 @@
 /** Jest projects: one per package, each resolving @dynamo-ts/* to sources so tests need no build. */
 const moduleNameMapper = {
-  '^@dynamo-ts/(runtime|router|sdk|frontend)$': '<rootDir>/../../packages/$1/src/index.ts',
-  '^@dynamo-ts/(runtime|router|sdk|frontend)/(.*)$': '<rootDir>/../../packages/$1/src/$2',
+  '^@dynamo-ts/(runtime|router|sdk|frontend|bench)$': '<rootDir>/../../packages/$1/src/index.ts',
+  '^@dynamo-ts/(runtime|router|sdk|frontend|bench)/(.*)$': '<rootDir>/../../packages/$1/src/$2',
 };
 const project = (dir, name) => ({
   displayName: name,
@@ -18,6 +18,7 @@ module.exports = {
     project('packages/router', 'router'),
     project('packages/sdk', 'sdk'),
     project('packages/frontend', 'frontend'),
+    project('packages/bench', 'bench'),
     { ...project('examples/hello-world', 'hello-world'), testPathIgnorePatterns: ['/node_modules/', '/test/faults/'] },
     // Fault injection with real processes (npm run test:faults): spawns the built CLI, so `tsc -b` first.
     {

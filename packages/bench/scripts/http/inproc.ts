@@ -3,7 +3,7 @@
  * calls the Processor's `generate` directly (16 concurrent callers, each letting the event loop
  * turn between its requests), printing requests/s and CPU microseconds per request for three passes.
  *
- *   npm run build && N=20000 node --import tsx packages/sdk/bench/http/inproc.ts 2>/dev/null
+ *   npm run build && N=20000 node --import tsx packages/bench/scripts/http/inproc.ts 2>/dev/null
  *   (LVL=warn to change the log level; add --cpu-prof to profile)
  */
 import type { LogLevel } from '@dynamo-ts/runtime';

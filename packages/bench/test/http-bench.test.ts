@@ -11,7 +11,7 @@ import {
   percentile,
   runHttpBench,
   summarize,
-} from '../src/bench/http-bench';
+} from '../src/http-bench';
 
 /** A tiny frontend double: JSON or SSE answers; every `failEvery`-th request gets a 503. */
 async function startServer(opts: { failEvery?: number; sseError?: boolean; events?: number } = {}) {
@@ -233,7 +233,7 @@ describe('runHttpBench against a local server', () => {
 });
 
 describe('dynamo-ts bench http (built CLI)', () => {
-  const main = path.resolve(__dirname, '../dist/cli/main.js');
+  const main = path.resolve(__dirname, '../../sdk/dist/cli/main.js');
   const run = (args: string[]) =>
     new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
       execFile(process.execPath, [main, 'bench', 'http', ...args], (err, stdout, stderr) =>

@@ -8,8 +8,12 @@
  */
 import path from 'node:path';
 import { createLogger, type LogLevel } from '@dynamo-ts/runtime';
-import { embeddedPlatform, loadConfigFile, mergeConfig, serveGraph } from '@dynamo-ts/sdk';
-import { Frontend } from '../../../../examples/hello-world/components/graph';
+import { embeddedPlatform, loadConfigFile, loadService, mergeConfig, serveGraph } from '@dynamo-ts/sdk';
+
+// The example is loaded by path, as `dynamo-ts serve` loads it, not imported.
+const Frontend = loadService(
+  path.resolve(__dirname, '../../../../examples/hello-world/components/graph.ts') + ':Frontend',
+);
 
 async function main(): Promise<void> {
   const replicas = Number(process.env.BENCH_WORKERS ?? 2);

@@ -2,7 +2,7 @@
  * Streaming throughput of the NATS request plane against bare NATS publish/subscribe, over a
  * real nats-server on a free loopback port, serving and calling in one process:
  *
- *   npm run build && npx tsx packages/sdk/bench/http/nats-stream.ts [items 2000] [rounds 5]
+ *   npm run build && npx tsx packages/bench/scripts/http/nats-stream.ts [items 2000] [rounds 5]
  *
  * Prints items/s per round for the bare publish loop and for a NatsRequestPlane stream of
  * `{token_ids: [t]}` items (ack, data frames, credits, end).

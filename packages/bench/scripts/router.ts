@@ -1,25 +1,14 @@
 /**
- * Runs the router benchmark from the sources, without a build:
+ * Runs the router benchmark through tsx (the router package built first):
  *
- *   npx tsx packages/router/bench/router.ts [--workers 64] [--blocks 1000000] [--isl 4096]
+ *   npm run build && npx tsx packages/bench/scripts/router.ts [--workers 64] [--blocks 1000000] [--isl 4096]
  *       [--block-size 64] [--decisions 5000] [--seed 1] [--json FILE]
  *
  * Prints the table and the JSON result. The benchmark itself lives in
- * packages/sdk/src/bench/router-bench.ts (also behind `dynamo-ts bench router`).
+ * packages/bench/src/router-bench.ts (also behind `dynamo-ts bench router`).
  */
 import { writeFileSync } from 'node:fs';
-import Module from 'node:module';
-import * as path from 'node:path';
-import type * as BenchModule from '../../sdk/src/bench/router-bench';
-
-// Resolve @dynamo-ts/router to this package's sources, as jest does, so no build is needed.
-const src = path.resolve(__dirname, '../src/index.ts');
-type Resolve = (request: string, ...rest: unknown[]) => string;
-const mod = Module as unknown as { _resolveFilename: Resolve };
-const original = mod._resolveFilename;
-mod._resolveFilename = function (request: string, ...rest: unknown[]): string {
-  return original.call(this, request === '@dynamo-ts/router' ? src : request, ...rest);
-};
+import { formatRouterBenchTable, runRouterBench } from '../src/router-bench';
 
 function parseArgs(argv: string[]): { options: Record<string, number>; json?: string } {
   const options: Record<string, number> = {};
@@ -47,8 +36,6 @@ function parseArgs(argv: string[]): { options: Record<string, number>; json?: st
 }
 
 async function main(): Promise<void> {
-  // Required after the resolver hook is in place.
-  const { runRouterBench, formatRouterBenchTable } = require('../../sdk/src/bench/router-bench') as typeof BenchModule;
   const { options, json } = parseArgs(process.argv.slice(2));
   let last = '';
   const result = await runRouterBench(options, {

@@ -4,11 +4,14 @@
  * passes, next to the floor measured in the same pass: the same handler called directly, its
  * item copied with `copyJson` as the plane copies it.
  *
- *   npm run build && npx tsx packages/sdk/bench/http/memory-hop.ts
+ *   npm run build && npx tsx packages/bench/scripts/http/memory-hop.ts
  */
+import path from 'node:path';
 import { MemoryBus, MemoryRequestPlane, type RequestContext } from '@dynamo-ts/runtime';
-// The plane's own copy, from the source (it is not part of the package's API).
-import { copyJson } from '../../../runtime/src/util/json';
+// The plane's own copy, from the built runtime (it is not part of the package's API).
+const { copyJson } = require(path.join(path.dirname(require.resolve('@dynamo-ts/runtime')), 'util/json.js')) as {
+  copyJson(value: unknown, what: string, limit: number): unknown;
+};
 
 async function* handler(req: unknown, _ctx?: RequestContext): AsyncGenerator<unknown> {
   yield { worker_output: 'hello', request_id: (req as { request_id: string }).request_id };

@@ -2,7 +2,7 @@
  * Summarizes a V8 `.cpuprofile` (from `node --cpu-prof`): self time by function and by package,
  * the top entries first.
  *
- *   npx tsx packages/sdk/bench/http/profile-summary.ts FILE.cpuprofile [--top 30]
+ *   npx tsx packages/bench/scripts/http/profile-summary.ts FILE.cpuprofile [--top 30]
  */
 import { readFileSync } from 'node:fs';
 

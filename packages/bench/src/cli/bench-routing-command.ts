@@ -18,8 +18,8 @@ import {
   sharedPrefixWorkload,
   traceRequests,
   type BenchRequest,
-} from '../bench/routing-bench';
-import { positiveIntFlag, positiveNumberFlag } from '../bench/flags';
+} from '../routing-bench';
+import { positiveIntFlag, positiveNumberFlag } from '../flags';
 import { progressBar } from './bench-command';
 
 /** Parsed flags of `bench routing`. */

@@ -4,7 +4,7 @@
  * the Processor (16 callers, the event loop turning between a caller's requests) after N of
  * warm-up. Allocation is steadier than CPU time on a shared VM.
  *
- *   npm run build && N=20000 TOP=25 npx tsx packages/sdk/bench/http/alloc.ts 2>/dev/null
+ *   npm run build && N=20000 TOP=25 npx tsx packages/bench/scripts/http/alloc.ts 2>/dev/null
  */
 import { HeapSampling, printBytesPerRequest } from './heap-sampling';
 import { loadProcessor, serveHelloWorld } from './processor-load';

@@ -13,7 +13,7 @@ import {
   sharedPrefixWorkload,
   traceRequests,
   type BenchRequest,
-} from '../src/bench/routing-bench';
+} from '../src/routing-bench';
 import { routingBenchCommand } from '../src/cli/bench-routing-command';
 
 const line = (o: object): string => JSON.stringify(o);

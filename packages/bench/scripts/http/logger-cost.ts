@@ -5,7 +5,7 @@
  *    `json()` formats and stream transport (what the JSON logger replaced), both to a stream that
  *    discards the text, so only the logger's own work is counted.
  *
- *   npm run build && npx tsx packages/sdk/bench/http/logger-cost.ts
+ *   npm run build && npx tsx packages/bench/scripts/http/logger-cost.ts
  */
 import { Writable } from 'node:stream';
 import winston from 'winston';

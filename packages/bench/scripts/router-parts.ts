@@ -4,10 +4,10 @@
  * block-table lookups of the index walk. Prints the p50 and mean of each part in microseconds (the
  * wrappers add ~0.1 us each) and the walk's matched blocks and table lookups per decision.
  *
- *   npm run build && node --expose-gc --import tsx packages/sdk/bench/router-parts.ts
+ *   npm run build && node --expose-gc --import tsx packages/bench/scripts/router-parts.ts
  */
 import { KvRouter } from '@dynamo-ts/router';
-import { runRouterBench } from '../src/bench/router-bench';
+import { runRouterBench } from '../src/router-bench';
 
 type Fn = (...args: unknown[]) => unknown;
 const nowUs = (): number => Number(process.hrtime.bigint()) / 1000;

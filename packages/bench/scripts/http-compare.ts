@@ -20,7 +20,7 @@
  * SSE token streaming (one 2,000-token completion at a time, bare SSE loop vs the graphs) and
  * the embedded graph's heap over `--heap-requests` requests.
  *
- *   npm run build && node --expose-gc --import tsx packages/sdk/bench/http-compare.ts \
+ *   npm run build && node --expose-gc --import tsx packages/bench/scripts/http-compare.ts \
  *       [--duration 5] [--rounds 5] [--pairs 12] [--concurrency 32] [--heap-requests 100000] [--sse-tokens 2000]
  *       [--only a,f,b,c1,c3,d,sse,heap] [--cpu-prof DIR] [--json FILE] [--svg FILE]
  *
@@ -32,7 +32,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { startEtcd, startNatsServer, type EtcdServer, type NatsServer } from '@dynamo-ts/runtime/testing';
-import { fmt, formatTable, runHttpBench, summarize, type HttpBenchResult } from '../src/bench/http-bench';
+import { fmt, formatTable, runHttpBench, summarize, type HttpBenchResult } from '../src/http-bench';
 import { barChartSvg } from './http/svg';
 import { cpuUs, median } from './http/process-stats';
 

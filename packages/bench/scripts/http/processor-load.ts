@@ -5,8 +5,19 @@
  */
 import path from 'node:path';
 import { createLogger, type EndpointClient, type LogLevel } from '@dynamo-ts/runtime';
-import { embeddedPlatform, loadConfigFile, mergeConfig, serveGraph, type GraphHandle } from '@dynamo-ts/sdk';
-import { Frontend } from '../../../../examples/hello-world/components/graph';
+import {
+  embeddedPlatform,
+  loadConfigFile,
+  loadService,
+  mergeConfig,
+  serveGraph,
+  type GraphHandle,
+} from '@dynamo-ts/sdk';
+
+// The example is loaded by path, as `dynamo-ts serve` loads it, not imported.
+const Frontend = loadService(
+  path.resolve(__dirname, '../../../../examples/hello-world/components/graph.ts') + ':Frontend',
+);
 
 /** The graph (configs/agg.yaml, JSON logs at `level` on standard error) and a client of its Processor. */
 export async function serveHelloWorld(

@@ -11,12 +11,12 @@
  *
  * To compare two versions of the sources, build the other one in a worktree:
  *   git worktree add /tmp/old HEAD~1 && (cd /tmp/old && npm ci && npm run build)
- *   npm run build && ROUNDS=16 npx tsx packages/sdk/bench/http/ab-servers.ts \
- *     /tmp/old/packages/sdk/bench/http/graph-server.ts packages/sdk/bench/http/graph-server.ts
+ *   npm run build && ROUNDS=16 npx tsx packages/bench/scripts/http/ab-servers.ts \
+ *     /tmp/old/packages/bench/scripts/http/graph-server.ts packages/bench/scripts/http/graph-server.ts
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { runHttpBench } from '../../src/bench/http-bench';
+import { runHttpBench } from '../../src/http-bench';
 import { cpuUs, median } from './process-stats';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 12);

@@ -6,11 +6,11 @@
  * Allocation is steadier than CPU time on a shared VM, and under load every byte allocated
  * costs time in every function that runs after it (cache misses, scavenges).
  *
- *   npm run build && N=20000 TOP=25 npx tsx packages/sdk/bench/http/alloc-http.ts [a] [f] [b]
+ *   npm run build && N=20000 TOP=25 npx tsx packages/bench/scripts/http/alloc-http.ts [a] [f] [b]
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { runHttpBench } from '../../src/bench/http-bench';
+import { runHttpBench } from '../../src/http-bench';
 import { printBytesPerRequest } from './heap-sampling';
 
 const SERVERS: Record<string, string> = { a: 'bare-express.ts', f: 'frontend-stub.ts', b: 'graph-server.ts' };

@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
-import { compileHttpBenchOptions, formatHttpBenchTable, HTTP_BENCH_ROUTES, runHttpBench } from '../bench/http-bench';
+import { compileHttpBenchOptions, formatHttpBenchTable, HTTP_BENCH_ROUTES, runHttpBench } from '../http-bench';
 import { progressBar } from './bench-command';
 
 /** Flags of `dynamo-ts bench http`. */
