@@ -8,7 +8,7 @@
  * `{token_ids: [t]}` items (ack, data frames, credits, end).
  */
 import { connect } from '@nats-io/transport-node';
-import { NatsRequestPlane } from '@dynamo-ts/runtime';
+import { NatsRequestPlane } from '@dynamo-ts/runtime/nats';
 import { startNatsServer } from '@dynamo-ts/runtime/testing';
 
 async function main(): Promise<void> {

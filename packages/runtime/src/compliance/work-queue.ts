@@ -4,7 +4,8 @@
  * sentinel job afterwards and seeing it come first (a waiting redelivery would come before it),
  * never with a sleep.
  */
-import type { Job, WorkQueue, WorkQueueOptions } from '../../src/queue/work-queue';
+import { afterEach, beforeEach, describe, expect, jest, test } from '@jest/globals';
+import type { Job, WorkQueue, WorkQueueOptions } from '../queue/work-queue';
 import { Reader, delay, eventually, uid } from './helpers';
 
 /** What the suite needs from an implementation. */

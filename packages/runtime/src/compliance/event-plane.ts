@@ -4,7 +4,8 @@
  * subscription before another plane publishes; "not delivered" is checked with a sentinel event
  * published after the unwanted ones (per-publisher order), never with a sleep.
  */
-import type { EventMessage, EventPlane } from '../../src/events/event-plane';
+import { afterEach, beforeEach, describe, expect, jest, test } from '@jest/globals';
+import type { EventMessage, EventPlane } from '../events/event-plane';
 import { Reader, uid } from './helpers';
 
 /** What the suite needs from an implementation. */

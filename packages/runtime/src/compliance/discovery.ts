@@ -2,7 +2,8 @@
  * The compliance suite of {@link Discovery}: every implementation (memory, etcd) must pass it.
  * Keys are unique per test (random prefix), so the suite can share a server with other suites.
  */
-import type { Discovery, KvEvent } from '../../src/discovery/discovery';
+import { afterEach, beforeEach, describe, expect, jest, test } from '@jest/globals';
+import type { Discovery, KvEvent } from '../discovery/discovery';
 import { Reader, eventually, rejection, uid } from './helpers';
 
 /** What the suite needs from an implementation. */

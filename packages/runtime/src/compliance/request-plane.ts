@@ -3,8 +3,9 @@
  * Subjects are unique per test, so the suite can share a server with other suites. Each test uses
  * one plane to serve and another to call, as two processes would.
  */
-import type { RequestContext, RequestPlane } from '../../src/transport/request-plane';
-import { InvalidArgumentError, NotFoundError } from '../../src/errors';
+import { afterEach, beforeEach, describe, expect, jest, test } from '@jest/globals';
+import type { RequestContext, RequestPlane } from '../transport/request-plane';
+import { InvalidArgumentError, NotFoundError } from '../errors';
 import { collect, delay, eventually, Reader, rejection, uid } from './helpers';
 
 /** What the suite needs from an implementation. */
