@@ -3,4 +3,5 @@
  * the sdk's CLI loads from here only when `bench` is the command.
  * @packageDocumentation
  */
-export { benchCommands, progressBar, BENCH_NAMES } from './cli/bench-command';
+export { benchCommands, BENCH_NAMES } from './cli/bench-command';
+export { progressBar } from './cli/progress';

@@ -1,31 +1,10 @@
 import { writeFileSync } from 'node:fs';
-import cliProgress from 'cli-progress';
 import type { Argv } from 'yargs';
 import { positiveIntFlag } from '../flags';
 import { formatRouterBenchTable, runRouterBench } from '../router-bench';
 import { routingBenchCommand } from './bench-routing-command';
 import { benchHttpCommand } from './bench-http-command';
-
-/** A progress bar on standard error (silent when it is not a terminal). */
-export function progressBar(): { update(phase: string, done: number, total: number): void; stop(): void } {
-  const bar = new cliProgress.SingleBar(
-    { format: '{phase} [{bar}] {percentage}% {value}/{total}', stream: process.stderr, hideCursor: true },
-    cliProgress.Presets.shades_classic,
-  );
-  let phase = '';
-  return {
-    update(p, done, total) {
-      if (p !== phase) {
-        if (phase) bar.stop();
-        phase = p;
-        bar.start(total, done, { phase: p.padEnd(9) });
-      } else bar.update(done);
-    },
-    stop() {
-      if (phase) bar.stop();
-    },
-  };
-}
+import { progressBar } from './progress';
 
 /** The benchmarks under `dynamo-ts bench`, as `bench` alone lists them. */
 export const BENCH_NAMES = ['router', 'routing', 'http'] as const;

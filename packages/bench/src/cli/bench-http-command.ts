@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import { compileHttpBenchOptions, formatHttpBenchTable, HTTP_BENCH_ROUTES, runHttpBench } from '../http-bench';
-import { progressBar } from './bench-command';
+import { progressBar } from './progress';
 
 /** Flags of `dynamo-ts bench http`. */
 interface BenchHttpArgs {

@@ -20,7 +20,7 @@ import {
   type BenchRequest,
 } from '../routing-bench';
 import { positiveIntFlag, positiveNumberFlag } from '../flags';
-import { progressBar } from './bench-command';
+import { progressBar } from './progress';
 
 /** Parsed flags of `bench routing`. */
 interface RoutingArgs {
