@@ -8,8 +8,7 @@ import type { EventMessage } from '../../src/events/event-plane';
 import { connectNats } from '../../src/nats-connection';
 import { startNatsServer, type NatsServer } from '../../src/testing';
 import { describeWithBinaries } from '../../../../test/support/integration';
-import { describeEventPlaneCompliance } from '@dynamo-ts/runtime/compliance';
-import { Reader, eventually, rejection, uid } from '@dynamo-ts/runtime/compliance';
+import { describeEventPlaneCompliance, Reader, eventually, rejection, uid } from '@dynamo-ts/runtime/compliance';
 
 describeWithBinaries(['nats-server'], 'NatsEventPlane', () => {
   jest.setTimeout(30_000);
