@@ -218,12 +218,12 @@ describe('consumer project outside the monorepo (packed tarballs)', () => {
     ]);
   }, 180_000);
 
-  it('the tarballs ship no bench code and no dangling source map', () => {
+  it('the tarballs ship no bench code and no dangling source or declaration map', () => {
     for (const pkg of PACKAGES) {
       const dir = path.join(app, 'node_modules/@dynamo-ts', pkg);
       const files = readdirSync(dir, { recursive: true }) as string[];
       expect(files.filter((f) => /bench/.test(f))).toEqual([]);
-      for (const map of files.filter((f) => f.endsWith('.js.map'))) {
+      for (const map of files.filter((f) => f.endsWith('.map'))) {
         const { sources } = JSON.parse(readFileSync(path.join(dir, map), 'utf8')) as { sources: string[] };
         for (const s of sources) {
           const target = path.resolve(path.dirname(path.join(dir, map)), s);
