@@ -1,24 +1,92 @@
-export * from './errors';
-export * from './logger';
-export * from './options';
-export * from './names';
-export * from './discovery/discovery';
-export * from './transport/request-plane';
-export * from './events/event-plane';
-export * from './queue/work-queue';
-export * from './runtime';
-export * from './discovery/memory';
-export * from './transport/memory/index';
-export * from './transport/local-first';
+/**
+ * `@dynamo-ts/runtime`: errors, logging, names, the plane interfaces (discovery, request plane,
+ * event plane, work queue), the distributed runtime, and the in-memory backends. The NATS
+ * backends are in `@dynamo-ts/runtime/nats`, etcd discovery in `@dynamo-ts/runtime/etcd`, so
+ * importing this entry loads neither nats.js nor gRPC/etcd3.
+ * @packageDocumentation
+ */
+export {
+  CancelledError,
+  ClosedError,
+  DynamoError,
+  ERROR_CODES,
+  InternalError,
+  InvalidArgumentError,
+  NoRespondersError,
+  NotFoundError,
+  PayloadTooLargeError,
+  TimeoutError,
+  UnavailableError,
+  abortReason,
+  cancelReason,
+  fromWireError,
+  isDynamoError,
+  throwIfAborted,
+  toDynamoError,
+  toWireError,
+} from './errors';
+export type { DynamoErrorOptions, ErrorCode, WireError } from './errors';
+export { createLogger, flushLogs, noopLogger } from './logger';
+export type { LogFields, LogLevel, Logger, LoggerOptions } from './logger';
+export type { CallOptions } from './options';
+export {
+  DEFAULT_NAMESPACE,
+  NAME_PATTERN,
+  configKey,
+  deadLetterSubject,
+  endpointSubject,
+  eventSubject,
+  instanceKey,
+  instancesPrefix,
+  kvTransferKey,
+  parseInstanceKey,
+  queueStreamName,
+  queueSubject,
+  randomId64,
+  validateName,
+} from './names';
+export type { Discovery, DiscoveryStatus, KvEntry, KvEvent, KvWatch, PutOptions } from './discovery/discovery';
+export type {
+  CancelSource,
+  RequestContext,
+  RequestHandler,
+  RequestOptions,
+  RequestPlane,
+  ResponseStream,
+  ServeOptions,
+  ServedEndpoint,
+} from './transport/request-plane';
+export type { EventMessage, EventPlane, EventSubscription } from './events/event-plane';
+export type { Job, PushOptions, WorkQueue, WorkQueueOptions, WorkQueueStats } from './queue/work-queue';
+export { Component, DistributedRuntime, Endpoint, EndpointClient, Namespace } from './runtime';
+export type {
+  ClientRequestOptions,
+  DistributedRuntimeOptions,
+  EndpointServeOptions,
+  InstanceChange,
+  InstanceInfo,
+  RouterMode,
+  RuntimeBackends,
+  ServedInstance,
+} from './runtime';
+export { MemoryDiscovery, MemoryKvStore } from './discovery/memory';
+export type { MemoryDiscoveryOptions, MemoryKvStoreClient, MemoryKvStoreOptions } from './discovery/memory';
+export { MemoryBus, MemoryRequestPlane } from './transport/memory/index';
+export type {
+  MemoryBusClient,
+  MemoryBusListener,
+  MemoryBusOptions,
+  MemoryRequestPlaneOptions,
+} from './transport/memory/index';
+export { LocalFirstRequestPlane } from './transport/local-first';
+export type { LocalFirstRequestPlaneOptions } from './transport/local-first';
 export { Cancellation } from './util/cancellation';
-export * from './events/memory';
-export * from './queue/memory';
-export * from './memory';
-export * from './queue/jetstream';
-export * from './discovery/etcd';
-export * from './transport/nats/index';
-export * from './events/nats';
-export * from './nats-connection';
+export { MemoryEventPlane } from './events/memory';
+export type { MemoryEventPlaneOptions } from './events/memory';
+export { MemoryQueueStore, MemoryWorkQueue } from './queue/memory';
+export type { DeadLetter, MemoryQueueStoreOptions, MemoryWorkQueueOptions } from './queue/memory';
+export { MemoryCluster } from './memory';
+export type { MemoryClusterOptions } from './memory';
 export * as metrics from './metrics';
 export { RetryPolicy } from './retry';
 export type { RetryPolicyOptions } from './retry';

@@ -85,7 +85,7 @@ class WinstonLogger implements Logger {
  * formatted then, all together, rather than one in each request: a request only records what it
  * logs, and the JSON is built in one loop over the turn's lines, whose code then stays in the
  * CPU's caches (with two smaller changes of the same session: x0.92 and x0.98 of the embedded
- * graph's CPU a request, `packages/sdk/bench/http/ab-servers.ts`, docs/benchmarks.md). One sink
+ * graph's CPU a request, `packages/bench/scripts/http/ab-servers.ts`, docs/benchmarks.md). One sink
  * per stream, shared by every logger writing to it, so lines keep their order.
  */
 class LineSink {
@@ -222,7 +222,7 @@ function isoTime(time: number): string {
  * The `json` format's logger: `{"level","message",...fields,"timestamp"}`, one object a line,
  * built with `JSON.stringify` and written through a {@link LineSink}. It does what winston's
  * `timestamp()` + `json()` formats and stream transport did, at about a fifth of the cost
- * (17-28 us -> 5 us an info line, `packages/sdk/bench/http/logger-cost.ts`): winston's
+ * (17-28 us -> 5 us an info line, `packages/bench/scripts/http/logger-cost.ts`): winston's
  * object-mode stream pipeline alone costs ~9 us a line, and the frontend writes an access-log
  * line per request. winston stays behind the `pretty` format. A line's time is taken when it is
  * logged; its fields are read when it is written, at the end of the event-loop turn (pass a

@@ -5,7 +5,7 @@ import {
   type InstanceChange,
   type RequestContext,
 } from '@dynamo-ts/runtime';
-import { collect } from './compliance/helpers';
+import { collect } from '@dynamo-ts/runtime/compliance';
 
 /** A runtime ("process") on `cluster`. */
 async function proc(cluster: MemoryCluster, leaseTtlMs = 1000): Promise<DistributedRuntime> {

@@ -1,14 +1,6 @@
-import {
-  connectNats,
-  DistributedRuntime,
-  EtcdDiscovery,
-  JetStreamWorkQueue,
-  LocalFirstRequestPlane,
-  MemoryBus,
-  NatsEventPlane,
-  NatsRequestPlane,
-  type Logger,
-} from '@dynamo-ts/runtime';
+import { DistributedRuntime, LocalFirstRequestPlane, MemoryBus, type Logger } from '@dynamo-ts/runtime';
+import type * as NatsBackends from '@dynamo-ts/runtime/nats';
+import type * as EtcdBackends from '@dynamo-ts/runtime/etcd';
 import type { Platform } from './platform';
 
 /** Options of {@link distributedPlatform}. */
@@ -35,6 +27,10 @@ export interface DistributedPlatformOptions {
  * endpoint this process serves stays in the process.
  */
 export async function distributedPlatform(options: DistributedPlatformOptions): Promise<Platform> {
+  // Loaded here, not at the top: an embedded graph (and `dynamo-ts serve` without NATS) never loads nats.js or gRPC.
+  const { connectNats, JetStreamWorkQueue, NatsEventPlane, NatsRequestPlane } =
+    require('@dynamo-ts/runtime/nats') as typeof NatsBackends;
+  const { EtcdDiscovery } = require('@dynamo-ts/runtime/etcd') as typeof EtcdBackends;
   const nc = await connectNats({
     servers: options.natsServers,
     name: options.name ?? 'dynamo-ts',

@@ -33,6 +33,20 @@ export function resolveModule(modulePath: string, cwd: string): string {
   throw new NotFoundError(`module ${modulePath} not found (looked for ${EXTENSIONS.map((e) => base + e).join(', ')})`);
 }
 
+/** tsx (an optional peer dependency) compiles TypeScript modules as they load. */
+function registerTsx(file: string): void {
+  let tsx: { register(): void };
+  try {
+    tsx = require('tsx/cjs/api') as { register(): void };
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'MODULE_NOT_FOUND') throw e;
+    throw new InvalidArgumentError(
+      `${file} is TypeScript: install tsx to load it (npm install tsx), or point at the compiled JavaScript`,
+    );
+  }
+  tsx.register();
+}
+
 /**
  * Loads `<module>:<Service>` (TypeScript through tsx, or JavaScript) and returns the service
  * definition it exports under that name.
@@ -41,7 +55,7 @@ export function loadService(target: string, cwd = process.cwd()): ServiceDefinit
   const { modulePath, exportName } = parseTarget(target);
   const file = resolveModule(modulePath, cwd);
   if (/\.[cm]?tsx?$/.test(file) && !tsxRegistered) {
-    (require('tsx/cjs/api') as { register(): void }).register();
+    registerTsx(file);
     tsxRegistered = true;
   }
   const mod = require(file) as Record<string, unknown>;

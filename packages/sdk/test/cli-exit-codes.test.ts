@@ -16,6 +16,10 @@ describe('dynamo-ts usage errors (built CLI)', () => {
 
   it.each([
     [['bench', 'router', '--workers', '0'], /--workers must be a positive integer/],
+    [['bench', 'router', '--workers', 'abc'], /--workers must be a positive integer, got a value that is not a number/],
+    [['bench'], /name a benchmark: router, routing, http/],
+    [['nope'], /Unknown command: nope/],
+    [[], /name a command: serve or bench/],
     [['bench', 'routing', '--workers', '8'], /one of --trace FILE or --workload/],
     [['bench', 'routing', '--workload', 'shared-prefix', '--strategies', 'nope'], /--strategies: unknown strategy/],
     [['serve', 'examples/hello-world/components/graph.ts:Frontend', '--drain-timeout', '-1'], /--drain-timeout/],

@@ -1,16 +1,7 @@
 import { PassThrough } from 'node:stream';
-import {
-  connectNats,
-  createLogger,
-  DistributedRuntime,
-  flushLogs,
-  EtcdDiscovery,
-  JetStreamWorkQueue,
-  metrics,
-  NatsEventPlane,
-  NatsRequestPlane,
-  type Logger,
-} from '@dynamo-ts/runtime';
+import { createLogger, DistributedRuntime, flushLogs, metrics, type Logger } from '@dynamo-ts/runtime';
+import { connectNats, JetStreamWorkQueue, NatsEventPlane, NatsRequestPlane } from '@dynamo-ts/runtime/nats';
+import { EtcdDiscovery } from '@dynamo-ts/runtime/etcd';
 import { startEtcd, startNatsServer, type EtcdServer, type NatsServer } from '@dynamo-ts/runtime/testing';
 import { distributedPlatform, serveGraph, type GraphHandle, type Platform, type ServeSettings } from '@dynamo-ts/sdk';
 import { describeWithBinaries } from '../../../../test/support/integration';

@@ -6,6 +6,7 @@
 import { Readable } from 'node:stream';
 import { connect, createInbox, type NatsConnection } from '@nats-io/transport-node';
 import type * as RuntimeModule from '@dynamo-ts/runtime';
+import type * as NatsModule from '@dynamo-ts/runtime/nats';
 import type * as MoleculerModule from 'moleculer';
 
 export type Impl = 'floor' | 'dynamo' | 'dynamo-base' | 'moleculer';
@@ -35,8 +36,12 @@ function item(i: number): unknown {
 }
 
 /** Loads `@dynamo-ts/runtime`, or the build at `path` (e.g. a build of another commit). */
-export async function loadRuntime(path: string | undefined): Promise<typeof RuntimeModule> {
-  return (path ? require(path) : require('@dynamo-ts/runtime')) as typeof RuntimeModule;
+export async function loadRuntime(path: string | undefined): Promise<typeof RuntimeModule & typeof NatsModule> {
+  // This tree has the NATS backends in the `nats` subpath; builds before the split in the root entry.
+  if (!path) return { ...require('@dynamo-ts/runtime'), ...require('@dynamo-ts/runtime/nats') } as never;
+  const root = require(path) as Record<string, unknown>;
+  if (typeof root.NatsRequestPlane === 'function') return root as never;
+  return { ...root, ...require(require('node:path').join(require('node:path').dirname(path), 'nats')) } as never;
 }
 
 /** Moleculer, or why it cannot be loaded. */

@@ -8,7 +8,7 @@ import { connectNats } from '../../src/nats-connection';
 import { EtcdDiscovery } from '../../src/discovery/etcd';
 import { startEtcdCluster, startNatsCluster, type EtcdCluster, type NatsCluster } from '../../src/testing';
 import { describeWithBinaries } from '../../../../test/support/integration';
-import { delay, uid } from '../compliance/helpers';
+import { delay, uid } from '@dynamo-ts/runtime/compliance';
 
 jest.setTimeout(60_000);
 

@@ -10,8 +10,7 @@ import { EtcdDiscovery, type EtcdDiscoveryOptions } from '../../src/discovery/et
 import { instanceKey } from '../../src/names';
 import { freePort, startEtcd, type EtcdServer } from '../../src/testing';
 import { describeWithBinaries } from '../../../../test/support/integration';
-import { describeDiscoveryCompliance } from '../compliance/discovery';
-import { Reader, delay, eventually, rejection, uid } from '../compliance/helpers';
+import { describeDiscoveryCompliance, Reader, delay, eventually, rejection, uid } from '@dynamo-ts/runtime/compliance';
 
 /** A TCP proxy to a loopback port that can cut every connection and refuse new ones (a network partition). */
 class PartitionProxy {

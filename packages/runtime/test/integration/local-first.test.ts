@@ -11,8 +11,7 @@ import { NoRespondersError } from '../../src/errors';
 import { connectNats } from '../../src/nats-connection';
 import { startNatsServer, type NatsServer } from '../../src/testing';
 import { describeWithBinaries } from '../../../../test/support/integration';
-import { describeRequestPlaneCompliance } from '../compliance/request-plane';
-import { collect, rejection, uid } from '../compliance/helpers';
+import { describeRequestPlaneCompliance, collect, rejection, uid } from '@dynamo-ts/runtime/compliance';
 
 /** Planes on their own connections; `bus` given: one process, else each plane its own. */
 class Planes {

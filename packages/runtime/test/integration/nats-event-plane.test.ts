@@ -8,8 +8,7 @@ import type { EventMessage } from '../../src/events/event-plane';
 import { connectNats } from '../../src/nats-connection';
 import { startNatsServer, type NatsServer } from '../../src/testing';
 import { describeWithBinaries } from '../../../../test/support/integration';
-import { describeEventPlaneCompliance } from '../compliance/event-plane';
-import { Reader, eventually, rejection, uid } from '../compliance/helpers';
+import { describeEventPlaneCompliance, Reader, eventually, rejection, uid } from '@dynamo-ts/runtime/compliance';
 
 describeWithBinaries(['nats-server'], 'NatsEventPlane', () => {
   jest.setTimeout(30_000);

@@ -11,8 +11,15 @@ import type { RequestContext } from '../../src/transport/request-plane';
 import { connectNats } from '../../src/nats-connection';
 import { startNatsServer, type NatsServer } from '../../src/testing';
 import { describeWithBinaries } from '../../../../test/support/integration';
-import { describeRequestPlaneCompliance } from '../compliance/request-plane';
-import { collect, delay, eventually, Reader, rejection, uid } from '../compliance/helpers';
+import {
+  describeRequestPlaneCompliance,
+  collect,
+  delay,
+  eventually,
+  Reader,
+  rejection,
+  uid,
+} from '@dynamo-ts/runtime/compliance';
 
 function aborted(signal: AbortSignal): Promise<unknown> {
   return new Promise((resolve) => {

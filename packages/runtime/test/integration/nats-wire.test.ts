@@ -5,11 +5,11 @@
  * requests, and what the serving side allocates for a call answered at once.
  */
 import { headers as natsHeaders, type Msg, type NatsConnection } from '@nats-io/transport-node';
-import { NatsRequestPlane } from '../../src/transport/nats';
+import { NatsRequestPlane } from '../../src/transport/nats/index';
 import { connectNats } from '../../src/nats-connection';
 import { startNatsServer, type NatsServer } from '../../src/testing';
 import { describeWithBinaries } from '../../../../test/support/integration';
-import { collect, delay, eventually, rejection, uid } from '../compliance/helpers';
+import { collect, delay, eventually, rejection, uid } from '../../src/compliance/helpers';
 
 const text = (m: Msg): string => new TextDecoder().decode(m.data);
 

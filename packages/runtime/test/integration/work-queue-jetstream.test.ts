@@ -16,8 +16,15 @@ import {
 import { deadLetterSubject, queueStreamName, queueSubject } from '../../src/names';
 import { startNatsServer, type NatsServer } from '../../src/testing';
 import { describeWithBinaries } from '../../../../test/support/integration';
-import { describeWorkQueueCompliance, type WorkQueueHarness } from '../compliance/work-queue';
-import { Reader, delay, eventually, rejection, uid } from '../compliance/helpers';
+import {
+  describeWorkQueueCompliance,
+  type WorkQueueHarness,
+  Reader,
+  delay,
+  eventually,
+  rejection,
+  uid,
+} from '@dynamo-ts/runtime/compliance';
 
 describeWithBinaries(['nats-server'], 'JetStreamWorkQueue', () => {
   jest.setTimeout(30_000);

@@ -2,7 +2,7 @@
 import { MemoryCluster } from '../../src/memory';
 import type { EventMessage } from '../../src/events/event-plane';
 import type { KvEvent } from '../../src/discovery/discovery';
-import { Reader, rejection } from '../compliance/helpers';
+import { Reader, rejection } from '@dynamo-ts/runtime/compliance';
 
 describe('MemoryCluster', () => {
   test('close ends everything connected to it', async () => {

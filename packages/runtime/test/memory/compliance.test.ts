@@ -5,10 +5,12 @@ import { MemoryEventPlane } from '../../src/events/memory';
 import { MemoryQueueStore, MemoryWorkQueue } from '../../src/queue/memory';
 import type { WorkQueue } from '../../src/queue/work-queue';
 import { MemoryBus, MemoryRequestPlane } from '../../src/transport/memory';
-import { describeDiscoveryCompliance } from '../compliance/discovery';
-import { describeEventPlaneCompliance } from '../compliance/event-plane';
-import { describeRequestPlaneCompliance } from '../compliance/request-plane';
-import { describeWorkQueueCompliance } from '../compliance/work-queue';
+import {
+  describeDiscoveryCompliance,
+  describeEventPlaneCompliance,
+  describeRequestPlaneCompliance,
+  describeWorkQueueCompliance,
+} from '@dynamo-ts/runtime/compliance';
 
 describeDiscoveryCompliance('MemoryDiscovery', async () => {
   const store = new MemoryKvStore();

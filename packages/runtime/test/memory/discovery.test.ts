@@ -1,7 +1,7 @@
 /** Memory-only discovery behaviour: store outages and recovery. */
 import { MemoryDiscovery, MemoryKvStore } from '../../src/discovery/memory';
 import type { KvEvent } from '../../src/discovery/discovery';
-import { Reader, delay, eventually, rejection } from '../compliance/helpers';
+import { Reader, delay, eventually, rejection } from '@dynamo-ts/runtime/compliance';
 
 describe('MemoryDiscovery outages', () => {
   let store: MemoryKvStore;

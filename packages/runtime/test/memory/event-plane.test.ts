@@ -2,7 +2,7 @@
 import { MemoryEventPlane } from '../../src/events/memory';
 import type { EventMessage } from '../../src/events/event-plane';
 import { MemoryBus } from '../../src/transport/memory';
-import { Reader, rejection } from '../compliance/helpers';
+import { Reader, rejection } from '@dynamo-ts/runtime/compliance';
 
 describe('MemoryEventPlane', () => {
   let bus: MemoryBus;

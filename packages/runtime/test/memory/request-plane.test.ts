@@ -1,6 +1,6 @@
 /** Memory-only request-plane behaviour: backpressure, prompt cancellation, limits and validation. */
 import { MemoryBus, MemoryRequestPlane } from '../../src/transport/memory';
-import { collect, delay, eventually, Reader, rejection } from '../compliance/helpers';
+import { collect, delay, eventually, Reader, rejection } from '@dynamo-ts/runtime/compliance';
 
 describe('MemoryRequestPlane', () => {
   let bus: MemoryBus;

@@ -4,7 +4,7 @@ import { Deque } from '../../src/util/deque';
 import { parseSubject, subjectMatches } from '../../src/util/subject';
 import { checkPayloadSize, encodeJson } from '../../src/util/json';
 import { sleep } from '../../src/util/abort';
-import { rejection } from '../compliance/helpers';
+import { rejection } from '@dynamo-ts/runtime/compliance';
 import { LinkedSet, type Linked } from '../../src/util/linked-set';
 
 describe('subjects', () => {

@@ -4,7 +4,7 @@ import type { EventMessage } from '../../src/events/event-plane';
 import type { Job } from '../../src/queue/work-queue';
 import { MemoryQueueStore, MemoryWorkQueue } from '../../src/queue/memory';
 import { deadLetterSubject } from '../../src/names';
-import { Reader, rejection } from '../compliance/helpers';
+import { Reader, rejection } from '@dynamo-ts/runtime/compliance';
 
 describe('MemoryWorkQueue', () => {
   let cluster: MemoryCluster;

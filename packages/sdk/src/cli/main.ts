@@ -1,23 +1,41 @@
 #!/usr/bin/env node
 /**
- * The `dynamo-ts` command line: `serve` a graph or one service of it; `bench` the router.
+ * The `dynamo-ts` command line: `serve` a graph or one service of it; `bench` (from
+ * `@dynamo-ts/bench`, loaded only when `bench` is the command, so `serve` never loads it).
  * The only place (with the example) that reads process.env and installs signal handlers.
+ * Exit codes: {@link EXIT} (docs/cli.md has the table).
  */
-import yargs from 'yargs';
-import { InvalidArgumentError, isDynamoError } from '@dynamo-ts/runtime';
+import yargs, { type Argv } from 'yargs';
+import { InvalidArgumentError } from '@dynamo-ts/runtime';
 import { runServe, splitOverrides } from './serve-command';
-import { registerBenchCommands } from './bench-command';
-
-function fail(e: unknown): never {
-  const msg = isDynamoError(e) || e instanceof Error ? e.message : String(e);
-  process.stderr.write(`dynamo-ts: error: ${msg}\n`);
-  process.exit(isDynamoError(e) && (e.code === 'INVALID_ARGUMENT' || e.code === 'NOT_FOUND') ? 2 : 1);
-}
+import { fail, ignoreBrokenPipes } from './exit';
 
 const SERVE_FLAGS = new Set(['target', 'f', 'file', 'drain-timeout', 'drainTimeout', 'help', 'version']);
 
+/** What `@dynamo-ts/bench` gives the CLI. */
+interface BenchModule {
+  benchCommands<T>(y: Argv<T>, fail: (e: unknown) => never): Argv<T>;
+}
+
+/** `@dynamo-ts/bench`, a private package of the repository: a clear usage error where it is not installed. */
+function loadBench(): BenchModule {
+  const name = '@dynamo-ts/bench';
+  try {
+    return require(name) as BenchModule;
+  } catch (e) {
+    const err = e as { code?: string; message?: string };
+    if (err.code === 'MODULE_NOT_FOUND' && String(err.message).includes(name)) {
+      throw new InvalidArgumentError(
+        `dynamo-ts bench needs ${name}, which is not published: run it from a clone of the dynamo-ts repository (npm ci && npm run build)`,
+      );
+    }
+    throw e;
+  }
+}
+
 async function main(): Promise<void> {
-  let cli = yargs(process.argv.slice(2))
+  ignoreBrokenPipes();
+  await yargs(process.argv.slice(2))
     .scriptName('dynamo-ts')
     .parserConfiguration({ 'camel-case-expansion': false, 'dot-notation': true })
     .command(
@@ -58,13 +76,14 @@ async function main(): Promise<void> {
           fail(e);
         }
       },
-    );
-  cli = registerBenchCommands(cli, fail);
-  await cli
+    )
+    .command('bench', 'run a benchmark: router, routing or http (in the dynamo-ts repository)', (y) =>
+      loadBench().benchCommands(y, fail),
+    )
     .demandCommand(1, 'name a command: serve or bench')
     .strictCommands()
     .help()
-    .fail((msg, err) => fail(err ?? new Error(msg)))
+    .fail((msg, err) => fail(err ?? new InvalidArgumentError(msg)))
     .parseAsync();
 }
 

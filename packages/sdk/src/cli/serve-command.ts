@@ -1,4 +1,11 @@
-import { createLogger, InvalidArgumentError, type Logger } from '@dynamo-ts/runtime';
+import {
+  createLogger,
+  flushLogs,
+  InvalidArgumentError,
+  isDynamoError,
+  UnavailableError,
+  type Logger,
+} from '@dynamo-ts/runtime';
 import { loadConfigFile, mergeConfig, type GraphConfig } from '../config';
 import { loadService } from '../loader';
 import { embeddedPlatform, type Platform } from '../platform';
@@ -6,6 +13,7 @@ import { serveGraph, type GraphHandle } from '../serve';
 import { settingsFromEnv, type EnvSettings } from '../settings';
 import { distributedPlatform } from '../distributed';
 import { startMetricsServer, type MetricsServer } from '../metrics-server';
+import { EXIT } from './exit';
 
 /** Parsed arguments of `dynamo-ts serve`. */
 export interface ServeArgs {
@@ -32,10 +40,23 @@ export function splitOverrides(argv: Record<string, unknown>, known: ReadonlySet
   return overrides;
 }
 
+/**
+ * An unreachable etcd, said in the terms of the variable that names it (the runtime's error
+ * carries gRPC's own words, kept at the end).
+ */
+export function etcdUnreachable(e: unknown, endpoints: readonly string[]): unknown {
+  if (!isDynamoError(e) || e.code !== 'UNAVAILABLE' || !/etcd/.test(e.message)) return e;
+  const detail = /Last error: (.*)$/.exec(e.message)?.[1] ?? e.message;
+  return new UnavailableError(
+    `cannot reach etcd at ETCD_ENDPOINTS=${endpoints.join(',')}: is etcd running there? (${detail})`,
+    { cause: e },
+  );
+}
+
 /** Builds the platform the environment selects. */
 export async function platformFor(settings: EnvSettings, logger: Logger): Promise<Platform> {
   if (settings.mode === 'embedded') return embeddedPlatform({ leaseTtlMs: settings.leaseTtlMs });
-  return distributedPlatform({
+  const platform = await distributedPlatform({
     natsServers: settings.natsServers,
     etcdEndpoints: settings.etcdEndpoints,
     leaseTtlMs: settings.leaseTtlMs,
@@ -43,6 +64,30 @@ export async function platformFor(settings: EnvSettings, logger: Logger): Promis
     localCalls: settings.localCalls,
     logger,
   });
+  return {
+    mode: platform.mode,
+    newRuntime: (l) =>
+      platform.newRuntime(l).catch((e: unknown) => Promise.reject(etcdUnreachable(e, settings.etcdEndpoints))),
+    close: () => platform.close(),
+  };
+}
+
+/**
+ * Under `npx`/`npm exec` the server runs below npm and a shell that may not pass SIGTERM on: when
+ * that parent goes away the server would be left serving, orphaned. So under npm, a changed
+ * parent process id counts as SIGTERM.
+ */
+function watchParent(env: NodeJS.ProcessEnv, onOrphaned: () => void): NodeJS.Timeout | undefined {
+  if (env.npm_command === undefined && env.npm_lifecycle_event === undefined) return undefined;
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid !== parent) {
+      clearInterval(timer);
+      onOrphaned();
+    }
+  }, 250);
+  timer.unref();
+  return timer;
 }
 
 /**
@@ -84,29 +129,39 @@ export async function runServe(args: ServeArgs, env: NodeJS.ProcessEnv = process
       );
     }
   }
+  // A graph serves until it is asked to stop, even one with nothing listening (embedded, no HTTP).
+  const keepAlive = setInterval(() => undefined, 1 << 30);
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) {
       logger.warn('second signal: exiting now', { signal });
-      process.exit(130);
+      flushLogs();
+      process.exit(EXIT.INTERRUPTED);
     }
     stopping = true;
+    clearInterval(keepAlive);
+    if (parentWatch) clearInterval(parentWatch);
     logger.info('draining', { signal, timeout_s: args.drainTimeout });
     graph
       .close({ timeoutMs: args.drainTimeout * 1000 })
       .then(() => metricsServer?.close())
       .then(() => {
         logger.info('stopped', { signal });
-        process.exitCode = 0;
+        process.exitCode = EXIT.OK;
         // Let the last log lines out, then leave even if a library left a handle open.
-        setTimeout(() => process.exit(0), 50).unref();
+        setTimeout(() => process.exit(EXIT.OK), 50).unref();
       })
       .catch((e: Error) => {
         logger.error('error while draining', { error: e.message });
-        process.exit(1);
+        flushLogs();
+        process.exit(EXIT.FAILURE);
       });
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  const parentWatch = watchParent(env, () => {
+    logger.warn('parent process gone (npx/npm did not pass the signal on): stopping');
+    stop('SIGTERM');
+  });
   return graph;
 }

@@ -1,4 +1,0 @@
-/** `graph-server.ts` with the Processor's in-process router (`Processor.router_mode=local`), for A/B runs. */
-process.env.BENCH_ROUTER_MODE = 'local';
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-require('./graph-server');
