@@ -11,6 +11,7 @@ export * from './discovery/memory';
 export * from './transport/memory';
 export * from './transport/local-first';
 export { Cancellation } from './util/cancellation';
+export { checkTimerMs, MAX_TIMER_MS } from './util/timers';
 export * from './events/memory';
 export * from './queue/memory';
 export * from './memory';
