@@ -1,4 +1,5 @@
 export * from './app';
+export * from './admission';
 export * from './auth';
 export * from './errors';
 export * from './metrics';
