@@ -46,6 +46,7 @@ const ENV_SCHEMA = {
     DYNAMO_LEASE_TTL: { type: 'string', pattern: '^[0-9]+(\\.[0-9]+)?$' },
     DYNAMO_LOG_LEVEL: { enum: ['error', 'warn', 'info', 'debug'] },
     DYNAMO_LOG_FORMAT: { enum: ['json', 'pretty'] },
+    DYN_HTTP_OVERLOAD_STATUS_CODE: { enum: ['529', '503', '429'] },
   },
 };
 const validate = new Ajv({ allErrors: true, strict: false }).compile(ENV_SCHEMA);
@@ -101,5 +102,8 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv, options: { stderrIsTTY?:
     metricsHost: picked.DYNAMO_METRICS_HOST ?? '0.0.0.0',
     queueReplicas: picked.DYNAMO_QUEUE_REPLICAS !== undefined ? Number(picked.DYNAMO_QUEUE_REPLICAS) : 1,
     localCalls: picked.DYNAMO_LOCAL_CALLS !== '0',
+    ...(picked.DYN_HTTP_OVERLOAD_STATUS_CODE !== undefined
+      ? { overloadStatusCode: Number(picked.DYN_HTTP_OVERLOAD_STATUS_CODE) as 529 | 503 | 429 }
+      : {}),
   };
 }

@@ -61,6 +61,12 @@ describe('settingsFromEnv', () => {
     expect(() => settingsFromEnv({ DYNAMO_LEASE_TTL: '0.5' })).toThrow(/DYNAMO_LEASE_TTL must be between 1 and 3600/);
   });
 
+  it('reads the overload status of the frontend', () => {
+    expect(settingsFromEnv({}).overloadStatusCode).toBeUndefined();
+    expect(settingsFromEnv({ DYN_HTTP_OVERLOAD_STATUS_CODE: '503' }).overloadStatusCode).toBe(503);
+    expect(() => settingsFromEnv({ DYN_HTTP_OVERLOAD_STATUS_CODE: '500' })).toThrow(/DYN_HTTP_OVERLOAD_STATUS_CODE/);
+  });
+
   it('rejects values the implementation cannot honour, naming the variable', () => {
     // Once a busy loop of keep-alives (the keep-alive timer overflowed).
     expect(() => settingsFromEnv({ DYNAMO_LEASE_TTL: '10000000' })).toThrow(
