@@ -8,6 +8,7 @@
  * `npm run test:chaos` (CHAOS_S=600).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { mulberry32 } from '@dynamo-ts/router/sim';
 import { describeWithBinaries } from '../../../../test/support/integration';
 import {
   CONFIGS,
@@ -37,18 +38,6 @@ const FAULTS = [
   'restart etcd',
 ] as const;
 type Fault = (typeof FAULTS)[number];
-
-/** A small deterministic PRNG (mulberry32), so a failing schedule can be replayed with CHAOS_SEED. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describeWithBinaries(['nats-server', 'etcd'], 'fault injection: chaos soak', () => {
   it(`random kills and broker restarts for ${CHAOS_S} s under traffic: no answer corrupted, all recover`, async () => {
@@ -80,7 +69,8 @@ describeWithBinaries(['nats-server', 'etcd'], 'fault injection: chaos soak', () 
         workers: WORKERS,
         timeoutMs: 30_000,
       });
-      const rnd = prng(SEED);
+      // Seeded, so a failing schedule can be replayed with CHAOS_SEED.
+      const rnd = mulberry32(SEED);
       const done: Record<Fault, number> = {
         'kill -9 worker': 0,
         'SIGTERM worker': 0,

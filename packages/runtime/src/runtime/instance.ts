@@ -1,4 +1,5 @@
 import { endpointSubject, NAME_PATTERN, parseInstanceKey } from '../names';
+import { parseUntrustedJson } from '../util/json';
 
 /** What discovery holds about one served endpoint instance (the JSON value of its key). */
 export interface InstanceInfo {
@@ -57,16 +58,9 @@ export function parseInstanceInfo(key: string, value: string): ParsedInstance {
   for (const part of [k.namespace, k.component, k.endpoint, k.instanceId]) {
     if (!NAME_PATTERN.test(part)) return { ok: false, error: `key part ${JSON.stringify(part)} is not a valid name` };
   }
-  // A UTF-16 unit is at least one UTF-8 byte: longer strings are too large without counting.
-  if (value.length > MAX_INSTANCE_VALUE_BYTES || Buffer.byteLength(value) > MAX_INSTANCE_VALUE_BYTES) {
-    return { ok: false, error: `value is larger than ${MAX_INSTANCE_VALUE_BYTES} bytes` };
-  }
-  let v: unknown;
-  try {
-    v = JSON.parse(value);
-  } catch {
-    return { ok: false, error: 'value is not JSON' };
-  }
+  const parsed = parseUntrustedJson(value, MAX_INSTANCE_VALUE_BYTES);
+  if (!parsed.ok) return parsed;
+  const v = parsed.value;
   if (!isRecord(v)) return { ok: false, error: `value is ${v === null ? 'null' : typeof v}, not an object` };
   for (const f of ['namespace', 'component', 'endpoint', 'instanceId'] as const) {
     if (v[f] !== k[f]) return { ok: false, error: `${f} ${JSON.stringify(v[f])} does not match the key` };

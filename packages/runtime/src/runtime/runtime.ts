@@ -7,6 +7,7 @@ import { configKey, eventSubject, validateName } from '../names';
 import type { CallOptions } from '../options';
 import type { WorkQueue, WorkQueueOptions } from '../queue/work-queue';
 import type { RequestPlane } from '../transport/request-plane';
+import { parseUntrustedJson } from '../util/json';
 import { RateLimiter } from '../util/rate-limit';
 import { EndpointClient } from './client';
 import { Endpoint, type ServedInstance } from './endpoint';
@@ -204,18 +205,11 @@ function parseConfigValue<T>(
   text: string,
   parse: ((value: unknown) => T) | undefined,
 ): { ok: true; value: T } | { ok: false; error: string } {
-  if (text.length > MAX_CONFIG_VALUE_BYTES || Buffer.byteLength(text) > MAX_CONFIG_VALUE_BYTES) {
-    return { ok: false, error: `value is larger than ${MAX_CONFIG_VALUE_BYTES} bytes` };
-  }
-  let v: unknown;
+  const parsed = parseUntrustedJson(text, MAX_CONFIG_VALUE_BYTES);
+  if (!parsed.ok) return parsed;
+  if (!parse) return { ok: true, value: parsed.value as T };
   try {
-    v = JSON.parse(text);
-  } catch {
-    return { ok: false, error: 'value is not JSON' };
-  }
-  if (!parse) return { ok: true, value: v as T };
-  try {
-    return { ok: true, value: parse(v) };
+    return { ok: true, value: parse(parsed.value) };
   } catch (e) {
     return { ok: false, error: (e as Error).message };
   }
