@@ -1,6 +1,7 @@
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { register as globalRegistry, type Registry } from 'prom-client';
 import { noopLogger, type Logger } from '@dynamo-ts/runtime';
+import { Admission, type AdmissionOptions } from './admission';
 import { apiKeyAuth } from './auth';
 import { dashboardRoutes, type FrontendDashboardOptions } from './dashboard/routes';
 import { HttpError, sendError } from './errors';
@@ -32,6 +33,8 @@ export interface FrontendOptions {
   apiKey?: string;
   /** Per-request timeout, ms: the upstream is aborted and the client gets 504 (or an SSE error). 0 = none (default). */
   requestTimeoutMs?: number;
+  /** Load shedding per model (see {@link Admission}); default none. */
+  admission?: AdmissionOptions;
   /**
    * The Prometheus registry the `dynamo_frontend_*` metrics go to and `GET /metrics` serves.
    * Default prom-client's global `register`, so metrics other components of the process register there appear too.
@@ -59,7 +62,15 @@ export function createFrontendApp(options: FrontendOptions): Express {
   }
   const registry = options.registry ?? globalRegistry;
   const metrics = new FrontendMetrics(registry);
-  const deps: OpenAiDeps = { generate: options.generate, models: options.models, metrics, logger, timeoutMs };
+  const admission = options.admission ? new Admission(options.admission, registry) : undefined;
+  const deps: OpenAiDeps = {
+    generate: options.generate,
+    models: options.models,
+    metrics,
+    logger,
+    timeoutMs,
+    admission,
+  };
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -78,8 +89,9 @@ export function createFrontendApp(options: FrontendOptions): Express {
       request_id: this.getHeader('x-request-id'),
     });
   }
+  const bodyLimit = byteLimit(options.bodyLimit ?? 4 * 1024 * 1024);
   const parseJson = express.json({
-    limit: options.bodyLimit ?? 4 * 1024 * 1024,
+    limit: bodyLimit,
     strict: false,
     type: 'application/json',
   });
@@ -100,11 +112,19 @@ export function createFrontendApp(options: FrontendOptions): Express {
       startedAt.set(res, performance.now());
       res.on('finish', logAccess);
     }
+    // A declared size over the limit is refused before the body arrives (the JSON parser would
+    // answer only once it had all come in), and the connection closed rather than drained.
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && declared.length > 0 && Number(declared) > bodyLimit) {
+      res.setHeader('Connection', 'close');
+      next(tooLarge(Number(declared), bodyLimit));
+      return;
+    }
     if (auth === undefined) parseJson(req, res, next);
     else auth(req, res, (err?: unknown) => (err === undefined ? parseJson(req, res, next) : next(err)));
   });
 
-  app.post('/generate', generateRoute({ generate: options.generate, logger, metrics, timeoutMs }));
+  app.post('/generate', generateRoute({ generate: options.generate, logger, metrics, timeoutMs, admission }));
   app.post('/v1/chat/completions', chatCompletionsRoute(deps));
   app.post('/v1/completions', completionsRoute(deps));
   app.use(modelsRoutes(options.models));
@@ -120,19 +140,17 @@ export function createFrontendApp(options: FrontendOptions): Express {
   // express recognises error middleware by its four parameters.
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     if (err instanceof HttpError) {
-      if (!res.headersSent) res.status(err.status).json(err.body());
+      if (!res.headersSent) {
+        if (err.headers) res.set(err.headers);
+        res.status(err.status).json(err.body());
+      }
       return;
     }
-    const e = err as { type?: string; status?: number; message?: string; limit?: number };
+    const e = err as { type?: string; status?: number; message?: string; limit?: number; length?: number };
     if (e.type === 'entity.too.large') {
-      res.status(413).json({
-        error: {
-          message: `request body exceeds the limit of ${e.limit} bytes`,
-          type: 'invalid_request_error',
-          code: 'payload_too_large',
-          param: null,
-        },
-      });
+      res.setHeader('Connection', 'close');
+      const t = tooLarge(e.length, bodyLimit);
+      res.status(t.status).json(t.body());
       return;
     }
     if (e.type === 'entity.parse.failed') {
@@ -161,4 +179,28 @@ export function createFrontendApp(options: FrontendOptions): Express {
     sendError(res, err);
   });
   return app;
+}
+
+/** The body limit in bytes: a number, or a string like `512kb` / `4mb` (as express's `limit`). */
+export function byteLimit(limit: number | string): number {
+  if (typeof limit === 'number') {
+    if (!Number.isSafeInteger(limit) || limit < 1)
+      throw new RangeError(`bodyLimit must be a positive integer (got ${limit})`);
+    return limit;
+  }
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb)?\s*$/i.exec(limit);
+  if (!m) throw new RangeError(`bodyLimit must be bytes or a size like 4mb (got ${JSON.stringify(limit)})`);
+  const unit = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 }[(m[2] ?? 'b').toLowerCase() as 'b'];
+  return Math.floor(Number(m[1]) * unit);
+}
+
+/** The 413 of a body over the limit, naming the limit clients are held to. */
+function tooLarge(size: number | undefined, limit: number): HttpError {
+  const mib = limit >= 1024 * 1024 ? ` (${+(limit / 1024 / 1024).toFixed(2)} MiB)` : '';
+  return new HttpError(
+    413,
+    'invalid_request_error',
+    'payload_too_large',
+    `request body${size !== undefined ? ` of ${size} bytes` : ''} exceeds the limit of ${limit} bytes${mib}`,
+  );
 }

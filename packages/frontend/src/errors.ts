@@ -46,6 +46,9 @@ export function sendError(res: Response, e: unknown, param?: string): void {
 
 /** An error with an explicit HTTP status (for conditions with no runtime code, e.g. 415). */
 export class HttpError extends Error {
+  /** Headers the error answer carries (e.g. `Retry-After`). */
+  headers: Record<string, string> | undefined = undefined;
+
   constructor(
     readonly status: number,
     readonly type: string,

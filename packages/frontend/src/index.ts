@@ -16,7 +16,7 @@ export { CHAT_FORMAT, TEXT_FORMAT, checkModel, serveCompletion } from './openai/
 export type { CompletionFormat, CompletionJob, ModelsFn, OpenAiDeps, Usage } from './openai/completion';
 export { CHAT_COMPLETIONS_BODY_SCHEMA, CHAT_ROLES, COMPLETIONS_BODY_SCHEMA } from './openai/schemas';
 export type { ChatCompletionsBody, ChatContentPart, ChatMessage, CommonBody, CompletionsBody } from './openai/schemas';
-export { StopMatcher } from './openai/stop';
+export { MAX_STOP_LENGTH, StopMatcher } from './openai/stop';
 export { endSse, flushSse, startSse, waitDrain, wantsEventStream, writeSse } from './sse';
 export { startFrontend } from './server';
 export type { FrontendServer, FrontendServerOptions } from './server';
@@ -39,3 +39,5 @@ export { modelsRoutes } from './routes/models';
 export type { ModelCard } from './routes/models';
 export { dashboardRoutes } from './dashboard/routes';
 export type { DashboardRoutes, FrontendDashboardOptions } from './dashboard/routes';
+export { Admission, OVERLOAD_STATUSES, admitRequest } from './admission';
+export type { AdmissionOptions, OverloadStatus, Release, RejectReason } from './admission';

@@ -5,7 +5,8 @@ export function startSse(res: Response, headers: Record<string, string> = {}): v
   res.status(200);
   res.setHeader('Content-Type', 'text/event-stream');
   res.setHeader('Cache-Control', 'no-cache');
-  res.setHeader('Connection', 'keep-alive');
+  // A client that asked to close gets the socket closed after the last event, not kept idle.
+  res.setHeader('Connection', res.req.headers.connection?.toLowerCase() === 'close' ? 'close' : 'keep-alive');
   res.setHeader('X-Accel-Buffering', 'no');
   for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
   res.flushHeaders();

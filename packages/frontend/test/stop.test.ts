@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { StopMatcher } from '@dynamo-ts/frontend';
+import { MAX_STOP_LENGTH, StopMatcher } from '@dynamo-ts/frontend';
 
 /** Feeds `pieces` through a matcher; returns the emitted text and whether a stop sequence ended it. */
 function run(stops: string[], pieces: string[]): { text: string; stopped: boolean } {
@@ -73,5 +73,18 @@ describe('StopMatcher', () => {
       ),
       { numRuns: 2000 },
     );
+  });
+
+  it('does work linear in the text, however long the stop sequences and small the pieces', () => {
+    // Once quadratic: every piece rescanned the held text against every prefix of each sequence.
+    const long = 'a'.repeat(MAX_STOP_LENGTH - 1) + 'b';
+    const stops = Array.from({ length: 16 }, (_, i) => long.slice(i));
+    const m = new StopMatcher(stops);
+    let out = '';
+    // 200 000 one-character pieces that keep every sequence one step from completing.
+    for (let i = 0; i < 200_000; i++) out += m.push('a').text;
+    expect(m.done).toBe(false);
+    expect(out.length).toBe(200_000 - (MAX_STOP_LENGTH - 1));
+    expect(m.push('b')).toEqual({ text: '', stopped: true });
   });
 });

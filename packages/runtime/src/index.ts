@@ -58,13 +58,23 @@ export type {
 } from './transport/request-plane';
 export type { EventMessage, EventPlane, EventSubscription } from './events/event-plane';
 export type { Job, PushOptions, WorkQueue, WorkQueueOptions, WorkQueueStats } from './queue/work-queue';
-export { Component, DistributedRuntime, Endpoint, EndpointClient, Namespace } from './runtime';
+export {
+  Component,
+  DistributedRuntime,
+  Endpoint,
+  EndpointClient,
+  Namespace,
+  parseInstanceInfo,
+  MAX_INSTANCE_VALUE_BYTES,
+  MAX_INSTANCES,
+} from './runtime';
 export type {
   ClientRequestOptions,
   DistributedRuntimeOptions,
   EndpointServeOptions,
   InstanceChange,
   InstanceInfo,
+  ParsedInstance,
   RouterMode,
   RuntimeBackends,
   ServedInstance,
@@ -87,6 +97,7 @@ export { MemoryQueueStore, MemoryWorkQueue } from './queue/memory';
 export type { DeadLetter, MemoryQueueStoreOptions, MemoryWorkQueueOptions } from './queue/memory';
 export { MemoryCluster } from './memory';
 export type { MemoryClusterOptions } from './memory';
+export { checkTimerMs, MAX_TIMER_MS } from './util/timers';
 export * as metrics from './metrics';
 export { RetryPolicy } from './retry';
 export type { RetryPolicyOptions } from './retry';

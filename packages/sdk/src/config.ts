@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import Ajv, { type ErrorObject } from 'ajv';
 import YAML from 'yaml';
-import { InvalidArgumentError } from '@dynamo-ts/runtime';
+import { InvalidArgumentError, MAX_TIMER_MS } from '@dynamo-ts/runtime';
 import type { JsonSchema, ServiceDefinition } from './service';
 
 /** Config of a whole graph: one section per service name. */
@@ -12,12 +12,25 @@ export const COMMON_SERVICE_KEYS: Record<string, JsonSchema> = {
   replicas: { type: 'integer', minimum: 0, maximum: 256, description: 'instances of the service this process starts' },
 };
 
-/** Reads a YAML config file: a mapping of service name to a mapping of keys. Errors name the file. */
+/** The largest config file read (a graph's config is a few KB; a huge one would parse for minutes). */
+export const MAX_CONFIG_FILE_BYTES = 1024 * 1024;
+
+/**
+ * Reads a YAML config file: a mapping of service name to a mapping of keys. Errors name the
+ * file; one over {@link MAX_CONFIG_FILE_BYTES} is refused before it is read.
+ */
 export function loadConfigFile(file: string): GraphConfig {
   let text: string;
   try {
+    const size = statSync(file).size;
+    if (size > MAX_CONFIG_FILE_BYTES) {
+      throw new InvalidArgumentError(
+        `config file ${file} is ${size} bytes, over the limit of ${MAX_CONFIG_FILE_BYTES} bytes`,
+      );
+    }
     text = readFileSync(file, 'utf8');
   } catch (e) {
+    if (e instanceof InvalidArgumentError) throw e;
     throw new InvalidArgumentError(`cannot read config file ${file}: ${(e as Error).message}`);
   }
   let doc: unknown;
@@ -69,10 +82,61 @@ function isPlainObject(x: unknown): x is Record<string, unknown> {
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
 const validators = new WeakMap<ServiceDefinition, ReturnType<typeof ajv.compile>>();
 
+/**
+ * Bounds a duration key (`*_ms`, `*_s`) by what Node's timers honour, unless its schema already
+ * says less: a longer one overflows the timer, which then fires at once.
+ */
+function boundDuration(key: string, schema: unknown): unknown {
+  if (!isPlainObject(schema) || (schema.type !== 'integer' && schema.type !== 'number')) return schema;
+  const limit = key.endsWith('_ms') ? MAX_TIMER_MS : key.endsWith('_s') ? Math.floor(MAX_TIMER_MS / 1000) : undefined;
+  if (limit === undefined) return schema;
+  const max = typeof schema.maximum === 'number' ? schema.maximum : Infinity;
+  return max <= limit ? schema : { ...schema, maximum: limit };
+}
+
 function sectionSchema(service: ServiceDefinition): JsonSchema {
   const own = service.configSchema ?? { type: 'object', properties: {} };
-  const props = { ...((own.properties as Record<string, unknown>) ?? {}), ...COMMON_SERVICE_KEYS };
+  const props: Record<string, unknown> = {
+    ...((own.properties as Record<string, unknown>) ?? {}),
+    ...COMMON_SERVICE_KEYS,
+  };
+  for (const [k, v] of Object.entries(props)) props[k] = boundDuration(k, v);
   return { ...own, type: 'object', properties: props, additionalProperties: own.additionalProperties ?? false };
+}
+
+/** Edit distance of `a` and `b` (case-insensitive), or 3 when it is more than 2 (all a typo check needs). */
+function nearness(a: string, b: string): number {
+  const x = a.toLowerCase();
+  const y = b.toLowerCase();
+  if (Math.abs(x.length - y.length) > 2) return 3;
+  let prev = Array.from({ length: y.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= x.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= y.length; j++) {
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (x[i - 1] === y[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return Math.min(prev[y.length]!, 3);
+}
+
+/**
+ * Checks the service sections of a config before anything starts; throws INVALID_ARGUMENT naming
+ * `source` and each bad section. With `strict` (command-line overrides: they are for this process)
+ * every section must name one of `known`; without (a file shared by every process of a graph,
+ * which names services this process does not know) a section that is a near miss of a known name
+ * (a typo: case, or up to two letters) is refused.
+ */
+export function checkSections(config: GraphConfig, known: Iterable<string>, source: string, strict: boolean): void {
+  const names = [...new Set(known)].sort();
+  const bad: string[] = [];
+  for (const k of Object.keys(config)) {
+    if (names.includes(k)) continue;
+    const near = names.find((n) => nearness(k, n) <= 2);
+    if (near !== undefined) bad.push(`${k} is not a service of this graph (did you mean ${near}?)`);
+    else if (strict) bad.push(`${k} is not a service of this graph`);
+  }
+  if (bad.length > 0) throw new InvalidArgumentError(`${source}: ${bad.join('; ')} (services: ${names.join(', ')})`);
 }
 
 /** Describes one ajv error as `Service.key must be ...`. */

@@ -34,7 +34,15 @@ export type {
 } from './endpoint';
 export { resolveGraph } from './graph';
 export type { ResolvedGraph } from './graph';
-export { COMMON_SERVICE_KEYS, describeAjvError, loadConfigFile, mergeConfig, serviceConfig } from './config';
+export {
+  COMMON_SERVICE_KEYS,
+  MAX_CONFIG_FILE_BYTES,
+  checkSections,
+  describeAjvError,
+  loadConfigFile,
+  mergeConfig,
+  serviceConfig,
+} from './config';
 export type { GraphConfig } from './config';
 export { embeddedPlatform } from './platform';
 export type { EmbeddedPlatformOptions, Platform } from './platform';
@@ -42,7 +50,7 @@ export { serveGraph } from './serve';
 export type { GraphHandle, RunningService, ServeGraphOptions } from './serve';
 export { settingsFromEnv } from './settings';
 export type { EnvSettings } from './settings';
-export { loadService, parseTarget, resolveModule } from './loader';
+export { loadService, moduleServiceNames, parseTarget, resolveModule } from './loader';
 export { distributedPlatform } from './distributed';
 export type { DistributedPlatformOptions } from './distributed';
 export { startMetricsServer } from './metrics-server';

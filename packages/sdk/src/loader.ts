@@ -52,13 +52,8 @@ function registerTsx(file: string): void {
  * definition it exports under that name.
  */
 export function loadService(target: string, cwd = process.cwd()): ServiceDefinition {
-  const { modulePath, exportName } = parseTarget(target);
-  const file = resolveModule(modulePath, cwd);
-  if (/\.[cm]?tsx?$/.test(file) && !tsxRegistered) {
-    registerTsx(file);
-    tsxRegistered = true;
-  }
-  const mod = require(file) as Record<string, unknown>;
+  const { exportName } = parseTarget(target);
+  const { file, mod } = loadModule(target, cwd);
   const svc = mod[exportName];
   if (!isServiceDefinition(svc)) {
     const found = Object.entries(mod)
@@ -69,4 +64,30 @@ export function loadService(target: string, cwd = process.cwd()): ServiceDefinit
     );
   }
   return svc;
+}
+
+function loadModule(target: string, cwd: string): { file: string; mod: Record<string, unknown> } {
+  const file = resolveModule(parseTarget(target).modulePath, cwd);
+  if (/\.[cm]?tsx?$/.test(file) && !tsxRegistered) {
+    registerTsx(file);
+    tsxRegistered = true;
+  }
+  return { file, mod: require(file) as Record<string, unknown> };
+}
+
+/**
+ * Names of every service the module of `target` exports and every service they link to or
+ * depend on: the sections a config file shared by the graph's processes may hold.
+ */
+export function moduleServiceNames(target: string, cwd = process.cwd()): string[] {
+  const names = new Set<string>();
+  const seen = new Set<ServiceDefinition>();
+  const walk = (s: ServiceDefinition): void => {
+    if (seen.has(s)) return;
+    seen.add(s);
+    names.add(s.name);
+    [...s.links, ...s.dependencies].forEach(walk);
+  };
+  for (const v of Object.values(loadModule(target, cwd).mod)) if (isServiceDefinition(v)) walk(v);
+  return [...names];
 }

@@ -27,6 +27,8 @@ export interface ServeSettings {
   workerName: string;
   /** Discovery lease TTL in ms. */
   leaseTtlMs: number;
+  /** `DYN_HTTP_OVERLOAD_STATUS_CODE`: the status a frontend sheds load with (default 529). */
+  overloadStatusCode?: 529 | 503 | 429;
 }
 
 /** What an endpoint handler gets with each request. */

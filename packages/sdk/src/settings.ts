@@ -24,21 +24,29 @@ export interface EnvSettings extends ServeSettings {
   localCalls: boolean;
 }
 
+/** The longest `DYNAMO_NAMESPACE`. */
+export const MAX_NAMESPACE_LENGTH = 64;
+/** The longest `DYNAMO_LEASE_TTL` in seconds: a dead process must leave discovery within an hour. */
+export const MAX_LEASE_TTL_S = 3600;
+
 const ENV_SCHEMA = {
   type: 'object',
   properties: {
     NATS_SERVER: { type: 'string', minLength: 1 },
     ETCD_ENDPOINTS: { type: 'string', minLength: 1 },
-    DYNAMO_NAMESPACE: { type: 'string', pattern: NAME_PATTERN.source },
+    // Longer names make JetStream stream and consumer names the server refuses, late and unnamed.
+    DYNAMO_NAMESPACE: { type: 'string', pattern: NAME_PATTERN.source, maxLength: MAX_NAMESPACE_LENGTH },
     DYNAMO_PORT: { type: 'string', pattern: '^[0-9]{1,5}$' },
     DYNAMO_METRICS_PORT: { type: 'string', pattern: '^[0-9]{1,5}$' },
     DYNAMO_METRICS_HOST: { type: 'string', minLength: 1 },
     DYNAMO_QUEUE_REPLICAS: { enum: ['1', '2', '3', '4', '5'] },
     DYNAMO_LOCAL_CALLS: { enum: ['0', '1'] },
-    DYNAMO_WORKER_NAME: { type: 'string', minLength: 1, maxLength: 128 },
+    // Shown in answers, logs and discovery: printable text only.
+    DYNAMO_WORKER_NAME: { type: 'string', minLength: 1, maxLength: 128, pattern: '^[^\\u0000-\\u001f\\u007f]+$' },
     DYNAMO_LEASE_TTL: { type: 'string', pattern: '^[0-9]+(\\.[0-9]+)?$' },
     DYNAMO_LOG_LEVEL: { enum: ['error', 'warn', 'info', 'debug'] },
     DYNAMO_LOG_FORMAT: { enum: ['json', 'pretty'] },
+    DYN_HTTP_OVERLOAD_STATUS_CODE: { enum: ['529', '503', '429'] },
   },
 };
 const validate = new Ajv({ allErrors: true, strict: false }).compile(ENV_SCHEMA);
@@ -72,7 +80,9 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv, options: { stderrIsTTY?:
     throw new InvalidArgumentError(`DYNAMO_METRICS_PORT must be at most 65535 (got ${metricsPort})`);
   }
   const ttlS = picked.DYNAMO_LEASE_TTL !== undefined ? Number(picked.DYNAMO_LEASE_TTL) : 10;
-  if (ttlS < 1) throw new InvalidArgumentError(`DYNAMO_LEASE_TTL must be at least 1 second (got ${ttlS})`);
+  if (ttlS < 1 || ttlS > MAX_LEASE_TTL_S) {
+    throw new InvalidArgumentError(`DYNAMO_LEASE_TTL must be between 1 and ${MAX_LEASE_TTL_S} seconds (got ${ttlS})`);
+  }
   const split = (s: string | undefined): string[] =>
     (s ?? '')
       .split(',')
@@ -92,5 +102,8 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv, options: { stderrIsTTY?:
     metricsHost: picked.DYNAMO_METRICS_HOST ?? '0.0.0.0',
     queueReplicas: picked.DYNAMO_QUEUE_REPLICAS !== undefined ? Number(picked.DYNAMO_QUEUE_REPLICAS) : 1,
     localCalls: picked.DYNAMO_LOCAL_CALLS !== '0',
+    ...(picked.DYN_HTTP_OVERLOAD_STATUS_CODE !== undefined
+      ? { overloadStatusCode: Number(picked.DYN_HTTP_OVERLOAD_STATUS_CODE) as 529 | 503 | 429 }
+      : {}),
   };
 }

@@ -58,6 +58,26 @@ describe('settingsFromEnv', () => {
     expect(() => settingsFromEnv({ DYNAMO_PORT: '70000' })).toThrow(/DYNAMO_PORT must be at most 65535/);
     expect(() => settingsFromEnv({ DYNAMO_NAMESPACE: 'a b' })).toThrow(/DYNAMO_NAMESPACE/);
     expect(() => settingsFromEnv({ DYNAMO_LOG_LEVEL: 'loud' })).toThrow(/DYNAMO_LOG_LEVEL/);
-    expect(() => settingsFromEnv({ DYNAMO_LEASE_TTL: '0.5' })).toThrow(/DYNAMO_LEASE_TTL must be at least 1 second/);
+    expect(() => settingsFromEnv({ DYNAMO_LEASE_TTL: '0.5' })).toThrow(/DYNAMO_LEASE_TTL must be between 1 and 3600/);
+  });
+
+  it('reads the overload status of the frontend', () => {
+    expect(settingsFromEnv({}).overloadStatusCode).toBeUndefined();
+    expect(settingsFromEnv({ DYN_HTTP_OVERLOAD_STATUS_CODE: '503' }).overloadStatusCode).toBe(503);
+    expect(() => settingsFromEnv({ DYN_HTTP_OVERLOAD_STATUS_CODE: '500' })).toThrow(/DYN_HTTP_OVERLOAD_STATUS_CODE/);
+  });
+
+  it('rejects values the implementation cannot honour, naming the variable', () => {
+    // Once a busy loop of keep-alives (the keep-alive timer overflowed).
+    expect(() => settingsFromEnv({ DYNAMO_LEASE_TTL: '10000000' })).toThrow(
+      /DYNAMO_LEASE_TTL must be between 1 and 3600 seconds \(got 10000000\)/,
+    );
+    expect(settingsFromEnv({ DYNAMO_LEASE_TTL: '3600' }).leaseTtlMs).toBe(3_600_000);
+    // Once NATS errors late that did not name it.
+    expect(() => settingsFromEnv({ DYNAMO_NAMESPACE: 'n'.repeat(65) })).toThrow(/DYNAMO_NAMESPACE/);
+    expect(settingsFromEnv({ DYNAMO_NAMESPACE: 'n'.repeat(64) }).namespace).toHaveLength(64);
+    expect(() => settingsFromEnv({ DYNAMO_WORKER_NAME: 'w\u0001x' })).toThrow(/DYNAMO_WORKER_NAME/);
+    expect(() => settingsFromEnv({ DYNAMO_WORKER_NAME: 'w'.repeat(129) })).toThrow(/DYNAMO_WORKER_NAME/);
+    expect(settingsFromEnv({ DYNAMO_WORKER_NAME: 'node <|endoftext|> é' }).workerName).toBe('node <|endoftext|> é');
   });
 });

@@ -1,4 +1,5 @@
 import type { Response } from 'express';
+import type { Admission } from '../admission';
 import { CancelledError, UnavailableError, toDynamoError, type Logger } from '@dynamo-ts/runtime';
 import { HttpError, errorBody, sendError } from '../errors';
 import type { FrontendEndpoint, FrontendMetrics } from '../metrics';
@@ -18,6 +19,8 @@ export interface OpenAiDeps {
   logger: Logger;
   /** Per-request timeout, ms; 0 = none. */
   timeoutMs: number;
+  /** Load shedding per model; undefined admits every request. */
+  admission?: Admission;
 }
 
 /** One accepted completion request, whatever route it came in on. */

@@ -3,6 +3,7 @@
  * not use (temperature, top_p, seed, tools, ...) are type-checked and then ignored; fields not in
  * the API are ignored.
  */
+import { MAX_STOP_LENGTH } from './stop';
 
 const nullable = (type: string | string[], extra: Record<string, unknown> = {}): Record<string, unknown> => ({
   type: [...(Array.isArray(type) ? type : [type]), 'null'],
@@ -15,7 +16,11 @@ const COMMON_PROPERTIES = {
   stream: nullable('boolean'),
   stream_options: nullable('object', { properties: { include_usage: nullable('boolean') } }),
   max_tokens: nullable('integer', { minimum: 1 }),
-  stop: nullable(['string', 'array'], { items: { type: 'string' }, maxItems: 16 }),
+  stop: nullable(['string', 'array'], {
+    items: { type: 'string', maxLength: MAX_STOP_LENGTH },
+    maxItems: 16,
+    maxLength: MAX_STOP_LENGTH,
+  }),
   n: nullable('integer', { minimum: 1 }),
   temperature: nullable('number', { minimum: 0, maximum: 2 }),
   top_p: nullable('number', { minimum: 0, maximum: 1 }),

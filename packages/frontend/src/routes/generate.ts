@@ -1,5 +1,6 @@
 import type { Request, RequestHandler, Response } from 'express';
 import { toDynamoError, type CancelSource, type Logger } from '@dynamo-ts/runtime';
+import { admitRequest, type Admission, type Release } from '../admission';
 import { errorBody, sendError } from '../errors';
 import { UNSPECIFIED_MODEL, type FrontendMetrics } from '../metrics';
 import { RequestScope, releaseUpstream } from '../request-scope';
@@ -68,6 +69,8 @@ export interface GenerateRouteOptions {
   metrics: FrontendMetrics;
   /** Per-request timeout, ms; 0 = none. */
   timeoutMs: number;
+  /** Load shedding (`/generate` names no model: one queue for the route); undefined admits every request. */
+  admission?: Admission;
 }
 
 /**
@@ -82,8 +85,10 @@ export function generateRoute(options: GenerateRouteOptions): RequestHandler {
     const stream = wantsEventStream(req.headers.accept);
     const requestType = stream ? 'stream' : 'unary';
     let body: { prompt: string; request_id?: string };
+    let release: Release;
     try {
       body = validateBody(req, validate);
+      release = await admitRequest(options.admission, UNSPECIFIED_MODEL, res);
     } catch (e) {
       metrics.rejected('generate', requestType);
       throw e;
@@ -137,6 +142,7 @@ export function generateRoute(options: GenerateRouteOptions): RequestHandler {
       endSse(res);
     } finally {
       scope.close();
+      release();
       if (it) releaseUpstream(it);
     }
   };

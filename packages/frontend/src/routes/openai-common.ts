@@ -1,5 +1,6 @@
 import type { ValidateFunction } from 'ajv';
 import type { Request, RequestHandler, Response } from 'express';
+import { admitRequest, type Release } from '../admission';
 import { HttpError } from '../errors';
 import type { RequestType } from '../metrics';
 import {
@@ -71,16 +72,22 @@ export function completionRoute<B extends CommonBody>(
   return async (req: Request, res: Response): Promise<void> => {
     const startedAt = performance.now();
     let job: CompletionJob;
+    let release: Release;
     try {
       const body = validateBody(req, validate);
       rejectUnsupported(body);
       const { prompt, maxTokens } = parse(body);
       await checkModel(deps.models, body.model);
       job = { ...commonJob(body, startedAt), endpoint, requestId: requestIdOf(req), prompt, maxTokens };
+      release = await admitRequest(deps.admission, body.model, res);
     } catch (e) {
       deps.metrics.rejected(endpoint, requestTypeOf(req));
       throw e;
     }
-    await serveCompletion(res, deps, job, format);
+    try {
+      await serveCompletion(res, deps, job, format);
+    } finally {
+      release();
+    }
   };
 }

@@ -12,6 +12,7 @@ import { randomId64 } from '../names';
 import type { CallOptions } from '../options';
 import { Channel } from '../util/channel';
 import { noop, onAbort, unrefInterval, unrefTimeout } from '../util/abort';
+import { checkTimerMs, MAX_TIMER_MS } from '../util/timers';
 import type { Discovery, DiscoveryStatus, KvEntry, KvEvent, KvWatch, PutOptions } from './discovery';
 
 /** Options of {@link MemoryKvStore}. */
@@ -124,7 +125,9 @@ export class MemoryKvStore {
   /** Grants lease `id` (lowercase hex) with a TTL; it expires unless {@link MemoryKvStore.keepAliveLease} is called within the TTL. */
   grantLease(id: string, ttlMs: number): void {
     this.check();
-    if (!(ttlMs > 0)) throw new InvalidArgumentError(`lease TTL must be positive, got ${ttlMs}`);
+    if (!(ttlMs > 0) || ttlMs > MAX_TIMER_MS) {
+      throw new InvalidArgumentError(`lease TTL must be in (0, ${MAX_TIMER_MS}] ms, got ${ttlMs}`);
+    }
     if (this.leases.has(id)) throw new InvalidArgumentError(`lease ${id} already exists`);
     const timer = unrefTimeout(() => this.expireLease(id), ttlMs);
     this.leases.set(id, { id, ttlMs, timer, keys: new Set() });
@@ -335,9 +338,8 @@ export class MemoryDiscovery implements Discovery, MemoryKvStoreClient {
   /** Connects a new client (a new "process") to `store` and grants its lease. */
   static async connect(store: MemoryKvStore, options: MemoryDiscoveryOptions = {}): Promise<MemoryDiscovery> {
     const ttlMs = options.leaseTtlMs ?? 10_000;
-    if (!(ttlMs > 0) || !Number.isFinite(ttlMs)) {
-      throw new InvalidArgumentError(`leaseTtlMs must be a positive number, got ${ttlMs}`);
-    }
+    // Keep-alives go every third of the TTL: below 3 ms, or past Node's timer range, they would spin.
+    checkTimerMs('leaseTtlMs', ttlMs, 3);
     const leaseId = randomId64();
     store.grantLease(leaseId, ttlMs);
     const logger = (options.logger ?? noopLogger).child({ component: 'memory-discovery', lease_id: leaseId });

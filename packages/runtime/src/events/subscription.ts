@@ -1,6 +1,7 @@
 import type { Logger } from '../logger';
 import { noop, onAbort } from '../util/abort';
 import { Channel } from '../util/channel';
+import { RateLimiter } from '../util/rate-limit';
 import type { EventMessage, EventSubscription } from './event-plane';
 
 interface RawEvent {
@@ -24,6 +25,8 @@ export class BufferedEventSubscription<T> implements EventSubscription<T>, Async
   private offSignal: () => void = noop;
   private done = false;
   private dropped = 0;
+  /** A flood of garbage costs a few log lines, not one per message. */
+  private readonly badEvents = new RateLimiter();
 
   constructor(
     readonly subject: string,
@@ -92,10 +95,14 @@ export class BufferedEventSubscription<T> implements EventSubscription<T>, Async
     try {
       return { value: { subject: r.value.subject, data: JSON.parse(r.value.json) as T }, done: false };
     } catch (e) {
-      this.logger.warn('dropping an event that is not JSON', {
-        subject: r.value.subject,
-        error: e instanceof Error ? e.message : String(e),
-      });
+      const t = this.badEvents.take();
+      if (t.ok) {
+        this.logger.warn('dropping an event that is not JSON', {
+          subject: r.value.subject,
+          error: e instanceof Error ? e.message : String(e),
+          suppressed: t.suppressed,
+        });
+      }
       return this.next();
     }
   };

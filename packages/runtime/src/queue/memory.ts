@@ -398,6 +398,7 @@ export class MemoryWorkQueue<T = unknown> implements WorkQueue<T> {
   private readonly stops = new Set<() => void>();
   private closed = false;
   private readonly logger: Logger;
+  private readonly validate: ((data: unknown) => unknown) | undefined;
 
   constructor(
     private readonly store: MemoryQueueStore,
@@ -412,6 +413,7 @@ export class MemoryWorkQueue<T = unknown> implements WorkQueue<T> {
       throw new InvalidArgumentError(`maxDeliver must be an integer >= 1, got ${this.maxDeliver}`);
     }
     this.logger = (options.logger ?? noopLogger).child({ component: 'memory-work-queue', queue: this.name });
+    this.validate = options.validate;
     const internals = storeInternals.get(store);
     if (!internals) throw new InternalError('unknown queue store');
     this.queue = internals.queue(this.namespace, this.name);
@@ -423,6 +425,13 @@ export class MemoryWorkQueue<T = unknown> implements WorkQueue<T> {
     throwIfAborted(options.signal);
     if (options.deadline !== undefined && !Number.isFinite(options.deadline)) {
       throw new InvalidArgumentError(`deadline must be a finite epoch ms, got ${options.deadline}`);
+    }
+    if (this.validate) {
+      try {
+        this.validate(data);
+      } catch (e) {
+        throw new InvalidArgumentError(`job data refused by validate: ${(e as Error).message}`);
+      }
     }
     this.queue.push({
       id: randomId64(),

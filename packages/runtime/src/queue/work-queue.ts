@@ -55,6 +55,13 @@ export interface WorkQueueOptions {
    * queue lives in one process and ignores it.
    */
   replicas?: number;
+  /**
+   * Checks each job's data where it enters the queue's consumers: returns the value to hand out,
+   * or throws saying why it is not acceptable. A JetStream job that fails (data from the wire,
+   * anyone may publish on the subject) is dead-lettered with reason `invalid`, logged
+   * rate-limited and never handed out; the in-memory queue refuses it at push (INVALID_ARGUMENT).
+   */
+  validate?: (data: unknown) => unknown;
 }
 
 /**

@@ -21,6 +21,25 @@ export function decodeJson(encoded: string): unknown {
   return JSON.parse(encoded) as unknown;
 }
 
+/**
+ * Parses JSON text read from an untrusted source (discovery, the wire) of at most `limit` UTF-8
+ * bytes; returns the value or why it is not one, never throws.
+ */
+export function parseUntrustedJson(
+  text: string,
+  limit: number,
+): { ok: true; value: unknown } | { ok: false; error: string } {
+  // A UTF-16 unit is at least one UTF-8 byte: longer strings are too large without counting.
+  if (text.length > limit || Buffer.byteLength(text) > limit) {
+    return { ok: false, error: `value is larger than ${limit} bytes` };
+  }
+  try {
+    return { ok: true, value: JSON.parse(text) as unknown };
+  } catch {
+    return { ok: false, error: 'value is not JSON' };
+  }
+}
+
 /** Throws PAYLOAD_TOO_LARGE when `encoded` is larger than `limit` bytes in UTF-8. */
 export function checkPayloadSize(encoded: string, limit: number): void {
   // A UTF-16 unit is at most 3 UTF-8 bytes: most payloads need no exact count.

@@ -3,7 +3,7 @@
  * compliance suite, then what only a real server shows (connections dying, a server restart,
  * namespaces, the dead-letter stream, the monitoring endpoint, delivery latency).
  */
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import { RetentionPolicy, StorageType, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { Job, WorkQueueOptions } from '../../src/queue/work-queue';
 import {
@@ -271,6 +271,46 @@ describeWithBinaries(['nats-server'], 'JetStreamWorkQueue', () => {
       expect(letters[1]).toMatchObject({ data: 'not json', deliveryCount: 1, reason: 'malformed' });
       expect(await q.depth()).toBe(0);
       expect((await jsm.streams.info(q.streamName)).state.messages).toBe(0);
+      ac.abort();
+    });
+
+    test('forged jobs (not JSON, refused by validate, a huge id header) never reach the consumer, which keeps going', async () => {
+      const validate = (d: unknown): { n: number } => {
+        if (typeof d !== 'object' || d === null || typeof (d as { n?: unknown }).n !== 'number') {
+          throw new Error('n must be a number');
+        }
+        return d as { n: number };
+      };
+      const { q, nc } = await clients.open<{ n: number }>({ ...options, validate });
+      const js = jetstream(nc);
+      const forged: Array<string | Uint8Array> = [
+        'null',
+        '{}',
+        '42',
+        '"str"',
+        '[1]',
+        '{"n":"1"}',
+        '{',
+        '',
+        'x'.repeat(50_000),
+      ];
+      for (const body of forged) await js.publish(q.subject, body);
+      const h = natsHeaders();
+      h.set('Dynamo-Job-Id', 'i'.repeat(30_000));
+      h.set('Dynamo-Deadline', 'not a number');
+      await js.publish(q.subject, '{"n":7}', { headers: h });
+      await q.push({ n: 1 });
+      const ac = new AbortController();
+      const r = new Reader<Job<{ n: number }>>(q.consume({ signal: ac.signal, maxInFlight: 4 }));
+      const jobs = await r.take(2);
+      expect(jobs.map((j) => j.data)).toEqual([{ n: 7 }, { n: 1 }]);
+      expect(jobs[0]!.id).toMatch(new RegExp(`^${q.streamName}:\\d+$`));
+      for (const j of jobs) await j.ack();
+      await eventually('every forged job dead-lettered', async () => (await q.stats()).deadLettered === forged.length);
+      expect(await q.depth()).toBe(0);
+      process.stderr.write(
+        `JetStreamWorkQueue: ${forged.length + 1} forged jobs tried, ${forged.length} dead-lettered\n`,
+      );
       ac.abort();
     });
 

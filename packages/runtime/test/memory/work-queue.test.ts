@@ -23,6 +23,18 @@ describe('MemoryWorkQueue', () => {
     await cluster.close();
   });
 
+  test('validate refuses bad job data at push, naming why', async () => {
+    const validate = (d: unknown): unknown => {
+      if (typeof d !== 'number') throw new Error('job must be a number');
+      return d;
+    };
+    const q = cluster.workQueue<unknown>({ namespace: 'ns', name: 'v', validate });
+    expect(await rejection(q.push(null))).toMatchObject({ code: 'INVALID_ARGUMENT', message: /job must be a number/ });
+    await q.push(3);
+    const r = consume(q);
+    expect((await r.take(1))[0]!.data).toBe(3);
+  });
+
   test('dead letters are kept by the store and published on the dead-letter subject', async () => {
     const events = cluster.eventPlane();
     const dead = new Reader<EventMessage>(events.subscribe(deadLetterSubject('ns', 'prefill')));

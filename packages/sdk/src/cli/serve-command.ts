@@ -6,8 +6,8 @@ import {
   UnavailableError,
   type Logger,
 } from '@dynamo-ts/runtime';
-import { loadConfigFile, mergeConfig, type GraphConfig } from '../config';
-import { loadService } from '../loader';
+import { checkSections, loadConfigFile, mergeConfig, type GraphConfig } from '../config';
+import { loadService, moduleServiceNames } from '../loader';
 import { embeddedPlatform, type Platform } from '../platform';
 import { serveGraph, type GraphHandle } from '../serve';
 import { settingsFromEnv, type EnvSettings } from '../settings';
@@ -99,7 +99,16 @@ export async function runServe(args: ServeArgs, env: NodeJS.ProcessEnv = process
   const logger = createLogger({ level: settings.logLevel, format: settings.logFormat });
   const root = loadService(args.target);
   const files = args.file ?? [];
-  const config = mergeConfig(...files.map(loadConfigFile), args.overrides);
+  // Sections for services the target's module does not define: a typo in a shared file, or a
+  // flag for a service this process does not serve.
+  const known = moduleServiceNames(args.target);
+  const layers = files.map((f) => {
+    const layer = loadConfigFile(f);
+    checkSections(layer, known, `config file ${f}`, false);
+    return layer;
+  });
+  checkSections(args.overrides, known, 'command-line overrides', true);
+  const config = mergeConfig(...layers, args.overrides);
   const source =
     [...files, ...(Object.keys(args.overrides).length ? ['command-line overrides'] : [])].join(' + ') || 'defaults';
   const platform = await platformFor(settings, logger);

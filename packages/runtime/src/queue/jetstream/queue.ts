@@ -1,26 +1,3 @@
-/**
- * The NATS JetStream {@link WorkQueue} ({@link JetStreamWorkQueue}).
- *
- * Layout on the server (all created on first use, shared by every process of the queue):
- * - stream `DYNAMO_{NS}_{QUEUE}` (`queueStreamName`) on the single subject
- *   `dynamo.{ns}.queue.{queue}` (`queueSubject`), WorkQueue retention (a job leaves the
- *   stream when acked or termed), file storage;
- * - durable pull consumer `workers` on it, shared by all consumers of the
- *   queue: explicit acks, `ack_wait` = `ackWaitMs`, server `max_deliver` = -1 (unlimited; see below);
- * - stream `DYNAMO_{NS}_{QUEUE}_DLQ` on `dynamo.{ns}.queue.{queue}.dead` (`deadLetterSubject`),
- *   limits retention (kept `deadLetterMaxAgeMs`, default 7 days, at most 100 000 letters, oldest
- *   dropped first), so dead letters stay inspectable (`nats stream view`), each a JSON
- *   `JetStreamDeadLetter`.
- *
- * `maxDeliver` is enforced by the client, not the server: under WorkQueue retention a message that
- * reaches the server's `max_deliver` would stay in the stream forever, never delivered again. So a
- * delivery whose `deliveryCount` exceeds `maxDeliver` is published to the dead-letter stream, then
- * termed (which removes it from the work queue); it is never handed out.
- *
- * Wire format of a job: the body is the JSON of `data`; header `Dynamo-Job-Id` carries the job
- * id (a UUID, the same across redeliveries; also the `Nats-Msg-Id`, so push's own retry cannot
- * store a job twice) and `Dynamo-Deadline` the deadline (epoch ms) when there is one.
- */
 import { randomUUID } from 'node:crypto';
 import {
   AckPolicy,
@@ -33,7 +10,6 @@ import {
   jetstreamManager,
   type Consumer,
   type ConsumerInfo,
-  type ConsumerMessages,
   type JetStreamClient,
   type JetStreamManager,
   type JsMsg,
@@ -46,390 +22,43 @@ import {
   InternalError,
   InvalidArgumentError,
   PayloadTooLargeError,
-  TimeoutError,
   UnavailableError,
-  abortReason,
   throwIfAborted,
-} from '../errors';
-import type { Logger } from '../logger';
-import { noopLogger } from '../logger';
-import { deadLetterSubject, queueStreamName, queueSubject, validateName } from '../names';
-import type { CallOptions } from '../options';
-import { noop, onAbort, sleep } from '../util/abort';
-import { Channel } from '../util/channel';
-import { encodeJson } from '../util/json';
-import type { Job, PushOptions, WorkQueue, WorkQueueOptions, WorkQueueStats } from './work-queue';
+} from '../../errors';
+import type { Logger } from '../../logger';
+import { noopLogger } from '../../logger';
+import { deadLetterSubject, queueStreamName, queueSubject } from '../../names';
+import type { CallOptions } from '../../options';
+import { noop, onAbort } from '../../util/abort';
+import { encodeJson } from '../../util/json';
+import { RateLimiter } from '../../util/rate-limit';
+import type { Job, PushOptions, WorkQueue, WorkQueueStats } from '../work-queue';
+import {
+  JOB_ID_HEADER,
+  JOB_DEADLINE_HEADER,
+  JETSTREAM_QUEUE_CONSUMER,
+  deadLetterStreamName,
+  type JetStreamDeadLetter,
+  type JetStreamWorkQueueOptions,
+  type CompiledOptions,
+  type StreamSpec,
+  DEFAULT_DUPLICATE_WINDOW_MS,
+  DEAD_LETTER_MAX_MSGS,
+  MS,
+  compileOptions,
+  toQueueError,
+  apiCode,
+  STREAM_NOT_FOUND,
+  CONSUMER_NOT_FOUND,
+  STREAM_NAME_IN_USE,
+  CONSUMER_EXISTS,
+  guarded,
+} from './options';
+import { JetStreamJob } from './job';
 
-/** Header carrying the job id. */
-export const JOB_ID_HEADER = 'Dynamo-Job-Id';
-/** Header carrying the job deadline (epoch milliseconds, decimal). */
-export const JOB_DEADLINE_HEADER = 'Dynamo-Deadline';
-/** Name of the durable pull consumer shared by every consumer of a queue. */
-export const JETSTREAM_QUEUE_CONSUMER = 'workers';
-
-/** Name of the dead-letter stream of a work queue: `{queueStreamName}_DLQ`. */
-export function deadLetterStreamName(namespace: string, queue: string): string {
-  return `${queueStreamName(namespace, queue)}_DLQ`;
-}
-
-/** A dead letter as stored (JSON) in the dead-letter stream. */
-export interface JetStreamDeadLetter {
-  /** Job id. */
-  id: string;
-  /** The job data (the raw body as a string when it was not JSON). */
-  data: unknown;
-  /** Deadline of the job (epoch ms), when it had one. */
-  deadline?: number;
-  /** The delivery that was dead-lettered (so `maxDeliver + 1` after too many deliveries). */
-  deliveryCount: number;
-  /** Why: `max_deliver` (too many deliveries) or `malformed` (body not JSON). */
-  reason: 'max_deliver' | 'malformed';
-  /** Work-queue subject the job was pushed on. */
-  subject: string;
-  /** When it was dead-lettered (epoch ms). */
-  deadLetteredAt: number;
-  /** True when `data` was left out to keep the letter under the server's max payload. */
-  dataOmitted?: boolean;
-}
-
-/** Options of {@link JetStreamWorkQueue.create}. */
-export interface JetStreamWorkQueueOptions extends WorkQueueOptions {
-  /** Logger (scoped with `component` and `queue`). Default: {@link noopLogger}. */
-  logger?: Logger;
-  /** Jobs older than this are removed by the server, consumed or not. Default: kept until settled. */
-  maxAgeMs?: number;
-  /** How long dead letters are kept. Default 7 days. */
-  deadLetterMaxAgeMs?: number;
-  /**
-   * Expiry of each pull request a waiting consumer keeps open (the server answers it at once when
-   * a job arrives; on expiry the consumer simply pulls again). Heartbeats every half of it detect
-   * a lost pull. Default 10000, at least 1000.
-   */
-  pullExpiresMs?: number;
-  /** Timeout of JetStream API calls, pushes and job settlements when the call gives none. Default 5000. */
-  requestTimeoutMs?: number;
-}
-
-/** Settled options, defaults applied. */
-interface CompiledOptions {
-  namespace: string;
-  name: string;
-  ackWaitMs: number;
-  /** Whether the caller chose `ackWaitMs` (only then is an existing consumer's ack wait changed). */
-  ackWaitGiven: boolean;
-  maxDeliver: number;
-  replicas: number;
-  maxAgeMs: number;
-  deadLetterMaxAgeMs: number;
-  pullExpiresMs: number;
-  requestTimeoutMs: number;
-}
-
-/** The stream settings this queue asks for. */
-type StreamSpec = Partial<StreamConfig> & { name: string; subjects: string[] };
-
-const DEFAULT_DUPLICATE_WINDOW_MS = 120_000;
-const DEAD_LETTER_MAX_MSGS = 100_000;
-const MS = 1_000_000; // nanoseconds per millisecond
-
-function compileOptions(options: JetStreamWorkQueueOptions): CompiledOptions {
-  const o: CompiledOptions = {
-    namespace: validateName('namespace', options.namespace),
-    name: validateName('queue name', options.name),
-    ackWaitMs: options.ackWaitMs ?? 30_000,
-    ackWaitGiven: options.ackWaitMs !== undefined,
-    maxDeliver: options.maxDeliver ?? 5,
-    replicas: options.replicas ?? 1,
-    maxAgeMs: options.maxAgeMs ?? 0,
-    deadLetterMaxAgeMs: options.deadLetterMaxAgeMs ?? 7 * 24 * 3600_000,
-    pullExpiresMs: options.pullExpiresMs ?? 10_000,
-    requestTimeoutMs: options.requestTimeoutMs ?? 5000,
-  };
-  const positiveInt = (key: keyof CompiledOptions, min: number): void => {
-    const v = o[key] as number;
-    if (!Number.isInteger(v) || v < min)
-      throw new InvalidArgumentError(`${key} must be an integer >= ${min}, got ${v}`);
-  };
-  positiveInt('ackWaitMs', 1);
-  positiveInt('maxDeliver', 1);
-  positiveInt('replicas', 1);
-  positiveInt('maxAgeMs', 0);
-  positiveInt('deadLetterMaxAgeMs', 1);
-  positiveInt('pullExpiresMs', 1000);
-  positiveInt('requestTimeoutMs', 1);
-  return o;
-}
-
-/** Maps a nats.js error to a dynamo-ts error. */
-function toQueueError(e: unknown, what: string): DynamoError {
-  if (e instanceof DynamoError) return e;
-  const err = e instanceof Error ? e : new Error(String(e));
-  const cause = (err as { cause?: unknown }).cause;
-  const name = err.name;
-  const msg = `${what}: ${err.message}`;
-  if (name === 'ClosedConnectionError' || name === 'DrainingConnectionError') return new ClosedError(msg, { cause: e });
-  if (name === 'TimeoutError') return new TimeoutError(msg, { cause: e });
-  if (name === 'NoResponders' || (cause instanceof Error && cause.name === 'NoResponders')) {
-    return new UnavailableError(`${what}: JetStream is not available (no responders)`, { cause: e });
-  }
-  if (name === 'JetStreamNotEnabled' || name === 'ConnectionError') return new UnavailableError(msg, { cause: e });
-  if (name === 'RequestError' && cause instanceof Error) return toQueueError(cause, what);
-  return new InternalError(msg, { cause: e });
-}
-
-/** Error code of a JetStream API error, if it is one. */
-function apiCode(e: unknown): number | undefined {
-  if (e instanceof Error && typeof (e as { apiError?: unknown }).apiError === 'function') {
-    const c = (e as { code?: unknown }).code;
-    return typeof c === 'number' ? c : undefined;
-  }
-  return undefined;
-}
-
-const STREAM_NOT_FOUND = 10059;
-const CONSUMER_NOT_FOUND = 10014;
-const STREAM_NAME_IN_USE = 10058;
-const CONSUMER_EXISTS = [10013, 10105, 10148];
-
-/** Races `p` against `options.signal` and `options.timeoutMs`. */
-async function guarded<R>(p: Promise<R>, options: CallOptions, what: string): Promise<R> {
-  throwIfAborted(options.signal);
-  if (!options.signal && options.timeoutMs === undefined) return await p;
-  let timer: NodeJS.Timeout | undefined;
-  let off: () => void = noop;
-  const stop = new Promise<never>((_, reject) => {
-    off = onAbort(options.signal, () => reject(abortReason(options.signal!)));
-    if (options.timeoutMs !== undefined) {
-      timer = setTimeout(
-        () => reject(new TimeoutError(`${what} timed out after ${options.timeoutMs} ms`)),
-        options.timeoutMs,
-      );
-    }
-  });
-  try {
-    return await Promise.race([p, stop]);
-  } finally {
-    off();
-    if (timer) clearTimeout(timer);
-    p.catch(noop);
-  }
-}
-
-/** What a job needs from its queue. */
-interface JobHost {
-  isClosed(): boolean;
-  settle(msg: JsMsg, payload: string, timeoutMs?: number): Promise<void>;
-  logger: Logger;
-}
-
-class JetStreamJob<T> implements Job<T> {
-  private done = false;
-  /** Resolves once the job is settled (ack, nak or term), whatever the outcome on the server. */
-  readonly settled: Promise<void>;
-  private markSettled!: () => void;
-
-  constructor(
-    private readonly host: JobHost,
-    readonly msg: JsMsg,
-    readonly id: string,
-    readonly data: T,
-    readonly deliveryCount: number,
-    readonly deadline: number | undefined,
-  ) {
-    this.settled = new Promise((resolve) => (this.markSettled = resolve));
-  }
-
-  get isSettled(): boolean {
-    return this.done;
-  }
-
-  ack(): Promise<void> {
-    return this.settle('+ACK');
-  }
-
-  async nak(delayMs = 0): Promise<void> {
-    this.check();
-    if (!(delayMs >= 0) || !Number.isFinite(delayMs))
-      throw new InvalidArgumentError(`nak delay must be >= 0, got ${delayMs}`);
-    const ns = Math.round(delayMs * MS);
-    await this.settle(ns > 0 ? `-NAK {"delay":${ns}}` : '-NAK');
-  }
-
-  async inProgress(): Promise<void> {
-    this.check();
-    if (this.done) return;
-    await this.host.settle(this.msg, '+WPI');
-  }
-
-  async term(): Promise<void> {
-    await this.settle('+TERM');
-    this.host.logger.info('job terminated', { job_id: this.id, delivery_count: this.deliveryCount });
-  }
-
-  /** Releases the slot without telling the server (crash, or handing a never-yielded job back). */
-  release(): void {
-    if (this.done) return;
-    this.done = true;
-    this.markSettled();
-  }
-
-  private async settle(payload: string): Promise<void> {
-    this.check();
-    if (this.done) return;
-    this.done = true;
-    try {
-      await this.host.settle(this.msg, payload);
-    } finally {
-      this.markSettled();
-    }
-  }
-
-  private check(): void {
-    if (this.host.isClosed()) throw new ClosedError('work queue closed');
-  }
-}
-
-/** What a consume loop needs from its queue. */
-interface ConsumeHost<T> extends JobHost {
-  readonly nc: NatsConnection;
-  readonly pullExpiresMs: number;
-  consumer(): Promise<Consumer>;
-  admit(msg: JsMsg): Promise<JetStreamJob<T> | undefined>;
-  giveBack(msg: JsMsg): void;
-  recover(e: unknown): Promise<void>;
-}
-
-/** One `consume()` call: `maxInFlight` slots, each holding at most one pull or one unsettled job. */
-class Consumption<T> {
-  readonly channel = new Channel<JetStreamJob<T>>();
-  /** Jobs delivered into the channel and not yet taken by the iterating code. */
-  readonly unyielded = new Set<JetStreamJob<T>>();
-  private readonly fetches = new Set<ConsumerMessages>();
-  private readonly abort = new AbortController();
-  private mode: 'running' | 'stopped' | 'crashed' = 'running';
-  private slots: Promise<void>[] = [];
-  /** Wakes the slots waiting for their job to settle (on stop). */
-  private readonly wakers = new Set<() => void>();
-
-  constructor(
-    private readonly host: ConsumeHost<T>,
-    private readonly maxInFlight: number,
-  ) {}
-
-  get running(): boolean {
-    return this.mode === 'running';
-  }
-
-  start(): void {
-    for (let i = 0; i < this.maxInFlight; i++) this.slots.push(this.slot());
-  }
-
-  /**
-   * Stops pulling. `crash` leaves everything as is (as a dead process would); otherwise jobs
-   * delivered but never handed out are nak'ed back at once. Handed-out unsettled jobs are left
-   * to redelivery after their ack wait. `error`, when given, is thrown to the iterating code.
-   */
-  stop(mode: 'stopped' | 'crashed', error?: unknown): void {
-    if (this.mode !== 'running') return;
-    this.mode = mode;
-    this.abort.abort();
-    for (const wake of this.wakers) wake();
-    this.wakers.clear();
-    for (const f of this.fetches) f.stop();
-    this.fetches.clear();
-    for (const job of this.unyielded) {
-      job.release();
-      if (mode === 'stopped') this.host.giveBack(job.msg);
-    }
-    this.unyielded.clear();
-    if (error !== undefined) this.channel.end(error);
-    else this.channel.abort();
-  }
-
-  /** Waits for every slot loop to finish (after {@link Consumption.stop}). */
-  async stopped(): Promise<void> {
-    await Promise.all(this.slots);
-  }
-
-  private async slot(): Promise<void> {
-    let failures = 0;
-    while (this.running) {
-      let msgs: JsMsg[];
-      const pulledAt = Date.now();
-      try {
-        msgs = await this.pullOnce();
-        failures = 0;
-      } catch (e) {
-        if (!this.running) break;
-        if (this.host.nc.isClosed()) {
-          this.stop('stopped', new ClosedError('NATS connection closed', { cause: e }));
-          break;
-        }
-        failures += 1;
-        this.host.logger.warn('pull failed; retrying', { error: (e as Error).message, failures });
-        await this.host.recover(e).catch(noop);
-        await sleep(Math.min(5000, 100 * 2 ** Math.min(failures, 6)), this.abort.signal).catch(noop);
-        continue;
-      }
-      if (msgs.length === 0) {
-        if (this.running && this.host.nc.isClosed()) this.stop('stopped', new ClosedError('NATS connection closed'));
-        // A pull normally ends empty only at its expiry; never spin on one that ends at once.
-        else if (Date.now() - pulledAt < 100) await sleep(100, this.abort.signal).catch(noop);
-        continue;
-      }
-      const [msg, ...extra] = msgs as [JsMsg, ...JsMsg[]];
-      // A pull re-issued after a reconnect may be answered twice: hand extras back, never hoard.
-      for (const m of extra) this.host.giveBack(m);
-      if (!this.running) {
-        if (this.mode === 'stopped') this.host.giveBack(msg);
-        break;
-      }
-      let job: JetStreamJob<T> | undefined;
-      try {
-        job = await this.host.admit(msg);
-      } catch (e) {
-        this.host.logger.error('could not admit a delivery', { error: (e as Error).message });
-        continue;
-      }
-      if (!job) continue;
-      if (!this.running) {
-        job.release();
-        if (this.mode === 'stopped') this.host.giveBack(msg);
-        break;
-      }
-      this.unyielded.add(job);
-      this.channel.push(job);
-      await this.untilSettledOrStopped(job);
-    }
-  }
-
-  private async untilSettledOrStopped(job: JetStreamJob<T>): Promise<void> {
-    let wake: () => void = noop;
-    const woken = new Promise<void>((resolve) => (wake = resolve));
-    this.wakers.add(wake);
-    try {
-      if (this.running) await Promise.race([job.settled, woken]);
-    } finally {
-      this.wakers.delete(wake);
-    }
-  }
-
-  /** One pull request for one job: resolves with what it delivered (usually 0 or 1 message). */
-  private async pullOnce(): Promise<JsMsg[]> {
-    const consumer = await this.host.consumer();
-    if (!this.running) return [];
-    const iter = await consumer.fetch({ max_messages: 1, expires: this.host.pullExpiresMs });
-    this.fetches.add(iter);
-    if (!this.running) iter.stop();
-    const out: JsMsg[] = [];
-    try {
-      for await (const m of iter) out.push(m);
-    } finally {
-      this.fetches.delete(iter);
-    }
-    return out;
-  }
-}
+/** The longest job id taken from a message header (a longer one is replaced by stream:sequence). */
+const MAX_JOB_ID_LENGTH = 256;
+import { Consumption, type ConsumeHost } from './consumption';
 
 /**
  * {@link WorkQueue} on NATS JetStream (server 2.9 or later). Create it with
@@ -473,6 +102,7 @@ export class JetStreamWorkQueue<T = unknown> implements WorkQueue<T> {
   private consumerHandle: Consumer | undefined;
   private recovering: Promise<void> | undefined;
   private host: ConsumeHost<T> | undefined;
+  private readonly rejections = new RateLimiter();
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -670,7 +300,9 @@ export class JetStreamWorkQueue<T = unknown> implements WorkQueue<T> {
 
   /** Turns a delivery into a job, or settles it here (over-delivered, expired, malformed). */
   private async admit(msg: JsMsg): Promise<JetStreamJob<T> | undefined> {
-    const id = msg.headers?.get(JOB_ID_HEADER) || `${this.streamName}:${msg.seq}`;
+    const given = msg.headers?.get(JOB_ID_HEADER);
+    // The id is logged and echoed in dead letters: a forged huge one is replaced.
+    const id = given && given.length <= MAX_JOB_ID_LENGTH ? given : `${this.streamName}:${msg.seq}`;
     const rawDeadline = msg.headers?.get(JOB_DEADLINE_HEADER);
     const deadline = rawDeadline ? Number(rawDeadline) : undefined;
     const dl = deadline !== undefined && Number.isFinite(deadline) ? deadline : undefined;
@@ -698,6 +330,22 @@ export class JetStreamWorkQueue<T = unknown> implements WorkQueue<T> {
     } catch {
       await this.deadLetter(msg, id, dl, deliveryCount, 'malformed');
       return undefined;
+    }
+    if (this.o.validate) {
+      try {
+        data = this.o.validate(data) as T;
+      } catch (e) {
+        const t = this.rejections.take();
+        if (t.ok) {
+          this.logger.warn('job refused by validate', {
+            job_id: id,
+            error: (e as Error).message,
+            suppressed: t.suppressed,
+          });
+        }
+        await this.deadLetter(msg, id, dl, deliveryCount, 'invalid');
+        return undefined;
+      }
     }
     if (deliveryCount > 1) this.counters.redelivered += 1;
     this.counters.inFlight += 1;
@@ -755,7 +403,7 @@ export class JetStreamWorkQueue<T = unknown> implements WorkQueue<T> {
     }
     this.counters.deadLettered += 1;
     this.logger.warn(
-      reason === 'malformed' ? 'dead-lettered a malformed job' : 'job dead-lettered after too many deliveries',
+      reason === 'max_deliver' ? 'job dead-lettered after too many deliveries' : `dead-lettered a ${reason} job`,
       {
         job_id: id,
         delivery_count: deliveryCount,

@@ -1,0 +1,4 @@
+export * from './instance';
+export * from './runtime';
+export * from './endpoint';
+export * from './client';
