@@ -6,7 +6,7 @@
  * rejected counts, their latency percentiles, the process's peak RSS, and the ratios of the
  * overload and recovery figures to the baseline measured in the same run.
  *
- *   npm run build && node --expose-gc --import tsx packages/frontend/bench/overload.ts
+ *   npm run build && node --expose-gc --import tsx packages/bench/scripts/overload.ts
  *   (OVERLOAD_S=10 for a short run; MAX_CONCURRENT, MAX_QUEUED, SERVICE_MS to change the setup)
  */
 import http from 'node:http';
