@@ -17,7 +17,6 @@ import { embeddedPlatform, loadService, serveGraph } from '@dynamo-ts/sdk';
 // The example is loaded by path, as `dynamo-ts serve` loads it (no package imports an example).
 const COMPONENTS = path.resolve(__dirname, '../../../examples/hello-world/components');
 const Frontend = loadService(`${path.join(COMPONENTS, 'graph.ts')}:Frontend`);
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const { tokenize } = require(path.join(COMPONENTS, 'tokenizer.ts')) as { tokenize(text: string): number[] };
 
 interface Kind {
