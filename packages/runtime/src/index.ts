@@ -19,4 +19,6 @@ export * from './discovery/etcd';
 export * from './transport/nats';
 export * from './events/nats';
 export * from './nats-connection';
+export * from './security/redact';
+export * from './security/tls';
 export * as metrics from './metrics';
