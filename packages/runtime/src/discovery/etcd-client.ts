@@ -122,6 +122,8 @@ export interface BuiltEtcdClient {
   endpoints: string[];
   /** Secret values that must never appear in a message. */
   secrets: string[];
+  /** Whether the client logs in (a user from the options or an endpoint URL). */
+  authenticates: boolean;
 }
 
 /**
@@ -168,7 +170,12 @@ export function buildEtcdClient(rawEndpoints: readonly string[], security: EtcdS
       ...(m.cert ? { certChain: m.cert } : {}),
     };
   }
-  return { client: new Etcd3(options), endpoints, secrets: password !== undefined ? [password] : [] };
+  return {
+    client: new Etcd3(options),
+    endpoints,
+    secrets: password !== undefined ? [password] : [],
+    authenticates: username !== undefined,
+  };
 }
 
 /** True when etcd refused who the client is (wrong user or password, no permission): retrying will not help. */

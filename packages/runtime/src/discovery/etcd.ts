@@ -125,14 +125,22 @@ export class EtcdDiscovery implements Discovery, WatchHost {
     const callTimeoutMs = options.callTimeoutMs ?? 5000;
     const ttlSec = Math.max(1, Math.ceil(ttlMs / 1000));
     const logger = (options.logger ?? noopLogger).child({ component: 'etcd-discovery' });
-    const { client, endpoints: clean, secrets } = buildEtcdClient(endpoints, options);
+    const { client, endpoints: clean, secrets, authenticates } = buildEtcdClient(endpoints, options);
     const until = Date.now() + dialTimeoutMs;
     for (;;) {
       try {
-        const res = await client.leaseClient.leaseGrant(
-          { TTL: ttlSec, ID: 0 },
-          { deadline: Math.min(until, Date.now() + callTimeoutMs) },
-        );
+        const deadline = (): number => Math.min(until, Date.now() + callTimeoutMs);
+        const res = await client.leaseClient.leaseGrant({ TTL: ttlSec, ID: 0 }, { deadline: deadline() });
+        if (!authenticates) {
+          // etcd grants leases to anyone; a read tells whether it requires credentials.
+          try {
+            await client.kv.range({ key: Buffer.from('dynamo/'), count_only: true }, { deadline: deadline() });
+          } catch (probe) {
+            if (!isEtcdAuthError(probe)) throw probe;
+            await client.leaseClient.leaseRevoke({ ID: res.ID }, { deadline: deadline() }).catch(noop);
+            throw probe;
+          }
+        }
         logger.info('lease granted', { lease_id: BigInt(res.ID).toString(16), ttl_s: Number(res.TTL) });
         return new EtcdDiscovery(client, res.ID, ttlSec, logger, callTimeoutMs, endpoints.length);
       } catch (e) {
