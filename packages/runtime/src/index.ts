@@ -22,3 +22,4 @@ export * from './nats-connection';
 export * from './security/redact';
 export * from './security/tls';
 export * as metrics from './metrics';
+export * from './security/nats-authorization';

@@ -64,6 +64,12 @@ export interface DistributedRuntimeOptions extends RuntimeBackends {
   /** Reported in instance records. Default `os.hostname()`. */
   hostname?: string;
   /**
+   * A token (a name) put in the subjects of the endpoints this runtime serves, before the
+   * instance id: `dynamo.{ns}.{component}.{endpoint}.{scope}.{instanceId}`. Lets a NATS
+   * permission allow one worker's subjects and no other's (docs/security.md). Default: none.
+   */
+  subjectScope?: string;
+  /**
    * Called by {@link DistributedRuntime.close} after the planes it owns are closed (e.g. to close
    * a NATS connection shared by them).
    */
@@ -92,6 +98,12 @@ export class DistributedRuntime {
   constructor(private readonly options: DistributedRuntimeOptions) {
     this.logger = options.logger ?? noopLogger;
     this.hostname = options.hostname ?? os.hostname();
+    if (options.subjectScope !== undefined) validateName('subjectScope', options.subjectScope);
+  }
+
+  /** The subject scope of the endpoints this runtime serves (see {@link DistributedRuntimeOptions.subjectScope}). */
+  get subjectScope(): string | undefined {
+    return this.options.subjectScope;
   }
 
   /** The instance id of this process: its discovery lease id. */
@@ -267,7 +279,8 @@ export class Endpoint {
 
   /** The subject this process serves the endpoint on. */
   get subject(): string {
-    return endpointSubject(this.namespaceName, this.component.name, this.name, this.runtime.instanceId);
+    const rt = this.runtime;
+    return endpointSubject(this.namespaceName, this.component.name, this.name, rt.instanceId, rt.subjectScope);
   }
 
   /**

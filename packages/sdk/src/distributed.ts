@@ -7,8 +7,10 @@ import {
   MemoryBus,
   NatsEventPlane,
   NatsRequestPlane,
+  type EtcdSecurityOptions,
   type Logger,
 } from '@dynamo-ts/runtime';
+import type { NatsClientSettings } from './security-settings';
 import type { Platform } from './platform';
 
 /** Options of {@link distributedPlatform}. */
@@ -26,6 +28,12 @@ export interface DistributedPlatformOptions {
    * process's runtimes, see `LocalFirstRequestPlane`). Default true.
    */
   localCalls?: boolean;
+  /** NATS credentials, TLS files and inbox prefix; shared by the request plane, the event plane and JetStream. */
+  nats?: NatsClientSettings;
+  /** etcd user/password and TLS files. */
+  etcd?: EtcdSecurityOptions;
+  /** A token added to the endpoint subjects this process serves (see `DistributedRuntimeOptions.subjectScope`). */
+  subjectScope?: string;
 }
 
 /**
@@ -36,6 +44,7 @@ export interface DistributedPlatformOptions {
  */
 export async function distributedPlatform(options: DistributedPlatformOptions): Promise<Platform> {
   const nc = await connectNats({
+    ...options.nats,
     servers: options.natsServers,
     name: options.name ?? 'dynamo-ts',
     logger: options.logger.child({ component: 'nats' }),
@@ -45,6 +54,7 @@ export async function distributedPlatform(options: DistributedPlatformOptions): 
     mode: 'distributed',
     async newRuntime(logger: Logger): Promise<DistributedRuntime> {
       const discovery = await EtcdDiscovery.connect({
+        ...options.etcd,
         endpoints: options.etcdEndpoints,
         leaseTtlMs: options.leaseTtlMs,
         logger: logger.child({ plane: 'etcd' }),
@@ -56,6 +66,7 @@ export async function distributedPlatform(options: DistributedPlatformOptions): 
             ? new NatsRequestPlane(nc, { logger })
             : new LocalFirstRequestPlane(new NatsRequestPlane(nc, { logger }), local, { logger }),
         eventPlane: new NatsEventPlane(nc, { logger }),
+        ...(options.subjectScope !== undefined ? { subjectScope: options.subjectScope } : {}),
         openQueue: (qopts) => JetStreamWorkQueue.create(nc, { replicas: options.queueReplicas ?? 1, ...qopts, logger }),
         logger,
       });

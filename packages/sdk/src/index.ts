@@ -7,3 +7,4 @@ export * from './settings';
 export * from './loader';
 export * from './distributed';
 export * from './metrics-server';
+export * from './security-settings';

@@ -25,6 +25,12 @@ export interface ServeSettings {
   workerName: string;
   /** Discovery lease TTL in ms. */
   leaseTtlMs: number;
+  /** API keys a frontend accepts (`DYNAMO_API_KEYS`, `DYNAMO_API_KEY_FILE`); none: no key required. */
+  apiKeys?: string[];
+  /** A frontend's `/metrics` needs an API key too (`DYNAMO_METRICS_REQUIRE_KEY=1`). */
+  metricsRequireKey?: boolean;
+  /** Address a frontend listens on (`DYNAMO_HOST`). */
+  host?: string;
 }
 
 /** What an endpoint handler gets with each request. */

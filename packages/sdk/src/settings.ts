@@ -2,10 +2,11 @@ import os from 'node:os';
 import Ajv from 'ajv';
 import { DEFAULT_NAMESPACE, InvalidArgumentError, NAME_PATTERN, type LogLevel } from '@dynamo-ts/runtime';
 import { describeAjvError } from './config';
+import { securityFromEnv, SECURITY_ENV, type SecuritySettings } from './security-settings';
 import type { ServeSettings } from './service';
 
 /** Everything the CLI reads from the environment, validated. */
-export interface EnvSettings extends ServeSettings {
+export interface EnvSettings extends Omit<ServeSettings, keyof SecuritySettings>, SecuritySettings {
   mode: 'embedded' | 'distributed';
   natsServers: string[];
   etcdEndpoints: string[];
@@ -39,6 +40,7 @@ const ENV_SCHEMA = {
     DYNAMO_LEASE_TTL: { type: 'string', pattern: '^[0-9]+(\\.[0-9]+)?$' },
     DYNAMO_LOG_LEVEL: { enum: ['error', 'warn', 'info', 'debug'] },
     DYNAMO_LOG_FORMAT: { enum: ['json', 'pretty'] },
+    ...SECURITY_ENV,
   },
 };
 const validate = new Ajv({ allErrors: true, strict: false }).compile(ENV_SCHEMA);
@@ -73,6 +75,7 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv, options: { stderrIsTTY?:
   }
   const ttlS = picked.DYNAMO_LEASE_TTL !== undefined ? Number(picked.DYNAMO_LEASE_TTL) : 10;
   if (ttlS < 1) throw new InvalidArgumentError(`DYNAMO_LEASE_TTL must be at least 1 second (got ${ttlS})`);
+  const security = securityFromEnv(picked);
   const split = (s: string | undefined): string[] =>
     (s ?? '')
       .split(',')
@@ -92,5 +95,6 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv, options: { stderrIsTTY?:
     metricsHost: picked.DYNAMO_METRICS_HOST ?? '0.0.0.0',
     queueReplicas: picked.DYNAMO_QUEUE_REPLICAS !== undefined ? Number(picked.DYNAMO_QUEUE_REPLICAS) : 1,
     localCalls: picked.DYNAMO_LOCAL_CALLS !== '0',
+    ...security,
   };
 }

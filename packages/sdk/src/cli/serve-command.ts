@@ -1,4 +1,4 @@
-import { createLogger, InvalidArgumentError, type Logger } from '@dynamo-ts/runtime';
+import { createLogger, InvalidArgumentError, redactUrl, type Logger } from '@dynamo-ts/runtime';
 import { loadConfigFile, mergeConfig, type GraphConfig } from '../config';
 import { loadService } from '../loader';
 import { embeddedPlatform, type Platform } from '../platform';
@@ -41,6 +41,9 @@ export async function platformFor(settings: EnvSettings, logger: Logger): Promis
     leaseTtlMs: settings.leaseTtlMs,
     queueReplicas: settings.queueReplicas,
     localCalls: settings.localCalls,
+    nats: settings.nats,
+    etcd: settings.etcd,
+    ...(settings.subjectScope !== undefined ? { subjectScope: settings.subjectScope } : {}),
     logger,
   });
 }
@@ -63,7 +66,10 @@ export async function runServe(args: ServeArgs, env: NodeJS.ProcessEnv = process
     mode: settings.mode,
     namespace: settings.namespace,
     config: source,
-    ...(settings.mode === 'distributed' ? { nats: settings.natsServers, etcd: settings.etcdEndpoints } : {}),
+    // URLs without their user:password@ part: the serving line must not carry credentials.
+    ...(settings.mode === 'distributed'
+      ? { nats: settings.natsServers.map(redactUrl), etcd: settings.etcdEndpoints.map(redactUrl) }
+      : {}),
   });
   let graph: GraphHandle;
   try {
