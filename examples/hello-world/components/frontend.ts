@@ -9,7 +9,8 @@ import { DummyWorker } from './worker';
 export interface FrontendConfig {
   /** HTTP port; default `DYNAMO_PORT` (8000). */
   port?: number;
-  host: string;
+  /** Listen address; default `DYNAMO_HOST` (`0.0.0.0`). */
+  host?: string;
   /** Largest request body accepted, bytes (413 above). */
   body_limit_bytes: number;
   /** Per-request timeout, ms (504 after it); 0 = none. */
@@ -27,7 +28,7 @@ export const DEFAULT_MODEL = 'hello-world';
 /**
  * The HTTP frontend: `POST /generate` (SSE or JSON), the OpenAI routes (`/v1/chat/completions`,
  * `/v1/completions`, `/v1/models` listing the models the DummyWorkers announce in discovery),
- * `/health`, `/live`, `/metrics`; calls the Processor. `DYNAMO_API_KEY`, when set, is the API key.
+ * `/health`, `/live`, `/metrics`; calls the Processor. API keys come from the settings (`DYNAMO_API_KEYS`).
  */
 export const Frontend = defineService<FrontendConfig>({
   name: 'Frontend',
@@ -35,7 +36,7 @@ export const Frontend = defineService<FrontendConfig>({
   configSchema: {
     properties: {
       port: { type: 'integer', minimum: 0, maximum: 65535 },
-      host: { type: 'string', default: '0.0.0.0' },
+      host: { type: 'string' },
       body_limit_bytes: { type: 'integer', minimum: 1, default: 4 * 1024 * 1024 },
       request_timeout_ms: { type: 'integer', minimum: 0, default: 0 },
     },
@@ -45,12 +46,14 @@ export const Frontend = defineService<FrontendConfig>({
     const workers = await ctx.client(DummyWorker, 'generate');
     const server = await startFrontend({
       port: ctx.config.port ?? ctx.settings.port,
-      host: ctx.config.host,
+      host: ctx.config.host ?? ctx.settings.host ?? '0.0.0.0',
       bodyLimit: ctx.config.body_limit_bytes,
       logger: ctx.logger,
       requestTimeoutMs: ctx.config.request_timeout_ms,
-      // The example is an edge of the system, where the environment may be read.
-      apiKey: process.env.DYNAMO_API_KEY || undefined,
+      // DYNAMO_API_KEYS / DYNAMO_API_KEY_FILE / DYNAMO_API_KEY and DYNAMO_METRICS_REQUIRE_KEY, read by the CLI.
+      ...(ctx.settings.apiKeys?.length
+        ? { apiKeys: ctx.settings.apiKeys, metricsRequireKey: ctx.settings.metricsRequireKey }
+        : {}),
       models: () => [
         ...new Set(
           workers.instances().map((i) => {
