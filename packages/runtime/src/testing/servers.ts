@@ -249,6 +249,8 @@ export interface EtcdServerOptions {
    * (`--client-cert-auth`), clients must present a certificate signed by that CA.
    */
   tls?: { certFile: string; keyFile: string; caFile?: string; clientCertAuth?: boolean };
+  /** Extra command-line arguments (e.g. `--auth-token-ttl 1`). */
+  args?: string[];
 }
 
 /** Starts a single-member etcd on free loopback ports (fast elections: starts in ~0.1 s). */
@@ -268,6 +270,7 @@ export async function startEtcd(options: EtcdServerOptions = {}): Promise<EtcdSe
     if (tls.caFile) args.push('--trusted-ca-file', tls.caFile);
     if (tls.clientCertAuth) args.push('--client-cert-auth');
   }
+  args.push(...(options.args ?? []));
   const s = new SpawnedServer(bin, args, port, dataDir, 'etcd');
   await s.start();
   return Object.assign(s, { url, port });

@@ -94,6 +94,26 @@ describeWithBinaries(['etcd', 'etcdctl', 'openssl'], 'etcd credentials and TLS',
     expectNoSecret(e.message, secrets);
   });
 
+  it('keeps working after its auth token expired (lease keep-alives, watches, puts)', async () => {
+    const short = await startEtcd({ args: ['--auth-token-ttl', '1'] });
+    try {
+      enableEtcdAuth(short.url, { rootPassword: ROOT_PASSWORD, users: [{ name: 'dyn', password: PASSWORD }] });
+      // Keep-alives every 1.7 s: longer than the token's 1 s life, so each finds it expired.
+      const d = await open({ endpoints: [short.url], username: 'dyn', password: PASSWORD, leaseTtlMs: 5000 });
+      const watch = d.watchPrefix('dynamo/ttl/');
+      const it = watch[Symbol.asyncIterator]();
+      expect((await it.next()).value).toEqual({ type: 'synced' });
+      // Several token lifetimes and lease TTLs: the lease must have been renewed all along.
+      await new Promise((r) => setTimeout(r, 6000));
+      expect(d.status).toBe('connected');
+      await d.put(`dynamo/ttl/${d.leaseId}`, 'still here');
+      expect((await it.next()).value).toEqual({ type: 'put', key: `dynamo/ttl/${d.leaseId}`, value: 'still here' });
+      watch.close();
+    } finally {
+      await short.dispose();
+    }
+  });
+
   it('a user is confined to its key prefix', async () => {
     const d = await open({ endpoints: [plain.url], username: 'dyn', password: PASSWORD });
     const e = await rejectionOf(d.put('other/key', 'x', { lease: false }));
