@@ -1,5 +1,6 @@
 import { InvalidArgumentError } from '../errors';
 import { NAME_PATTERN, deadLetterSubject, queueStreamName, queueSubject, validateName } from '../names';
+import { JETSTREAM_QUEUE_CONSUMER } from '../queue/jetstream';
 
 /**
  * Least-privilege NATS permissions for each dynamo-ts role, and the nats-server
@@ -62,17 +63,15 @@ function queueApi(namespace: string, queue: string, consume: boolean): string[] 
   const stream = queueStreamName(namespace, queue);
   const dlq = `${stream}_DLQ`;
   const subjects = ['$JS.API.INFO', queueSubject(namespace, queue)];
+  // Either side may create the streams; only the queue's own durable consumer, never one on the
+  // dead letters (they hold the jobs' payloads) nor a second one on the queue.
   for (const s of [stream, dlq]) {
     subjects.push(`$JS.API.STREAM.INFO.${s}`, `$JS.API.STREAM.CREATE.${s}`, `$JS.API.STREAM.UPDATE.${s}`);
-    subjects.push(
-      `$JS.API.CONSUMER.INFO.${s}.*`,
-      `$JS.API.CONSUMER.CREATE.${s}.>`,
-      `$JS.API.CONSUMER.DURABLE.CREATE.${s}.*`,
-    );
   }
-  if (consume) {
-    subjects.push(`$JS.API.CONSUMER.MSG.NEXT.${stream}.*`, `$JS.ACK.${stream}.>`, deadLetterSubject(namespace, queue));
-  }
+  const c = `${stream}.${JETSTREAM_QUEUE_CONSUMER}`;
+  subjects.push(`$JS.API.CONSUMER.INFO.${c}`, `$JS.API.CONSUMER.CREATE.${c}`, `$JS.API.CONSUMER.CREATE.${c}.>`);
+  subjects.push(`$JS.API.CONSUMER.DURABLE.CREATE.${c}`);
+  if (consume) subjects.push(`$JS.API.CONSUMER.MSG.NEXT.${c}`, `$JS.ACK.${c}.>`, deadLetterSubject(namespace, queue));
   return subjects;
 }
 

@@ -6,9 +6,10 @@
  * worker's requests, the frontend's inbox or the prefill queue, cannot write to another inbox or
  * forge another component's events; a client without credentials cannot connect.
  */
+import { AckPolicy, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { NatsEventPlane } from '../../src/events/nats';
-import { endpointSubject } from '../../src/names';
+import { endpointSubject, queueStreamName } from '../../src/names';
 import { connectNats } from '../../src/nats-connection';
 import { JetStreamWorkQueue } from '../../src/queue/jetstream';
 import { inboxPrefixFor, natsAuthorizationConfig, type NatsRoleUser } from '../../src/security/nats-authorization';
@@ -166,6 +167,16 @@ describeWithBinaries(['nats-server'], 'least-privilege NATS authorization', () =
     ac.abort();
     await stealing;
     expect(stolen).toEqual([]);
+    // Nor read the dead letters through a consumer of its own.
+    const jsm = await jetstreamManager(w1nc);
+    // (The dead-letter stream exists: the refusal below is the permission, not a missing stream.)
+    expect((await jsm.streams.info(`${queueStreamName(NS, 'prefill')}_DLQ`)).config.name).toMatch(/_DLQ$/);
+    await expect(
+      jsm.consumers.add(`${queueStreamName(NS, 'prefill')}_DLQ`, {
+        durable_name: 'thief',
+        ack_policy: AckPolicy.Explicit,
+      }),
+    ).rejects.toThrow();
     const consumer = await JetStreamWorkQueue.create(await as('prefill1'), { namespace: NS, name: 'prefill' });
     const stop = new AbortController();
     for await (const job of consumer.consume({ signal: stop.signal })) {
