@@ -1,7 +1,6 @@
 import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
 import { Registry } from 'prom-client';
-import { createLogger, flushLogs } from '@dynamo-ts/runtime';
+import { capturedLogger, expectNoSecret } from '@dynamo-ts/runtime/testing';
 import { apiKeyAuth, createFrontendApp, startFrontend, type FrontendServer } from '@dynamo-ts/frontend';
 import { fakeGenerate, type FakeRecord } from './support/fake';
 
@@ -9,16 +8,8 @@ const KEYS = ['sk-alpha-0001-secret', 'sk-beta-0002-secret'];
 
 describe('several API keys, /metrics protection, bind host', () => {
   const servers: FrontendServer[] = [];
-  let logged = '';
-  const logger = createLogger({
-    level: 'debug',
-    stream: new Writable({
-      write(chunk: Buffer, _e, cb) {
-        logged += chunk.toString();
-        cb();
-      },
-    }),
-  });
+  const log = capturedLogger();
+  const logger = log.logger;
   const start = async (o: { metricsRequireKey?: boolean; host?: string } = {}): Promise<FrontendServer> => {
     const record: FakeRecord = { requests: [], aborted: new Map() };
     const s = await startFrontend({
@@ -36,9 +27,8 @@ describe('several API keys, /metrics protection, bind host', () => {
   };
   afterAll(async () => {
     for (const s of servers) await s.close();
-    flushLogs();
-    expect(logged).toContain('http request');
-    for (const k of KEYS) expect(logged).not.toContain(k);
+    expect(log.text()).toContain('http request');
+    expectNoSecret(log.text(), KEYS);
   });
   const get = (s: FrontendServer, path: string, key?: string): Promise<Response> =>
     fetch(`${s.url}${path}`, key ? { headers: { authorization: `Bearer ${key}` } } : {});

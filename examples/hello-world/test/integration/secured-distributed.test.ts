@@ -8,17 +8,11 @@
  */
 import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { Writable } from 'node:stream';
+import { connectNats, inboxPrefixFor, natsAuthorizationConfig, type NatsRoleUser } from '@dynamo-ts/runtime';
 import {
-  connectNats,
-  createLogger,
-  flushLogs,
-  inboxPrefixFor,
-  natsAuthorizationConfig,
-  type NatsRoleUser,
-} from '@dynamo-ts/runtime';
-import {
+  capturedLogger,
   enableEtcdAuth,
+  expectNoSecret,
   makeTestCertificates,
   startEtcd,
   startNatsServer,
@@ -47,16 +41,8 @@ describeWithBinaries(['nats-server', 'etcd', 'etcdctl', 'openssl'], 'secured dis
   let nats: NatsServer;
   let etcd: EtcdServer;
   const graphs: GraphHandle[] = [];
-  let logged = '';
-  const logger = createLogger({
-    level: 'debug',
-    stream: new Writable({
-      write(chunk: Buffer, _e, cb) {
-        logged += chunk.toString();
-        cb();
-      },
-    }),
-  });
+  const log = capturedLogger();
+  const logger = log.logger;
   const tls = () => ({ caFile: certs.caFile, certFile: certs.clientCertFile, keyFile: certs.clientKeyFile });
 
   const serve = async (root: typeof Frontend | typeof DummyWorker, user: string) => {
@@ -98,9 +84,8 @@ describeWithBinaries(['nats-server', 'etcd', 'etcdctl', 'openssl'], 'secured dis
     for (const g of graphs.reverse()) await g.close({ timeoutMs: 2000 });
     await Promise.all([nats?.dispose(), etcd?.dispose()]);
     certs?.dispose();
-    flushLogs();
-    expect(logged).toContain('lease granted');
-    for (const s of secrets) expect(logged).not.toContain(s);
+    expect(log.text()).toContain('lease granted');
+    expectNoSecret(log.text(), secrets);
   });
 
   it("serves the seed's prompts across two workers; worker credentials cannot steal or forge", async () => {
@@ -131,7 +116,12 @@ describeWithBinaries(['nats-server', 'etcd', 'etcdctl', 'openssl'], 'secured dis
       '_INBOX.>',
       `${inboxPrefixFor('frontend')}.>`,
     ]) {
-      attacker.subscribe(subject, { callback: (err) => (err ? refused++ : stolen++) });
+      attacker.subscribe(subject, {
+        callback: (err) => {
+          if (err) refused++;
+          else stolen++;
+        },
+      });
     }
     attacker.publish(`${inboxPrefixFor('frontend')}.x.1`, 'forged');
 

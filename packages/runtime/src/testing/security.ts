@@ -2,12 +2,42 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Writable } from 'node:stream';
+import { createLogger, flushLogs, type Logger } from '../logger';
 import { findBinary } from './servers';
 
 /**
  * Test material for secured deployments: certificates made with `openssl` in a temporary folder,
- * and etcd users and roles made with `etcdctl` (`auth enable`).
+ * etcd users and roles made with `etcdctl` (`auth enable`), and a logger whose lines a test can
+ * search for secrets.
  */
+
+/** A JSON logger at debug level that keeps every line it writes; `text()` returns them all. */
+export function capturedLogger(): { logger: Logger; text: () => string } {
+  let out = '';
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      out += chunk.toString();
+      cb();
+    },
+  });
+  return {
+    logger: createLogger({ level: 'debug', format: 'json', stream }),
+    text: () => {
+      flushLogs();
+      return out;
+    },
+  };
+}
+
+/** Throws (showing only the secret's first 3 characters) when any of `secrets` occurs in `text`. */
+export function expectNoSecret(text: string, secrets: readonly string[]): void {
+  for (const s of secrets) {
+    if (s.length > 0 && text.includes(s)) {
+      throw new Error(`secret ${JSON.stringify(s.slice(0, 3))}... found in: ${text.slice(0, 400)}`);
+    }
+  }
+}
 
 /** PEM files of a throwaway PKI: a CA, a server certificate for 127.0.0.1/localhost, client certificates. */
 export interface TestCertificates {

@@ -11,9 +11,11 @@ import {
   startEtcd,
   type EtcdServer,
   type TestCertificates,
+  capturedLogger,
+  expectNoSecret,
 } from '../../src/testing';
 import { describeWithBinaries } from '../../../../test/support/integration';
-import { capturedLogger, expectNoSecret, rejectionOf } from './security-helpers';
+import { rejectionOf } from './security-helpers';
 
 const ROOT_PASSWORD = 'root-pw-7c1e-secret';
 const PASSWORD = 'dyn-pw-41af-secret';
@@ -48,8 +50,8 @@ describeWithBinaries(['etcd', 'etcdctl', 'openssl'], 'etcd credentials and TLS',
     await plain?.dispose();
     await secured?.dispose();
     certs?.dispose();
-    expect(log.lines()).toContain('lease granted');
-    expectNoSecret(log.lines(), secrets);
+    expect(log.text()).toContain('lease granted');
+    expectNoSecret(log.text(), secrets);
   });
 
   async function open(o: Partial<EtcdDiscoveryOptions> & { endpoints: string[] }): Promise<EtcdDiscovery> {

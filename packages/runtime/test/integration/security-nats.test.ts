@@ -25,9 +25,11 @@ import {
   type NatsServer,
   type NatsServerOptions,
   type TestCertificates,
+  capturedLogger,
+  expectNoSecret,
 } from '../../src/testing';
 import { describeWithBinaries } from '../../../../test/support/integration';
-import { capturedLogger, expectNoSecret, rejectionOf } from './security-helpers';
+import { rejectionOf } from './security-helpers';
 
 const PASSWORD = 'pw-Xq7-nats-secret';
 const TOKEN = 'tok-9f8e7d-nats-secret';
@@ -50,8 +52,8 @@ describeWithBinaries(['nats-server', 'openssl'], 'NATS credentials and TLS', () 
     for (const s of servers) await s.dispose();
     certs?.dispose();
     // Every line logged by every connection of this file, successful or refused.
-    expect(log.lines()).toContain('connected');
-    expectNoSecret(log.lines(), secrets);
+    expect(log.text()).toContain('connected');
+    expectNoSecret(log.text(), secrets);
   });
 
   async function server(config: string, tls?: NatsServerOptions['tls'], jetstream = true): Promise<NatsServer> {

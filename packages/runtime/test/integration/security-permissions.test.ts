@@ -13,10 +13,10 @@ import { endpointSubject, queueStreamName } from '../../src/names';
 import { connectNats } from '../../src/nats-connection';
 import { JetStreamWorkQueue } from '../../src/queue/jetstream';
 import { inboxPrefixFor, natsAuthorizationConfig, type NatsRoleUser } from '../../src/security/nats-authorization';
-import { startNatsServer, type NatsServer } from '../../src/testing';
+import { startNatsServer, type NatsServer, capturedLogger, expectNoSecret } from '../../src/testing';
 import { NatsRequestPlane } from '../../src/transport/nats';
 import { describeWithBinaries } from '../../../../test/support/integration';
-import { capturedLogger, expectNoSecret, rejectionOf } from './security-helpers';
+import { rejectionOf } from './security-helpers';
 
 const NS = 'perm';
 const users: NatsRoleUser[] = [
@@ -40,7 +40,7 @@ describeWithBinaries(['nats-server'], 'least-privilege NATS authorization', () =
   afterAll(async () => {
     for (const nc of conns) if (!nc.isClosed()) await nc.close();
     await server?.dispose();
-    expectNoSecret(log.lines(), secrets);
+    expectNoSecret(log.text(), secrets);
   });
 
   async function as(user: string): Promise<NatsConnection> {
