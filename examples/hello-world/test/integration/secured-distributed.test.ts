@@ -185,15 +185,16 @@ describeWithBinaries(['nats-server', 'etcd', 'etcdctl', 'openssl'], 'secured dis
     expect(wrongNats.stderr).toMatch(/refused the credentials/);
     expect(wrongNats.stderr).not.toContain('nats-wrong-pw-99');
     expect(wrongNats.code).toBe(1);
+    // NATS credentials in the URL this time: the `serving` line (written once NATS is up) must not show them.
     const wrongEtcd = await run({
-      NATS_AUTH_USERNAME: 'node1',
-      NATS_AUTH_PASSWORD: users[1]!.password!,
+      NATS_SERVER: nats.url.replace('tls://', `tls://node1:${users[1]!.password!}@`),
       DYNAMO_SUBJECT_SCOPE: 'node1',
       DYNAMO_NATS_INBOX_PREFIX: inboxPrefixFor('node1'),
       ETCD_AUTH_USERNAME: 'dyn',
       ETCD_AUTH_PASSWORD: 'etcd-wrong-pw-98',
     });
     expect(wrongEtcd.stderr).toMatch(/etcd at https:\/\/127\.0\.0\.1:\d+ refused the credentials/);
+    expect(wrongEtcd.stderr).toMatch(/"message":"serving".*"nats":\["tls:\/\/\*\*\*@127\.0\.0\.1:\d+"\]/);
     expect(wrongEtcd.stderr).not.toContain('etcd-wrong-pw-98');
     expect(wrongEtcd.stderr).not.toContain(users[1]!.password!);
     expect(wrongEtcd.code).toBe(1);
