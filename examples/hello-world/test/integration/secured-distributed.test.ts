@@ -136,6 +136,10 @@ describeWithBinaries(['nats-server', 'etcd', 'etcdctl', 'openssl'], 'secured dis
 
     expect(stolen).toBe(0);
     expect(refused).toBe(4);
+    // Nor is any credential a metric label.
+    const scrape = await (await fetch(`${url}/metrics`)).text();
+    expect(scrape).toContain('dynamo_frontend_');
+    expectNoSecret(scrape, secrets);
     await attacker.close();
   });
 
