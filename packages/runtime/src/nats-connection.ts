@@ -191,7 +191,7 @@ export function compileNatsOptions(options: ConnectNatsOptions): CompiledNatsOpt
 }
 
 /** Why the server refused the connection, as an error that tells the operator what to fix. */
-function connectError(e: unknown, servers: string[], secrets: string[]): DynamoError {
+function connectError(e: unknown, servers: string[], secrets: string[], tls: boolean): DynamoError {
   const msg = redactSecrets(e instanceof Error ? e.message : String(e), secrets);
   const where = servers.map(redactUrl).join(',');
   if (e instanceof AuthorizationError || /authorization|authentication/i.test(msg)) {
@@ -201,7 +201,11 @@ function connectError(e: unknown, servers: string[], secrets: string[]): DynamoE
   if (/certificate|self.signed|tls|ssl|handshake|EPROTO/i.test(msg)) {
     return new UnavailableError(`TLS with NATS at ${where} failed: ${msg}`, { retryable: false });
   }
-  return new UnavailableError(`cannot connect to NATS at ${where}: ${msg}`);
+  // A server that requires client certificates (`verify: true`) drops a client without an
+  // acceptable one after the handshake, which nats.js reports as a timeout.
+  const hint =
+    tls && /timeout/i.test(msg) ? ' (with TLS: does the server require a client certificate signed by its CA?)' : '';
+  return new UnavailableError(`cannot connect to NATS at ${where}: ${msg}${hint}`);
 }
 
 /**
@@ -231,7 +235,7 @@ export async function connectNats(options: ConnectNatsOptions): Promise<NatsConn
       maxPingOut: options.maxPingOut ?? 2,
     });
   } catch (e) {
-    throw connectError(e, compiled.servers, compiled.secrets);
+    throw connectError(e, compiled.servers, compiled.secrets, compiled.connection.tls !== undefined);
   }
   logger.info('connected', { server: redactUrl(nc.getServer()), max_payload: nc.info?.max_payload });
   void logStatus(nc, logger, compiled.secrets);

@@ -153,8 +153,14 @@ export class EtcdDiscovery implements Discovery, WatchHost {
         }
         if (Date.now() + RETRY_MIN_MS >= until) {
           client.close();
-          const tls = isEtcdTlsError(e) ? 'TLS with etcd failed' : 'cannot reach etcd';
-          throw new UnavailableError(`${tls} at ${where}: ${why}`);
+          if (isEtcdTlsError(e)) throw new UnavailableError(`TLS with etcd failed at ${where}: ${why}`);
+          // etcd with --client-cert-auth drops a client without an acceptable certificate; gRPC
+          // then only reports the deadline.
+          const hint =
+            options.tls !== undefined || clean.some((u) => u.startsWith('https:'))
+              ? ' (with TLS: check the CA and, for --client-cert-auth, the client certificate and key)'
+              : '';
+          throw new UnavailableError(`cannot reach etcd at ${where}: ${why}${hint}`);
         }
         await new Promise((r) => unrefTimeout(() => r(undefined), 200));
       }

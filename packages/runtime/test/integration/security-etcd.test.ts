@@ -137,6 +137,7 @@ describeWithBinaries(['etcd', 'etcdctl', 'openssl'], 'etcd credentials and TLS',
       const e = await rejectionOf(open({ ...base, tls }));
       expect(e.code).toBe('UNAVAILABLE');
       expect(e.message).toMatch(/etcd at https:\/\/127\.0\.0\.1/);
+      expect(e.message).toMatch(/TLS/);
       expectNoSecret(e.message, secrets);
     }
     const half = await rejectionOf(open({ ...base, tls: { caFile: certs.caFile, keyFile: certs.clientKeyFile } }));

@@ -179,6 +179,7 @@ describeWithBinaries(['nats-server', 'openssl'], 'NATS credentials and TLS', () 
     );
     const none = await rejectionOf(open({ servers: s.url, tls: { caFile: certs.caFile } }));
     expect(none.code).toBe('UNAVAILABLE');
+    expect(none.message).toMatch(/client certificate/);
     const rogue = await rejectionOf(
       open({
         servers: s.url,
