@@ -1,6 +1,7 @@
 import os from 'node:os';
 import type { Discovery, KvEvent } from './discovery/discovery';
 import type { EventPlane, EventSubscription } from './events/event-plane';
+import { MergedEventSubscription } from './events/subscription';
 import {
   CancelledError,
   ClosedError,
@@ -242,14 +243,24 @@ export class Component {
     return eventSubject(this.namespace.name, this.name, validateName('topic', topic));
   }
 
-  /** Publishes on `dynamo.{ns}.events.{component}.{topic}`. */
+  /**
+   * Publishes on `dynamo.{ns}.events.{component}.{topic}`, or on `...{topic}.{scope}` from a
+   * runtime with a subject scope (so a NATS permission can let a worker publish its own events only).
+   */
   async publish(topic: string, data: unknown): Promise<void> {
-    await this.runtime.eventPlane.publish(this.eventSubject(topic), data);
+    const scope = this.runtime.subjectScope;
+    const subject = this.eventSubject(topic);
+    await this.runtime.eventPlane.publish(scope === undefined ? subject : `${subject}.${scope}`, data);
   }
 
-  /** Subscribes to one of this component's topics. */
+  /** Subscribes to one of this component's topics, from publishers with and without a subject scope. */
   subscribe<T = unknown>(topic: string, options?: { signal?: AbortSignal }): EventSubscription<T> {
-    return this.runtime.eventPlane.subscribe<T>(this.eventSubject(topic), options);
+    const subject = this.eventSubject(topic);
+    const plane = this.runtime.eventPlane;
+    return new MergedEventSubscription<T>(subject, [
+      plane.subscribe<T>(subject, options),
+      plane.subscribe<T>(`${subject}.*`, options),
+    ]);
   }
 }
 

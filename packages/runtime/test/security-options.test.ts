@@ -64,7 +64,8 @@ describe('natsPermissions', () => {
       'dynamo.ns.events.DummyWorker.*',
       '_INBOX_w1.>',
     ]);
-    expect(p.publish.allow).toContain('dynamo.ns.events.DummyWorker.>');
+    expect(p.publish.allow).toContain('dynamo.ns.events.DummyWorker.*.s1');
+    expect(p.publish.allow).not.toContain('dynamo.ns.events.DummyWorker.>');
     expect(p.publish.allow.some((s) => s.includes('MSG.NEXT'))).toBe(false);
     expect(p.publish.allow.some((s) => s.startsWith('_INBOX'))).toBe(false);
   });

@@ -9,9 +9,10 @@ import { JETSTREAM_QUEUE_CONSUMER } from '../queue/jetstream';
  * - `frontend`: the Frontend, Processor and Router processes (they hold the users' prompts
  *   anyway): every subject of the namespace and the JetStream API.
  * - `worker` (decode): serves only its own endpoint subjects (`dynamo.{ns}.{component}.*.{scope}.*`),
- *   publishes only its component's events and pushes to the work queues; reads only its own inbox.
+ *   publishes only its own events (`dynamo.{ns}.events.{component}.*.{scope}`) and pushes to the
+ *   work queues; reads only its own inbox.
  * - `prefill`: consumes the work queues, answers decode workers (their `prefill_done_*` event
- *   topics), reads only its own inbox.
+ *   topics, but not their KV-event or load topics), reads only its own inbox.
  *
  * Every role replies only to requests it received (`allow_responses`) and receives replies on
  * its own inbox prefix (`_INBOX_{user}`, set on the client with `inboxPrefix`).
@@ -38,6 +39,8 @@ export interface NatsAuthorizationOptions {
   workerComponent?: string;
   /** Component of the prefill workers. Default `PrefillWorker`. */
   prefillComponent?: string;
+  /** Event topics of the decode workers (prefill workers may not publish them). Default `['kv_events', 'load_metrics']`. */
+  workerTopics?: string[];
   /** Work queues of the namespace. Default `['prefill']`. */
   queues?: string[];
   /** How long, and for how many messages, a request may be answered (a whole stream). Default 1 h, 1 000 000. */
@@ -46,7 +49,7 @@ export interface NatsAuthorizationOptions {
 
 /** The permissions of one user, in nats-server's shape. */
 export interface NatsPermissions {
-  publish: { allow: string[] };
+  publish: { allow: string[]; deny?: string[] };
   subscribe: { allow: string[] };
   allow_responses: { max: number; expires: string };
 }
@@ -81,6 +84,7 @@ export function natsPermissions(u: NatsRoleUser, options: NatsAuthorizationOptio
   const worker = validateName('workerComponent', options.workerComponent ?? 'DummyWorker');
   const prefill = validateName('prefillComponent', options.prefillComponent ?? 'PrefillWorker');
   const queues = (options.queues ?? ['prefill']).map((q) => validateName('queue', q));
+  const workerTopics = (options.workerTopics ?? ['kv_events', 'load_metrics']).map((t) => validateName('topic', t));
   const inbox = `${inboxPrefixFor(u.user)}.>`;
   const allow_responses = { max: options.responses?.max ?? 1_000_000, expires: options.responses?.expires ?? '1h' };
   if (u.role === 'frontend') {
@@ -96,11 +100,14 @@ export function natsPermissions(u: NatsRoleUser, options: NatsAuthorizationOptio
   return {
     publish: {
       allow: [
-        `dynamo.${ns}.events.${own}.>`,
-        // Prefill workers answer decode workers on their `prefill_done_{instance}` topics.
+        // Its own events only: a scoped runtime publishes on `...{topic}.{scope}`.
+        `dynamo.${ns}.events.${own}.*.${scope}`,
+        // Prefill workers answer decode workers on their `prefill_done_{instance}` topics ...
         ...(u.role === 'prefill' ? [`dynamo.${ns}.events.${worker}.*`] : []),
         ...queues.flatMap((q) => queueApi(ns, q, u.role === 'prefill')),
       ],
+      // ... but may not pose as a decode worker on its event topics.
+      ...(u.role === 'prefill' ? { deny: workerTopics.map((t) => `dynamo.${ns}.events.${worker}.${t}`) } : {}),
     },
     subscribe: { allow: [`dynamo.${ns}.${own}.*.${scope}.*`, `dynamo.${ns}.events.${own}.*`, inbox] },
     allow_responses,
@@ -120,7 +127,7 @@ export function natsAuthorizationConfig(users: readonly NatsRoleUser[], options:
     const who = u.nkey !== undefined ? `nkey: ${q(u.nkey)}` : `user: ${q(u.user)}, password: ${q(u.password!)}`;
     lines.push(
       `    { ${who}, permissions: {`,
-      `        publish: { allow: ${list(p.publish.allow)} }`,
+      `        publish: { allow: ${list(p.publish.allow)}${p.publish.deny ? `, deny: ${list(p.publish.deny)}` : ''} }`,
       `        subscribe: { allow: ${list(p.subscribe.allow)} }`,
       `        allow_responses: { max: ${p.allow_responses.max}, expires: ${q(p.allow_responses.expires)} }`,
       '    } }',

@@ -126,25 +126,38 @@ describeWithBinaries(['nats-server'], 'least-privilege NATS authorization', () =
     await Promise.all([front.close(), w1.close(), w2.close(), rogue.close()]);
   });
 
-  it("worker1 cannot write to the frontend's inbox or another component's events", async () => {
+  it("worker1 cannot write to the frontend's inbox, nor publish events as anyone but itself", async () => {
     const fnc = await as('frontend');
     const w1nc = await as('worker1');
+    const pnc = await as('prefill1');
     const inbox = `${inboxPrefixFor('frontend')}.victim`;
     const got = spy(fnc, inbox);
     const status = spy(fnc, `dynamo.${NS}.events.Processor.request_status`);
-    const kv = spy(fnc, `dynamo.${NS}.events.DummyWorker.kv_events`);
+    const kvAny = spy(fnc, `dynamo.${NS}.events.DummyWorker.kv_events.*`);
+    const kvPlain = spy(fnc, `dynamo.${NS}.events.DummyWorker.kv_events`);
+    const done = spy(fnc, `dynamo.${NS}.events.DummyWorker.prefill_done_a1`);
     await fnc.flush();
     w1nc.publish(inbox, 'forged answer');
     w1nc.publish('_INBOX.anything', 'forged answer');
     w1nc.publish(`dynamo.${NS}.events.Processor.request_status`, '{}');
     w1nc.publish(`dynamo.${NS}.DummyWorker.generate.w2.b2`, '{}');
-    // Its own component's events are allowed.
-    await new NatsEventPlane(w1nc).publish(`dynamo.${NS}.events.DummyWorker.kv_events`, { stored: [1] });
+    // KV events as worker2, or unscoped (as any worker): refused.
+    w1nc.publish(`dynamo.${NS}.events.DummyWorker.kv_events.w2`, '{}');
+    w1nc.publish(`dynamo.${NS}.events.DummyWorker.kv_events`, '{}');
+    // A prefill worker may answer a decode worker but not pose as one.
+    pnc.publish(`dynamo.${NS}.events.DummyWorker.kv_events`, '{}');
+    pnc.publish(`dynamo.${NS}.events.DummyWorker.kv_events.w1`, '{}');
+    pnc.publish(`dynamo.${NS}.events.DummyWorker.prefill_done_a1`, '{}');
+    // Its own events are allowed.
+    await new NatsEventPlane(w1nc).publish(`dynamo.${NS}.events.DummyWorker.kv_events.w1`, { stored: [1] });
     await w1nc.flush().catch(() => undefined);
+    await pnc.flush().catch(() => undefined);
     await sleep(200);
     expect(got.count()).toBe(0);
     expect(status.count()).toBe(0);
-    expect(kv.count()).toBe(1);
+    expect(kvPlain.count()).toBe(0);
+    expect(kvAny.count()).toBe(1);
+    expect(done.count()).toBe(1);
   });
 
   it('the prefill queue: a worker pushes, only a prefill worker consumes', async () => {
