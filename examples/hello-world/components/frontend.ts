@@ -7,12 +7,7 @@ export const DEFAULT_MODEL = 'hello-world';
 
 /**
  * The HTTP frontend: `POST /generate` (SSE or JSON), the OpenAI routes, `/health`, `/live`,
- * `/metrics`; calls the Processor. `DYNAMO_API_KEY`, when set, is the API key.
+ * `/metrics`, `/dashboard`; calls the Processor. API keys, bind host and the overload status come
+ * from the settings (`DYNAMO_API_KEYS`, `DYNAMO_HOST`, `DYN_HTTP_OVERLOAD_STATUS_CODE`).
  */
-export const Frontend = frontendService({
-  processor: Processor,
-  worker: DummyWorker,
-  defaultModel: DEFAULT_MODEL,
-  // The example is an edge of the system, where the environment may be read.
-  http: () => ({ apiKey: process.env.DYNAMO_API_KEY || undefined }),
-});
+export const Frontend = frontendService({ processor: Processor, worker: DummyWorker, defaultModel: DEFAULT_MODEL });

@@ -73,14 +73,12 @@ maybe('dashboard in a browser', () => {
   let profile: string;
   const stop = new AbortController();
   const unregister: Array<() => void> = [];
-  const savedKey = process.env.DYNAMO_API_KEY;
 
   beforeAll(async () => {
-    process.env.DYNAMO_API_KEY = API_KEY; // the example's Frontend reads it (an edge)
     const namespace = uniqueNamespace('dash');
     graph = await serveGraph(Frontend, {
       platform: embeddedPlatform(),
-      settings: { namespace, port: 0, workerName: 'node', leaseTtlMs: 10000 },
+      settings: { namespace, port: 0, workerName: 'node', leaseTtlMs: 10000, apiKeys: [API_KEY] },
       config: mergeConfig(loadConfigFile(path.join(__dirname, '..', 'configs', 'disagg.yaml')), {
         Frontend: { port: 0, host: '127.0.0.1' },
         DummyWorker: { token_delay_ms: 3, cache_blocks: 256 },
@@ -114,8 +112,6 @@ maybe('dashboard in a browser', () => {
     await context?.close();
     if (profile) fs.rmSync(profile, { recursive: true, force: true });
     await graph?.close({ timeoutMs: 2000 });
-    if (savedKey === undefined) delete process.env.DYNAMO_API_KEY;
-    else process.env.DYNAMO_API_KEY = savedKey;
   });
 
   it('asks for the API key, then renders the workers and numbers of the running graph', async () => {

@@ -2,7 +2,7 @@ import express, { type Express, type NextFunction, type Request, type Response }
 import { register as globalRegistry, type Registry } from 'prom-client';
 import { noopLogger, type Logger } from '@dynamo-ts/runtime';
 import { Admission, type AdmissionOptions } from './admission';
-import { apiKeyAuth } from './auth';
+import { apiKeyAuth, checkApiKeys } from './auth';
 import { dashboardRoutes, type FrontendDashboardOptions } from './dashboard/routes';
 import { HttpError, sendError } from './errors';
 import { FrontendMetrics } from './metrics';
@@ -31,6 +31,10 @@ export interface FrontendOptions {
   bodyLimit?: number | string;
   /** When set, every route but `/health`, `/live` and `/metrics` needs `Authorization: Bearer <apiKey>` (else 401). */
   apiKey?: string;
+  /** Several accepted API keys (e.g. one per client, to rotate them); combined with `apiKey`. */
+  apiKeys?: readonly string[];
+  /** With a key configured, `/metrics` needs it too. Default false (scrapers need no key). */
+  metricsRequireKey?: boolean;
   /** Per-request timeout, ms: the upstream is aborted and the client gets 504 (or an SSE error). 0 = none (default). */
   requestTimeoutMs?: number;
   /** Load shedding per model (see {@link Admission}); default none. */
@@ -102,7 +106,12 @@ export function createFrontendApp(options: FrontendOptions): Express {
   // The dashboard's page holds no data: served before the API key check (it asks for the key).
   // Routes on their paths rather than a middleware, so other requests only pass a path match.
   if (dashboard) app.all(dashboard.pagePaths, dashboard.handler);
-  const auth = options.apiKey !== undefined ? apiKeyAuth(options.apiKey) : undefined;
+  const keys = [...(options.apiKey !== undefined ? [options.apiKey] : []), ...(options.apiKeys ?? [])];
+  if (options.apiKeys !== undefined) checkApiKeys(options.apiKeys);
+  if (options.metricsRequireKey && keys.length === 0) {
+    throw new RangeError('metricsRequireKey needs an API key (apiKey or apiKeys)');
+  }
+  const auth = keys.length > 0 ? apiKeyAuth(keys, { protectMetrics: options.metricsRequireKey }) : undefined;
   // The edge of every request in one middleware: the access log, then the API key (when set),
   // then the JSON body. One express layer rather than two (three with a key): express runs every
   // request through each layer in its router (matching, path trimming, a closure); the merge

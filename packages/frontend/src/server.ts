@@ -7,7 +7,10 @@ import { createFrontendApp, type FrontendOptions } from './app';
 export interface FrontendServerOptions extends FrontendOptions {
   /** Port; 0 picks a free one. Default 8000. */
   port?: number;
-  /** Default `0.0.0.0` (reachable from other nodes, as the seed's frontend is). */
+  /**
+   * Address to listen on. Default `0.0.0.0`: every interface, reachable from other nodes as the
+   * seed's frontend is; `127.0.0.1` keeps it to this machine (e.g. behind a local proxy).
+   */
   host?: string;
 }
 

@@ -8,7 +8,8 @@ import { ResumableStream } from './resume';
 export interface FrontendConfig {
   /** HTTP port; default `DYNAMO_PORT` (8000). */
   port?: number;
-  host: string;
+  /** Listen address; default `DYNAMO_HOST`, else `0.0.0.0` (reachable from the other nodes). */
+  host?: string;
   /** Largest request body accepted, bytes (413 above). */
   body_limit_bytes: number;
   /** Per-request timeout, ms (504 after it); 0 = none. */
@@ -17,6 +18,12 @@ export interface FrontendConfig {
   max_resumes: number;
   /** Pause before the n-th resume: n times this, ms. */
   resume_backoff_ms: number;
+  /** Requests of one model answered at once; more wait (`max_queued_requests`) or are shed. 0: no limit. */
+  max_concurrent_requests: number;
+  /** Requests of one model waiting for a slot; beyond it a request is shed at once (529 by default). */
+  max_queued_requests: number;
+  /** The longest a request waits for a slot before it is shed, ms. */
+  queue_timeout_ms: number;
 }
 
 /** Options of {@link frontendService}. */
@@ -29,7 +36,7 @@ export interface FrontendServiceOptions {
   worker: AnyServiceDefinition;
   /** The model listed for a worker whose metadata names none. */
   defaultModel: string;
-  /** Extra options of the HTTP frontend (API key, ...), read at the edge by the app. */
+  /** Extra options of the HTTP frontend, e.g. from the app's own settings. */
   http?(ctx: ServiceContext<FrontendConfig>): Partial<FrontendServerOptions>;
 }
 
@@ -48,11 +55,14 @@ export function frontendService(o: FrontendServiceOptions): ServiceDefinition<Fr
     configSchema: {
       properties: {
         port: { type: 'integer', minimum: 0, maximum: 65535 },
-        host: { type: 'string', default: '0.0.0.0' },
+        host: { type: 'string', minLength: 1, maxLength: 255 },
         body_limit_bytes: { type: 'integer', minimum: 1, maximum: 1 << 30, default: 4 * 1024 * 1024 },
         request_timeout_ms: { type: 'integer', minimum: 0, maximum: 2 ** 31 - 1, default: 0 },
         max_resumes: { type: 'integer', minimum: 0, maximum: 16, default: 3 },
         resume_backoff_ms: { type: 'number', minimum: 0, maximum: 60000, default: 100 },
+        max_concurrent_requests: { type: 'integer', minimum: 0, maximum: 1_000_000, default: 0 },
+        max_queued_requests: { type: 'integer', minimum: 0, maximum: 1_000_000, default: 0 },
+        queue_timeout_ms: { type: 'integer', minimum: 0, maximum: 2 ** 31 - 1, default: 1000 },
       },
     },
     async create(ctx) {
@@ -62,10 +72,24 @@ export function frontendService(o: FrontendServiceOptions): ServiceDefinition<Fr
       const retry = new RetryPolicy({ migrations: cfg.max_resumes, backoffMs: cfg.resume_backoff_ms });
       const server = await startFrontend({
         port: cfg.port ?? ctx.settings.port,
-        host: cfg.host,
+        host: cfg.host ?? ctx.settings.host ?? '0.0.0.0',
         bodyLimit: cfg.body_limit_bytes,
         logger: ctx.logger,
         requestTimeoutMs: cfg.request_timeout_ms,
+        // API keys (DYNAMO_API_KEYS, DYNAMO_API_KEY_FILE, DYNAMO_API_KEY) as the CLI read them.
+        ...(ctx.settings.apiKeys?.length
+          ? { apiKeys: ctx.settings.apiKeys, metricsRequireKey: ctx.settings.metricsRequireKey }
+          : {}),
+        ...(cfg.max_concurrent_requests > 0
+          ? {
+              admission: {
+                maxConcurrentRequests: cfg.max_concurrent_requests,
+                maxQueuedRequests: cfg.max_queued_requests,
+                queueTimeoutMs: cfg.queue_timeout_ms,
+                ...(ctx.settings.overloadStatusCode ? { overloadStatus: ctx.settings.overloadStatusCode } : {}),
+              },
+            }
+          : {}),
         ...o.http?.(ctx),
         models: () => [
           ...new Set(

@@ -5,3 +5,4 @@
  */
 export { EtcdDiscovery } from './discovery/etcd';
 export type { EtcdDiscoveryOptions } from './discovery/etcd';
+export type { EtcdSecurityOptions } from './discovery/etcd';

@@ -29,9 +29,22 @@ export function instanceKey(namespace: string, component: string, endpoint: stri
   return `${instancesPrefix(namespace, component, endpoint)}${instanceId}`;
 }
 
-/** Request-plane subject of one endpoint instance: `dynamo.{ns}.{component}.{endpoint}.{instanceId}`. */
-export function endpointSubject(namespace: string, component: string, endpoint: string, instanceId: string): string {
-  return `dynamo.${namespace}.${component}.${endpoint}.${instanceId}`;
+/**
+ * Request-plane subject of one endpoint instance: `dynamo.{ns}.{component}.{endpoint}.{instanceId}`,
+ * or `dynamo.{ns}.{component}.{endpoint}.{scope}.{instanceId}` with a subject scope (a name the
+ * operator gives the process, so a NATS permission can name its subjects before its instance id,
+ * a lease id, exists).
+ */
+export function endpointSubject(
+  namespace: string,
+  component: string,
+  endpoint: string,
+  instanceId: string,
+  scope?: string,
+): string {
+  return scope === undefined
+    ? `dynamo.${namespace}.${component}.${endpoint}.${instanceId}`
+    : `dynamo.${namespace}.${component}.${endpoint}.${scope}.${instanceId}`;
 }
 
 /** Event-plane subject: `dynamo.{ns}.events.{component}.{topic}` (`*` allowed for subscriptions). */

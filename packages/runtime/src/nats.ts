@@ -16,4 +16,5 @@ export {
 } from './queue/jetstream';
 export type { JetStreamDeadLetter, JetStreamWorkQueueOptions } from './queue/jetstream';
 export { connectNats } from './nats-connection';
-export type { ConnectNatsOptions } from './nats-connection';
+export { compileNatsOptions, readCredsFile } from './nats-connection';
+export type { CompiledNatsOptions, ConnectNatsOptions, NatsCredentials } from './nats-connection';

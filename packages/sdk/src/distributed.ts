@@ -1,6 +1,8 @@
 import { DistributedRuntime, LocalFirstRequestPlane, MemoryBus, type Logger } from '@dynamo-ts/runtime';
 import type * as NatsBackends from '@dynamo-ts/runtime/nats';
 import type * as EtcdBackends from '@dynamo-ts/runtime/etcd';
+import type { EtcdSecurityOptions } from '@dynamo-ts/runtime/etcd';
+import type { NatsClientSettings } from './security-settings';
 import type { Platform } from './platform';
 
 /** Options of {@link distributedPlatform}. */
@@ -18,6 +20,12 @@ export interface DistributedPlatformOptions {
    * process's runtimes, see `LocalFirstRequestPlane`). Default true.
    */
   localCalls?: boolean;
+  /** NATS credentials, TLS files and inbox prefix; shared by the request plane, the event plane and JetStream. */
+  nats?: NatsClientSettings;
+  /** etcd user/password and TLS files. */
+  etcd?: EtcdSecurityOptions;
+  /** A token added to the endpoint subjects this process serves (see `DistributedRuntimeOptions.subjectScope`). */
+  subjectScope?: string;
 }
 
 /**
@@ -32,6 +40,7 @@ export async function distributedPlatform(options: DistributedPlatformOptions): 
     require('@dynamo-ts/runtime/nats') as typeof NatsBackends;
   const { EtcdDiscovery } = require('@dynamo-ts/runtime/etcd') as typeof EtcdBackends;
   const nc = await connectNats({
+    ...options.nats,
     servers: options.natsServers,
     name: options.name ?? 'dynamo-ts',
     logger: options.logger.child({ component: 'nats' }),
@@ -41,6 +50,7 @@ export async function distributedPlatform(options: DistributedPlatformOptions): 
     mode: 'distributed',
     async newRuntime(logger: Logger): Promise<DistributedRuntime> {
       const discovery = await EtcdDiscovery.connect({
+        ...options.etcd,
         endpoints: options.etcdEndpoints,
         leaseTtlMs: options.leaseTtlMs,
         logger: logger.child({ plane: 'etcd' }),
@@ -52,6 +62,7 @@ export async function distributedPlatform(options: DistributedPlatformOptions): 
             ? new NatsRequestPlane(nc, { logger })
             : new LocalFirstRequestPlane(new NatsRequestPlane(nc, { logger }), local, { logger }),
         eventPlane: new NatsEventPlane(nc, { logger }),
+        ...(options.subjectScope !== undefined ? { subjectScope: options.subjectScope } : {}),
         openQueue: (qopts) => JetStreamWorkQueue.create(nc, { replicas: options.queueReplicas ?? 1, ...qopts, logger }),
         logger,
       });

@@ -55,3 +55,5 @@ export { distributedPlatform } from './distributed';
 export type { DistributedPlatformOptions } from './distributed';
 export { startMetricsServer } from './metrics-server';
 export type { MetricsServer } from './metrics-server';
+export { SECRET_ENV, SECURITY_ENV, securityFromEnv } from './security-settings';
+export type { NatsClientSettings, SecuritySettings } from './security-settings';

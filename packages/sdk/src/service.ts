@@ -29,6 +29,12 @@ export interface ServeSettings {
   leaseTtlMs: number;
   /** `DYN_HTTP_OVERLOAD_STATUS_CODE`: the status a frontend sheds load with (default 529). */
   overloadStatusCode?: 529 | 503 | 429;
+  /** API keys a frontend accepts (`DYNAMO_API_KEYS`, `DYNAMO_API_KEY_FILE`); none: no key required. */
+  apiKeys?: string[];
+  /** A frontend's `/metrics` needs an API key too (`DYNAMO_METRICS_REQUIRE_KEY=1`). */
+  metricsRequireKey?: boolean;
+  /** Address a frontend listens on (`DYNAMO_HOST`). */
+  host?: string;
 }
 
 /** What an endpoint handler gets with each request. */

@@ -2,10 +2,11 @@ import os from 'node:os';
 import Ajv from 'ajv';
 import { DEFAULT_NAMESPACE, InvalidArgumentError, NAME_PATTERN, type LogLevel } from '@dynamo-ts/runtime';
 import { describeAjvError } from './config';
+import { securityFromEnv, SECURITY_ENV, type SecuritySettings } from './security-settings';
 import type { ServeSettings } from './service';
 
 /** Everything the CLI reads from the environment, validated. */
-export interface EnvSettings extends ServeSettings {
+export interface EnvSettings extends Omit<ServeSettings, keyof SecuritySettings>, SecuritySettings {
   mode: 'embedded' | 'distributed';
   natsServers: string[];
   etcdEndpoints: string[];
@@ -47,6 +48,7 @@ const ENV_SCHEMA = {
     DYNAMO_LOG_LEVEL: { enum: ['error', 'warn', 'info', 'debug'] },
     DYNAMO_LOG_FORMAT: { enum: ['json', 'pretty'] },
     DYN_HTTP_OVERLOAD_STATUS_CODE: { enum: ['529', '503', '429'] },
+    ...SECURITY_ENV,
   },
 };
 const validate = new Ajv({ allErrors: true, strict: false }).compile(ENV_SCHEMA);
@@ -83,6 +85,7 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv, options: { stderrIsTTY?:
   if (ttlS < 1 || ttlS > MAX_LEASE_TTL_S) {
     throw new InvalidArgumentError(`DYNAMO_LEASE_TTL must be between 1 and ${MAX_LEASE_TTL_S} seconds (got ${ttlS})`);
   }
+  const security = securityFromEnv(picked);
   const split = (s: string | undefined): string[] =>
     (s ?? '')
       .split(',')
@@ -105,5 +108,6 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv, options: { stderrIsTTY?:
     ...(picked.DYN_HTTP_OVERLOAD_STATUS_CODE !== undefined
       ? { overloadStatusCode: Number(picked.DYN_HTTP_OVERLOAD_STATUS_CODE) as 529 | 503 | 429 }
       : {}),
+    ...security,
   };
 }

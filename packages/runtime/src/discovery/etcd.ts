@@ -1,14 +1,9 @@
 import {
   ClientClosedError,
   EtcdLeaseInvalidError,
-  Etcd3,
+  type Etcd3,
   GRPCDeadlineExceededError,
   isRecoverableError,
-  type IDuplexStream,
-  type IEvent,
-  type IOptions,
-  type IWatchRequest,
-  type IWatchResponse,
 } from 'etcd3';
 import {
   ClosedError,
@@ -25,14 +20,32 @@ import {
 import type { Logger } from '../logger';
 import { noopLogger } from '../logger';
 import type { CallOptions } from '../options';
+import { redactSecrets } from '../security/redact';
 import { noop, onAbort, unrefTimeout } from '../util/abort';
-import { Channel } from '../util/channel';
-import type { Discovery, DiscoveryStatus, KvEntry, KvEvent, KvWatch, PutOptions } from './discovery';
+import type { Discovery, DiscoveryStatus, KvEntry, KvWatch, PutOptions } from './discovery';
+import {
+  RETRY_MAX_MS,
+  RETRY_MIN_MS,
+  REVOKE_TIMEOUT_MS,
+  buildEtcdClient,
+  closeStream,
+  describeEndpoints,
+  errorMessage,
+  isEtcdAuthError,
+  isEtcdTlsError,
+  jitter,
+  prefixRange,
+  type EtcdSecurityOptions,
+} from './etcd-client';
+import { EtcdKvWatch, type WatchHost } from './etcd-watch';
+
+export type { EtcdSecurityOptions } from './etcd-client';
 
 /** Options of {@link EtcdDiscovery.connect}. */
-export interface EtcdDiscoveryOptions {
+export interface EtcdDiscoveryOptions extends EtcdSecurityOptions {
   /**
-   * etcd client URLs (`http://127.0.0.1:2379` or `127.0.0.1:2379`). With several (the members of
+   * etcd client URLs (`http://127.0.0.1:2379`, `https://host:2379` or `127.0.0.1:2379`; credentials
+   * in a URL, `http://user:pw@host`, are taken out of it and of every message). With several (the members of
    * one cluster), each call goes to one of them and moves to the next when its member is down.
    */
   endpoints: string[];
@@ -46,272 +59,6 @@ export interface EtcdDiscoveryOptions {
   dialTimeoutMs?: number;
   /** Deadline of each etcd call (get, put, keep-alive, ...) when the caller gives no `timeoutMs`. Default 5000 ms. */
   callTimeoutMs?: number;
-}
-
-/** Retry delays while etcd is unreachable (keep-alives, watches). */
-const RETRY_MIN_MS = 100;
-const RETRY_MAX_MS = 1000;
-/** How long close() waits for the lease revocation. */
-const REVOKE_TIMEOUT_MS = 2000;
-
-type WatchStream = IDuplexStream<IWatchRequest, IWatchResponse>;
-
-/**
- * A fault policy (cockatiel's `IPolicy` shape) that runs the call once: etcd3's default retries
- * and circuit breaker would hide outages and delay recovery by seconds; this class retries itself.
- */
-const passthroughPolicy = {
-  execute<T>(fn: (context: { signal: AbortSignal; attempt: number }) => PromiseLike<T> | T): Promise<T> {
-    return Promise.resolve().then(() => fn({ signal: new AbortController().signal, attempt: 0 }));
-  },
-};
-type FaultHandling = NonNullable<IOptions['faultHandling']>;
-
-/**
- * The policy of a client with several endpoints (an etcd cluster): a call that fails because its
- * member is unreachable (a recoverable gRPC error other than the deadline) is tried on the next
- * member, up to once per endpoint, within the same deadline. etcd3 walks its hosts in a shuffled
- * order across these attempts, so one dead member costs a failed connection, not a failed call.
- */
-function failoverPolicy(attempts: number): typeof passthroughPolicy {
-  return {
-    async execute<T>(fn: (context: { signal: AbortSignal; attempt: number }) => PromiseLike<T> | T): Promise<T> {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          return await fn({ signal: new AbortController().signal, attempt });
-        } catch (e) {
-          const retry =
-            attempt + 1 < attempts &&
-            e instanceof Error &&
-            isRecoverableError(e) &&
-            !(e instanceof GRPCDeadlineExceededError);
-          if (!retry) throw e;
-        }
-      }
-    },
-  };
-}
-
-function errorMessage(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
-/** The exclusive end of the key range holding every key that starts with `prefix`. */
-function prefixRange(prefix: string): { key: Buffer; range_end: Buffer } {
-  if (prefix.length === 0) return { key: Buffer.from([0]), range_end: Buffer.from([0]) };
-  const key = Buffer.from(prefix, 'utf8');
-  const end = Buffer.from(key);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i]! < 0xff) {
-      end[i] = end[i]! + 1;
-      return { key, range_end: end.subarray(0, i + 1) };
-    }
-  }
-  return { key, range_end: Buffer.from([0]) };
-}
-
-/** Half-closes a gRPC stream, then cancels it (etcd keeps watch streams open after a half-close). */
-function closeStream(stream: { end(): void; cancel(): void }): void {
-  try {
-    // After end() the stream is no longer writable, so etcd3 does not mistake the cancellation
-    // below for a failed host (which would reset every channel).
-    stream.end();
-  } catch {
-    // already ended
-  }
-  try {
-    stream.cancel();
-  } catch {
-    // already cancelled
-  }
-}
-
-function jitter(ms: number): number {
-  return ms / 2 + Math.random() * (ms / 2);
-}
-
-/** What the watches need from their client. */
-interface WatchHost {
-  readonly client: Etcd3;
-  readonly logger: Logger;
-  readonly callTimeoutMs: number;
-  range(prefix: string, options: CallOptions): Promise<{ revision: string; entries: KvEntry[] }>;
-  /** Resolves when the client is connected (its lease and leased keys restored), or after `maxMs`. */
-  whenConnected(maxMs: number): Promise<void>;
-  forget(w: EtcdKvWatch): void;
-}
-
-/**
- * A prefix watch that survives outages: snapshot (get), then a watch from the snapshot's
- * revision + 1; when the stream breaks it re-reads the prefix, reports the difference with what
- * it reported so far (puts of new or changed keys, deletes of vanished keys), and watches again.
- */
-class EtcdKvWatch implements KvWatch {
-  private readonly channel = new Channel<KvEvent>({ onReturn: () => this.close() });
-  /** What the consumer was told: key -> value. */
-  private readonly view = new Map<string, string>();
-  private synced = false;
-  private closed = false;
-  private offSignal: () => void = noop;
-  private stopFollow: (() => void) | undefined;
-  private wake: (() => void) | undefined;
-
-  constructor(
-    private readonly host: WatchHost,
-    private readonly prefix: string,
-  ) {}
-
-  start(signal: AbortSignal | undefined): void {
-    this.offSignal = onAbort(signal, () => this.close());
-    if (!this.closed) void this.run();
-  }
-
-  /** Ends the iteration with `error` before it started (the client was closed). */
-  fail(error: unknown): void {
-    this.closed = true;
-    this.channel.end(error);
-  }
-
-  /** Ends the iteration (buffered events are dropped). Idempotent. */
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.offSignal();
-    this.stopFollow?.();
-    this.wake?.();
-    this.channel.abort();
-    this.host.forget(this);
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<KvEvent> {
-    return this.channel;
-  }
-
-  private async run(): Promise<void> {
-    let backoff = RETRY_MIN_MS;
-    while (!this.closed) {
-      try {
-        // After an outage, let the client restore its own lease and keys first, so a resync does
-        // not report this process's own keys as gone and back.
-        await this.host.whenConnected(this.host.callTimeoutMs);
-        if (this.closed) return;
-        const { revision, entries } = await this.host.range(this.prefix, {});
-        if (this.closed) return;
-        this.applySnapshot(entries);
-        const established = await this.follow((BigInt(revision) + 1n).toString());
-        if (established) backoff = RETRY_MIN_MS;
-        if (this.closed) return;
-        this.host.logger.debug('watch stream broke; resyncing', { prefix: this.prefix });
-      } catch (e) {
-        if (this.closed) return;
-        this.host.logger.debug('watch cannot resync yet', { prefix: this.prefix, error: errorMessage(e) });
-      }
-      await this.sleep(jitter(backoff));
-      backoff = Math.min(backoff * 2, RETRY_MAX_MS);
-    }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = unrefTimeout(() => {
-        this.wake = undefined;
-        resolve();
-      }, ms);
-      this.wake = () => {
-        clearTimeout(timer);
-        this.wake = undefined;
-        resolve();
-      };
-    });
-  }
-
-  private applySnapshot(entries: KvEntry[]): void {
-    if (!this.synced) {
-      for (const e of entries) {
-        this.view.set(e.key, e.value);
-        this.channel.push({ type: 'put', key: e.key, value: e.value });
-      }
-      this.synced = true;
-      this.channel.push({ type: 'synced' });
-      return;
-    }
-    // Resync after an outage: report only what changed since the last reported state.
-    const present = new Set<string>();
-    for (const e of entries) present.add(e.key);
-    const gone = [...this.view.keys()].filter((k) => !present.has(k)).sort();
-    for (const key of gone) {
-      this.view.delete(key);
-      this.channel.push({ type: 'delete', key });
-    }
-    for (const e of entries) {
-      if (this.view.get(e.key) === e.value) continue;
-      this.view.set(e.key, e.value);
-      this.channel.push({ type: 'put', key: e.key, value: e.value });
-    }
-    if (gone.length > 0) this.host.logger.info('watch resynced', { prefix: this.prefix, deleted: gone.length });
-  }
-
-  private applyEvent(ev: IEvent): void {
-    const key = ev.kv.key.toString('utf8');
-    if (ev.type === 'Put') {
-      const value = ev.kv.value.toString('utf8');
-      this.view.set(key, value);
-      this.channel.push({ type: 'put', key, value });
-    } else if (ev.type === 'Delete') {
-      if (!this.view.delete(key)) return;
-      this.channel.push({ type: 'delete', key });
-    }
-  }
-
-  /**
-   * Watches from `startRevision` until the stream breaks, is compacted away, or the watch closes.
-   * Resolves true when the stream was established (so the retry delay starts over).
-   */
-  private async follow(startRevision: string): Promise<boolean> {
-    const stream: WatchStream = await this.host.client.watchClient.watch();
-    return await new Promise<boolean>((resolve) => {
-      let created = false;
-      let done = false;
-      const finish = (): void => {
-        if (done) return;
-        done = true;
-        clearTimeout(createTimer);
-        this.stopFollow = undefined;
-        closeStream(stream);
-        resolve(created);
-      };
-      const createTimer = unrefTimeout(() => {
-        this.host.logger.debug('watch not created in time', { prefix: this.prefix });
-        finish();
-      }, this.host.callTimeoutMs);
-      stream.on('data', (res: IWatchResponse) => {
-        if (done) return;
-        if (res.created && !created) {
-          created = true;
-          clearTimeout(createTimer);
-        }
-        if (res.canceled || (res.compact_revision && res.compact_revision !== '0')) {
-          this.host.logger.debug('watch cancelled by etcd', {
-            prefix: this.prefix,
-            reason: res.cancel_reason,
-            compact_revision: res.compact_revision,
-          });
-          finish();
-          return;
-        }
-        for (const ev of res.events ?? []) this.applyEvent(ev);
-      });
-      stream.on('error', finish);
-      stream.on('end', finish);
-      if (this.closed) {
-        finish();
-        return;
-      }
-      this.stopFollow = finish;
-      const { key, range_end } = prefixRange(this.prefix);
-      stream.write({ create_request: { key, range_end, start_revision: startRevision } });
-    });
-  }
 }
 
 /**
@@ -378,34 +125,42 @@ export class EtcdDiscovery implements Discovery, WatchHost {
     const callTimeoutMs = options.callTimeoutMs ?? 5000;
     const ttlSec = Math.max(1, Math.ceil(ttlMs / 1000));
     const logger = (options.logger ?? noopLogger).child({ component: 'etcd-discovery' });
-    const client = new Etcd3({
-      hosts: endpoints,
-      faultHandling: {
-        host: () => passthroughPolicy as unknown as ReturnType<NonNullable<FaultHandling['host']>>,
-        global: (endpoints.length > 1
-          ? failoverPolicy(endpoints.length)
-          : passthroughPolicy) as unknown as FaultHandling['global'],
-      },
-      grpcOptions: {
-        'grpc.initial_reconnect_backoff_ms': 100,
-        'grpc.max_reconnect_backoff_ms': 1000,
-        'grpc.keepalive_time_ms': 10_000,
-        'grpc.keepalive_timeout_ms': 5000,
-      },
-    });
+    const { client, endpoints: clean, secrets, authenticates } = buildEtcdClient(endpoints, options);
     const until = Date.now() + dialTimeoutMs;
     for (;;) {
       try {
-        const res = await client.leaseClient.leaseGrant(
-          { TTL: ttlSec, ID: 0 },
-          { deadline: Math.min(until, Date.now() + callTimeoutMs) },
-        );
+        const deadline = (): number => Math.min(until, Date.now() + callTimeoutMs);
+        const res = await client.leaseClient.leaseGrant({ TTL: ttlSec, ID: 0 }, { deadline: deadline() });
+        if (!authenticates) {
+          // etcd grants leases to anyone; a read tells whether it requires credentials.
+          try {
+            await client.kv.range({ key: Buffer.from('dynamo/'), count_only: true }, { deadline: deadline() });
+          } catch (probe) {
+            if (!isEtcdAuthError(probe)) throw probe;
+            await client.leaseClient.leaseRevoke({ ID: res.ID }, { deadline: deadline() }).catch(noop);
+            throw probe;
+          }
+        }
         logger.info('lease granted', { lease_id: BigInt(res.ID).toString(16), ttl_s: Number(res.TTL) });
         return new EtcdDiscovery(client, res.ID, ttlSec, logger, callTimeoutMs, endpoints.length);
       } catch (e) {
+        const where = describeEndpoints(clean);
+        const why = redactSecrets(errorMessage(e), secrets);
+        // Wrong credentials or certificates will be refused again: fail now, not after the dial timeout.
+        if (isEtcdAuthError(e)) {
+          client.close();
+          throw new UnavailableError(`etcd at ${where} refused the credentials: ${why}`, { retryable: false });
+        }
         if (Date.now() + RETRY_MIN_MS >= until) {
           client.close();
-          throw new UnavailableError(`cannot reach etcd at ${endpoints.join(',')}: ${errorMessage(e)}`, { cause: e });
+          if (isEtcdTlsError(e)) throw new UnavailableError(`TLS with etcd failed at ${where}: ${why}`);
+          // etcd with --client-cert-auth drops a client without an acceptable certificate; gRPC
+          // then only reports the deadline.
+          const hint =
+            options.tls !== undefined || clean.some((u) => u.startsWith('https:'))
+              ? ' (with TLS: check the CA and, for --client-cert-auth, the client certificate and key)'
+              : '';
+          throw new UnavailableError(`cannot reach etcd at ${where}: ${why}${hint}`);
         }
         await new Promise((r) => unrefTimeout(() => r(undefined), 200));
       }

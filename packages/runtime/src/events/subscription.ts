@@ -117,3 +117,42 @@ export class BufferedEventSubscription<T> implements EventSubscription<T>, Async
     return this;
   }
 }
+
+/**
+ * Several subscriptions read as one (their events interleaved as they arrive, each source's in
+ * order); unsubscribing ends them all. The first error of a source ends the whole iteration with it.
+ */
+export class MergedEventSubscription<T> implements EventSubscription<T> {
+  private readonly channel = new Channel<EventMessage<T>>({ onReturn: () => this.unsubscribe() });
+  private done = false;
+
+  constructor(
+    readonly subject: string,
+    private readonly sources: readonly EventSubscription<T>[],
+  ) {
+    let open = sources.length;
+    for (const s of sources) {
+      void (async () => {
+        try {
+          for await (const m of s) this.channel.push(m);
+        } catch (e) {
+          this.channel.end(e);
+          this.unsubscribe();
+          return;
+        }
+        if (--open === 0) this.channel.end();
+      })();
+    }
+  }
+
+  unsubscribe(): void {
+    if (this.done) return;
+    this.done = true;
+    for (const s of this.sources) s.unsubscribe();
+    this.channel.end();
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<EventMessage<T>> {
+    return this.channel;
+  }
+}

@@ -38,7 +38,8 @@ export class Endpoint {
 
   /** The subject this process serves the endpoint on. */
   get subject(): string {
-    return endpointSubject(this.namespaceName, this.component.name, this.name, this.runtime.instanceId);
+    const rt = this.runtime;
+    return endpointSubject(this.namespaceName, this.component.name, this.name, rt.instanceId, rt.subjectScope);
   }
 
   /**

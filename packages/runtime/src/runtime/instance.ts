@@ -65,9 +65,11 @@ export function parseInstanceInfo(key: string, value: string): ParsedInstance {
   for (const f of ['namespace', 'component', 'endpoint', 'instanceId'] as const) {
     if (v[f] !== k[f]) return { ok: false, error: `${f} ${JSON.stringify(v[f])} does not match the key` };
   }
-  const subject = endpointSubject(k.namespace, k.component, k.endpoint, k.instanceId);
-  if (v.subject !== subject) {
-    return { ok: false, error: `subject ${JSON.stringify(v.subject)} is not the instance's subject ${subject}` };
+  // The instance's own subject, plain or with a subject scope before the instance id (docs/security.md).
+  const plain = endpointSubject(k.namespace, k.component, k.endpoint, k.instanceId);
+  const subject = v.subject;
+  if (subject !== plain && !isScopedSubject(subject, k)) {
+    return { ok: false, error: `subject ${JSON.stringify(subject)} is not the instance's subject ${plain}` };
   }
   const name = optionalText(v, 'name', k.instanceId);
   const hostname = optionalText(v, 'hostname', '');
@@ -89,9 +91,24 @@ export function parseInstanceInfo(key: string, value: string): ParsedInstance {
       name: name as string,
       hostname: hostname as string,
       pid,
-      subject,
+      subject: subject as string,
       startedAt: startedAt as string,
       metadata,
     },
   };
+}
+
+/** `dynamo.{ns}.{component}.{endpoint}.{scope}.{instanceId}` with a valid scope name. */
+function isScopedSubject(
+  subject: unknown,
+  k: { namespace: string; component: string; endpoint: string; instanceId: string },
+): boolean {
+  if (typeof subject !== 'string') return false;
+  const head = `dynamo.${k.namespace}.${k.component}.${k.endpoint}.`;
+  const tail = `.${k.instanceId}`;
+  if (!subject.startsWith(head) || !subject.endsWith(tail) || subject.length <= head.length + tail.length) return false;
+  const scope = subject.slice(head.length, subject.length - tail.length);
+  return (
+    NAME_PATTERN.test(scope) && endpointSubject(k.namespace, k.component, k.endpoint, k.instanceId, scope) === subject
+  );
 }

@@ -1,6 +1,7 @@
 import os from 'node:os';
 import type { Discovery } from '../discovery/discovery';
 import type { EventPlane, EventSubscription } from '../events/event-plane';
+import { MergedEventSubscription } from '../events/subscription';
 import { ClosedError } from '../errors';
 import { noopLogger, type Logger } from '../logger';
 import { configKey, eventSubject, validateName } from '../names';
@@ -27,6 +28,12 @@ export interface DistributedRuntimeOptions extends RuntimeBackends {
   /** Reported in instance records. Default `os.hostname()`. */
   hostname?: string;
   /**
+   * A token (a name) put in the subjects of the endpoints this runtime serves, before the
+   * instance id: `dynamo.{ns}.{component}.{endpoint}.{scope}.{instanceId}`. Lets a NATS
+   * permission allow one worker's subjects and no other's (docs/security.md). Default: none.
+   */
+  subjectScope?: string;
+  /**
    * Called by {@link DistributedRuntime.close} after the planes it owns are closed (e.g. to close
    * a NATS connection shared by them).
    */
@@ -47,6 +54,12 @@ export class DistributedRuntime {
   constructor(private readonly options: DistributedRuntimeOptions) {
     this.logger = options.logger ?? noopLogger;
     this.hostname = options.hostname ?? os.hostname();
+    if (options.subjectScope !== undefined) validateName('subjectScope', options.subjectScope);
+  }
+
+  /** The subject scope of the endpoints this runtime serves (see {@link DistributedRuntimeOptions.subjectScope}). */
+  get subjectScope(): string | undefined {
+    return this.options.subjectScope;
   }
 
   /** The instance id of this process: its discovery lease id. */
@@ -235,13 +248,23 @@ export class Component {
     return eventSubject(this.namespace.name, this.name, validateName('topic', topic));
   }
 
-  /** Publishes on `dynamo.{ns}.events.{component}.{topic}`. */
+  /**
+   * Publishes on `dynamo.{ns}.events.{component}.{topic}`, or on `...{topic}.{scope}` from a
+   * runtime with a subject scope (so a NATS permission can let a worker publish its own events only).
+   */
   async publish(topic: string, data: unknown): Promise<void> {
-    await this.runtime.eventPlane.publish(this.eventSubject(topic), data);
+    const scope = this.runtime.subjectScope;
+    const subject = this.eventSubject(topic);
+    await this.runtime.eventPlane.publish(scope === undefined ? subject : `${subject}.${scope}`, data);
   }
 
-  /** Subscribes to one of this component's topics. */
+  /** Subscribes to one of this component's topics, from publishers with and without a subject scope. */
   subscribe<T = unknown>(topic: string, options?: { signal?: AbortSignal }): EventSubscription<T> {
-    return this.runtime.eventPlane.subscribe<T>(this.eventSubject(topic), options);
+    const subject = this.eventSubject(topic);
+    const plane = this.runtime.eventPlane;
+    return new MergedEventSubscription<T>(subject, [
+      plane.subscribe<T>(subject, options),
+      plane.subscribe<T>(`${subject}.*`, options),
+    ]);
   }
 }

@@ -10,3 +10,5 @@ export type {
   NatsClusterMember,
   NatsClusterOptions,
 } from './cluster';
+export { capturedLogger, enableEtcdAuth, expectNoSecret, makeTestCertificates } from './security';
+export type { EtcdTestUser, TestCertificates } from './security';

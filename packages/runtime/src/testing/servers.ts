@@ -181,6 +181,27 @@ export interface NatsServerOptions {
   maxPayload?: number;
   /** Extra command-line arguments. */
   args?: string[];
+  /**
+   * Extra nats-server configuration (its config-file syntax), e.g. an `authorization { ... }`
+   * or `accounts { ... }` block. Written to a file in the server's data folder.
+   */
+  config?: string;
+  /** TLS for clients: the server's certificate and key; with `caFile` and `verify`, mutual TLS. */
+  tls?: { certFile: string; keyFile: string; caFile?: string; verify?: boolean };
+}
+
+/** The `tls { ... }` block of a nats-server config. */
+function natsTlsBlock(tls: NonNullable<NatsServerOptions['tls']>): string {
+  const q = JSON.stringify;
+  return [
+    'tls {',
+    `  cert_file: ${q(tls.certFile)}`,
+    `  key_file: ${q(tls.keyFile)}`,
+    ...(tls.caFile ? [`  ca_file: ${q(tls.caFile)}`] : []),
+    ...(tls.verify ? ['  verify: true'] : []),
+    '  timeout: 2',
+    '}',
+  ].join('\n');
 }
 
 /** Starts nats-server (with JetStream by default) on free loopback ports. */
@@ -192,17 +213,22 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'dynamo-nats-'));
   const args = ['-a', '127.0.0.1', '-p', String(port), '-m', String(monitorPort)];
   if (options.jetstream ?? true) args.push('-js', '-sd', dataDir);
-  if (options.maxPayload !== undefined) {
-    // nats-server 2.9 takes max_payload only from a config file.
-    const conf = path.join(dataDir, 'server.conf');
-    writeFileSync(conf, `max_payload: ${options.maxPayload}\n`);
-    args.push('-c', conf);
+  // nats-server 2.9 takes max_payload, TLS blocks and authorization only from a config file.
+  const conf = [
+    ...(options.maxPayload !== undefined ? [`max_payload: ${options.maxPayload}`] : []),
+    ...(options.tls ? [natsTlsBlock(options.tls)] : []),
+    ...(options.config !== undefined ? [options.config] : []),
+  ];
+  if (conf.length > 0) {
+    const file = path.join(dataDir, 'server.conf');
+    writeFileSync(file, `${conf.join('\n')}\n`);
+    args.push('-c', file);
   }
   args.push(...(options.args ?? []));
   const s = new SpawnedServer(bin, args, port, dataDir, 'nats-server');
   await s.start();
   return Object.assign(s, {
-    url: `nats://127.0.0.1:${port}`,
+    url: `${options.tls ? 'tls' : 'nats'}://127.0.0.1:${port}`,
     port,
     monitorPort,
     monitorUrl: `http://127.0.0.1:${monitorPort}`,
@@ -211,22 +237,40 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
 
 /** A running single-member etcd. */
 export interface EtcdServer extends ServerHandle {
-  /** `http://127.0.0.1:PORT` */
+  /** `http://127.0.0.1:PORT` (`https://` with TLS) */
   readonly url: string;
   readonly port: number;
 }
 
+/** Options of {@link startEtcd}. */
+export interface EtcdServerOptions {
+  /**
+   * TLS for clients: etcd's certificate and key; with `caFile` and `clientCertAuth`
+   * (`--client-cert-auth`), clients must present a certificate signed by that CA.
+   */
+  tls?: { certFile: string; keyFile: string; caFile?: string; clientCertAuth?: boolean };
+  /** Extra command-line arguments (e.g. `--auth-token-ttl 1`). */
+  args?: string[];
+}
+
 /** Starts a single-member etcd on free loopback ports (fast elections: starts in ~0.1 s). */
-export async function startEtcd(): Promise<EtcdServer> {
+export async function startEtcd(options: EtcdServerOptions = {}): Promise<EtcdServer> {
   const bin = findBinary('etcd');
   if (!bin) throw new Error('etcd not found on PATH (Debian: apt-get install -y etcd-server)');
   const port = await freePort();
   const peerPort = await freePort();
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'dynamo-etcd-'));
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   const peer = `http://127.0.0.1:${peerPort}`;
   const name = `test-${port}`;
   const args = etcdArgs({ name, dataDir: path.join(dataDir, 'data'), url, peer, initialCluster: `${name}=${peer}` });
+  const tls = options.tls;
+  if (tls) {
+    args.push('--cert-file', tls.certFile, '--key-file', tls.keyFile);
+    if (tls.caFile) args.push('--trusted-ca-file', tls.caFile);
+    if (tls.clientCertAuth) args.push('--client-cert-auth');
+  }
+  args.push(...(options.args ?? []));
   const s = new SpawnedServer(bin, args, port, dataDir, 'etcd');
   await s.start();
   return Object.assign(s, { url, port });

@@ -3,6 +3,7 @@ import {
   flushLogs,
   InvalidArgumentError,
   isDynamoError,
+  redactUrl,
   UnavailableError,
   type Logger,
 } from '@dynamo-ts/runtime';
@@ -62,6 +63,9 @@ export async function platformFor(settings: EnvSettings, logger: Logger): Promis
     leaseTtlMs: settings.leaseTtlMs,
     queueReplicas: settings.queueReplicas,
     localCalls: settings.localCalls,
+    nats: settings.nats,
+    etcd: settings.etcd,
+    ...(settings.subjectScope !== undefined ? { subjectScope: settings.subjectScope } : {}),
     logger,
   });
   return {
@@ -117,7 +121,10 @@ export async function runServe(args: ServeArgs, env: NodeJS.ProcessEnv = process
     mode: settings.mode,
     namespace: settings.namespace,
     config: source,
-    ...(settings.mode === 'distributed' ? { nats: settings.natsServers, etcd: settings.etcdEndpoints } : {}),
+    // URLs without their user:password@ part: the serving line must not carry credentials.
+    ...(settings.mode === 'distributed'
+      ? { nats: settings.natsServers.map(redactUrl), etcd: settings.etcdEndpoints.map(redactUrl) }
+      : {}),
   });
   let graph: GraphHandle;
   try {

@@ -121,7 +121,8 @@ export class NatsRequestPlane implements RequestPlane, PlaneCore {
       if (!(v > 0) || !Number.isFinite(v)) throw new InvalidArgumentError(`${k} must be a positive number, got ${v}`);
     }
     if (nc.isClosed()) throw new ClosedError('NATS connection closed');
-    this.prefix = createInbox();
+    // The connection's inbox prefix (e.g. `_INBOX_worker1`), so per-user NATS permissions can allow it.
+    this.prefix = createInbox((nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix);
     const skip = this.prefix.length + 1;
     this.inbox = nc.subscribe(`${this.prefix}.*`, {
       callback: (err, msg) => {
