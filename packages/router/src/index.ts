@@ -39,12 +39,14 @@ export {
   isWireHash,
   hashToWire,
   hashFromWire,
+} from './events';
+export {
   storedEventFromTokens,
   storedEventForBlocks,
   removedEvent,
   clearedEvent,
   KvEventBuilder,
-} from './events';
+} from './event-builders';
 export type {
   WireHash,
   KvEvent,
@@ -55,8 +57,8 @@ export type {
   KvClearedEvent,
   LoadMetrics,
   ValidationResult,
-  StoredBlocksRange,
 } from './events';
+export type { StoredBlocksRange } from './event-builders';
 export { KvIndexer } from './indexer';
 export type { KvIndexerOptions, GapPolicy, ApplyResult, ApplyStatus, ApplyReason, KvIndexerCounters } from './indexer';
 export { ApproxKvIndexer, DEFAULT_APPROX_TTL_MS } from './approx-indexer';
