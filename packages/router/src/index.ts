@@ -5,7 +5,7 @@
  * strategies, the disaggregation decision, and {@link KvRouter} tying them together. No I/O.
  * @packageDocumentation
  */
-export { KvRouter, compileRouterOptions, DEFAULT_BLOCK_SIZE } from './router';
+export { KvRouter, compileRouterOptions, DEFAULT_BLOCK_SIZE, DEFAULT_FENCE_HOLD_MS } from './router';
 export type {
   KvRouterOptions,
   CompiledRouterOptions,
@@ -14,6 +14,23 @@ export type {
   RouterStats,
   WorkerStats,
 } from './router';
+export {
+  validateReplicaMessage,
+  peerRequestKey,
+  MAX_REPLICA_HASHES,
+  MAX_REPLICA_STATE_REQUESTS,
+  MAX_REPLICA_ID_LENGTH,
+} from './replica';
+export type {
+  ReplicaMessage,
+  ReplicaRequest,
+  ReplicaRoutedMessage,
+  ReplicaProgressMessage,
+  ReplicaFenceMessage,
+  ReplicaStateMessage,
+  ReplicaLeaveMessage,
+} from './replica';
+export type { FenceInfo, ReplicaApplyResult } from './peers';
 export {
   HASH_SEED,
   BlockHasher,
@@ -70,8 +87,9 @@ export {
   WorkerLoadState,
   DEFAULT_LOAD_METRICS_TTL_MS,
   DEFAULT_REQUEST_TIMEOUT_MS,
+  DEFAULT_MAX_TRACKED_REQUESTS,
 } from './load';
-export type { LoadTrackerOptions, RequestLoad, WorkerLoad } from './load';
+export type { LoadTrackerOptions, RequestLoad, WorkerLoad, TrackedRequestView } from './load';
 export {
   KvScheduler,
   kvCost,

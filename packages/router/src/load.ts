@@ -32,6 +32,8 @@ export { LoadColumns, WorkerLoadState } from './load-state';
 export const DEFAULT_LOAD_METRICS_TTL_MS = 10_000;
 /** Default time after which a request never finished is released: 10 min. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 600_000;
+/** Default most requests tracked at once; beyond, the oldest is released. */
+export const DEFAULT_MAX_TRACKED_REQUESTS = 131_072;
 
 /** Options of {@link LoadTracker}. */
 export interface LoadTrackerOptions {
@@ -43,6 +45,27 @@ export interface LoadTrackerOptions {
   requestTimeoutMs?: number;
   /** Receives warnings (timed-out requests, invalid metrics). */
   onWarning?: WarningHandler;
+  /**
+   * Most requests tracked at once (local and peers'); routing one more releases the oldest, with a
+   * warning, so that requests whose end never comes cannot grow memory without bound. Default 131 072.
+   */
+  maxTrackedRequests?: number;
+}
+
+/** One tracked request, as {@link LoadTracker.forEachRequest} shows it. */
+export interface TrackedRequestView {
+  /** Its id. */
+  requestId: string;
+  /** Its worker. */
+  workerId: string;
+  /** Prompt tokens to prefill (counted until the first token). */
+  prefillTokens: number;
+  /** Whether its first token came. */
+  prefillDone: boolean;
+  /** Its shared blocks as (lo, hi) pairs, or null. Valid only during the callback. */
+  hashes: readonly number[] | null;
+  /** Its blocks that are not shared. */
+  privateBlocks: number;
 }
 
 /** What a routed request adds to its worker. */
@@ -104,6 +127,8 @@ export class LoadTracker {
   readonly metricsTtlMs: number;
   /** Request release timeout, ms. */
   readonly requestTimeoutMs: number;
+  /** Most requests tracked at once. */
+  readonly maxTrackedRequests: number;
   private readonly now: Clock;
   private readonly warn: WarningHandler;
   /**
@@ -147,6 +172,25 @@ export class LoadTracker {
     this.warn = options.onWarning ?? ignoreWarnings;
     this.metricsTtlMs = positive(options.metricsTtlMs ?? DEFAULT_LOAD_METRICS_TTL_MS, 'metricsTtlMs');
     this.requestTimeoutMs = positive(options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, 'requestTimeoutMs');
+    const max = options.maxTrackedRequests ?? DEFAULT_MAX_TRACKED_REQUESTS;
+    if (!Number.isSafeInteger(max) || max <= 0) {
+      throw new RouterInvalidArgumentError(`maxTrackedRequests must be a positive integer, got ${String(max)}`);
+    }
+    this.maxTrackedRequests = max;
+  }
+
+  /** Calls `fn` for every tracked request, oldest first (e.g. to share them with peer routers). */
+  forEachRequest(fn: (r: TrackedRequestView) => void): void {
+    for (const [id, r] of this.requests) {
+      fn({
+        requestId: id,
+        workerId: r.worker.workerId,
+        prefillTokens: r.prefillTokens,
+        prefillDone: r.prefillDone,
+        hashes: r.hashes,
+        privateBlocks: r.privateBlocks,
+      });
+    }
   }
 
   /** Distinct blocks the running requests of the worker in `slot` hold in the active-block index. */
@@ -230,6 +274,16 @@ export class LoadTracker {
   ): void {
     if (this.requests.has(requestId)) this.onFinished(requestId);
     this.expireRequests(now);
+    if (this.requests.size >= this.maxTrackedRequests) {
+      // Full: the oldest request goes (its end was most likely lost).
+      const [oldId, old] = this.requests.entries().next().value as [string, TrackedRequest];
+      this.onFinished(oldId);
+      this.warn('request released: too many requests tracked', {
+        request_id: oldId,
+        worker_id: old.worker.workerId,
+        max_tracked_requests: this.maxTrackedRequests,
+      });
+    }
     const r: TrackedRequest = {
       worker: w,
       prefillTokens,
