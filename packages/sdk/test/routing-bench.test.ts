@@ -157,6 +157,36 @@ describe('runRoutingBench', () => {
     expect(svg.match(/<polyline /g)).toHaveLength(strategies.length);
   });
 
+  it('replays with several router replicas: deterministic, one replica is the single router, sharing helps', async () => {
+    const requests = sharedPrefixWorkload(
+      {
+        sessions: 48,
+        turns: 2,
+        prefixGroups: 6,
+        prefixLength: 1024,
+        userTokens: 256,
+        outputTokens: 16,
+        sessionRate: 200,
+        thinkTimeMs: 100,
+      },
+      5,
+    );
+    const base = { requests, workers: 4, strategies: ['kv'] as const, seed: 4, numBlocks: 1024, blockSize: 16 };
+    const one = await runRoutingBench(base);
+    const single = await runRoutingBench({ ...base, routerReplicas: 1 });
+    expect(JSON.stringify(routingBenchJson(single))).toBe(JSON.stringify(routingBenchJson(one)));
+    const shared = await runRoutingBench({ ...base, routerReplicas: 4 });
+    const again = await runRoutingBench({ ...base, routerReplicas: 4 });
+    expect(JSON.stringify(routingBenchJson(again))).toBe(JSON.stringify(routingBenchJson(shared)));
+    const blind = await runRoutingBench({ ...base, routerReplicas: 4, replicaSharing: false });
+    expect(shared.config.routerReplicas).toBe(4);
+    expect(formatRoutingBenchTable(shared)).toMatch(/4 router replicas/);
+    const p = (r: typeof one): { p50: number; p99: number } => r.runs[0]!.ttft_ms;
+    expect(p(shared).p99).toBeLessThan(p(blind).p99);
+    expect(p(shared).p50).toBeLessThanOrEqual(p(blind).p50);
+    await expect(runRoutingBench({ ...base, routerReplicas: 0 })).rejects.toThrow(/routerReplicas/);
+  });
+
   it('counts requests that can never fit an engine as failed', async () => {
     const reqs: BenchRequest[] = [
       { arrivalMs: 0, inputLength: 8, outputLength: 2, tokens: () => Uint32Array.from([1, 2, 3, 4, 5, 6, 7, 8]) },

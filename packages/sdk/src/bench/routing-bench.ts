@@ -67,6 +67,15 @@ export interface RoutingBenchOptions {
   maxBatchedTokens?: number;
   /** Options of the strategies (e.g. the `kv` scheduler's weights). */
   strategyOptions?: StrategyOptions;
+  /**
+   * Routers taking requests round-robin; default 1. With more, each sees only its own decisions
+   * plus what the replica protocol shares (`replicaSharing`), delivered `replicaDelayMs` later.
+   */
+  routerReplicas?: number;
+  /** Whether replicas exchange replica messages; default true. */
+  replicaSharing?: boolean;
+  /** Delay of a replica message, virtual ms; default 1. */
+  replicaDelayMs?: number;
 }
 
 /** Progress callbacks. */
@@ -108,7 +117,15 @@ export interface RoutingRunDetail {
 export interface RoutingBenchResult {
   runs: RoutingRun[];
   details: RoutingRunDetail[];
-  config: { workers: number; requests: number; speedup: number; seed: number; blockSize: number; numBlocks: number };
+  config: {
+    workers: number;
+    requests: number;
+    speedup: number;
+    seed: number;
+    blockSize: number;
+    numBlocks: number;
+    routerReplicas: number;
+  };
 }
 
 /** The machine-readable result: exactly `{"runs": [...]}` (DESIGN.md section 8). */
@@ -168,6 +185,14 @@ export async function runRoutingBench(
     maxBatchedTokens: positiveInt('maxBatchedTokens', options.maxBatchedTokens ?? SIM_ENGINE_DEFAULTS.maxBatchedTokens),
   };
   if (options.requests.length === 0) throw new Error('requests: nothing to replay');
+  const replicas: Replicas = {
+    count: positiveInt('routerReplicas', options.routerReplicas ?? 1),
+    sharing: options.replicaSharing ?? true,
+    delayMs: options.replicaDelayMs ?? 1,
+  };
+  if (!(replicas.delayMs >= 0) || !Number.isFinite(replicas.delayMs)) {
+    throw new Error(`replicaDelayMs must be a number >= 0, got ${String(replicas.delayMs)}`);
+  }
   const requests = options.requests
     .map((r, i) => ({ r, i }))
     .sort((a, b) => a.r.arrivalMs - b.r.arrivalMs || a.i - b.i)
@@ -184,6 +209,7 @@ export async function runRoutingBench(
       engine,
       options.strategyOptions,
       hooks,
+      replicas,
     );
     runs.push(run);
     details.push(detail);
@@ -198,8 +224,15 @@ export async function runRoutingBench(
       seed,
       blockSize: engine.blockSize,
       numBlocks: engine.numBlocks,
+      routerReplicas: replicas.count,
     },
   };
+}
+
+interface Replicas {
+  count: number;
+  sharing: boolean;
+  delayMs: number;
 }
 
 interface Track {
@@ -219,21 +252,40 @@ async function runOne(
   eng: { numBlocks: number; blockSize: number; maxNumSeqs: number; maxBatchedTokens: number },
   strategyOptions: StrategyOptions | undefined,
   hooks: RoutingBenchHooks,
+  replicas: Replicas = { count: 1, sharing: true, delayMs: 1 },
 ): Promise<{ run: RoutingRun; detail: RoutingRunDetail }> {
   const loop = new VirtualEventLoop();
-  const router = new KvRouter({
-    blockSize: eng.blockSize,
-    strategy: createStrategy(name, strategyOptions ?? {}),
-    now: loop.clock,
-    random: seededRandom(seed),
-    requestIdPrefix: 'bench',
-  });
+  const share = replicas.count > 1 && replicas.sharing;
+  const routers = Array.from(
+    { length: replicas.count },
+    (_, k) =>
+      new KvRouter({
+        blockSize: eng.blockSize,
+        strategy: createStrategy(name, strategyOptions ?? {}),
+        now: loop.clock,
+        // Replica 0 draws what a single router draws, so one replica replays the old bench exactly.
+        random: seededRandom(seed + k),
+        requestIdPrefix: 'bench',
+        ...(share ? { routerId: `router-${k}` } : {}),
+      }),
+  );
+  // The router that routed each request gets its first token and end (its response stream).
+  const owner = new Map<string, KvRouter>();
+  /** Delivers a replica's queued messages to the others after the configured delay. */
+  const flush = (from: KvRouter): void => {
+    if (!share) return;
+    const msgs = from.takeReplicaMessages();
+    if (msgs.length === 0) return;
+    loop.schedule(loop.now + replicas.delayMs, () => {
+      for (const to of routers) if (to !== from) for (const m of msgs) to.applyReplicaMessage(m);
+    });
+  };
   const engines = new Map<string, SimEngine>();
   const stepping = new Set<string>();
   for (let w = 0; w < workers; w++) {
     const id = `worker-${w}`;
     engines.set(id, new SimEngine({ workerId: id, speedupRatio: speedup, ...eng }));
-    router.addWorker(id);
+    for (const router of routers) router.addWorker(id);
   }
   const tracks = new Map<string, Track>();
   let failed = 0;
@@ -243,8 +295,10 @@ async function runOne(
 
   const onStepEnd = (id: string, e: SimEngine, step: SimStep): void => {
     stepping.delete(id);
-    for (const ev of step.kvEvents) router.applyEvent(ev);
-    router.applyLoad(step.load);
+    for (const router of routers) {
+      for (const ev of step.kvEvents) router.applyEvent(ev);
+      router.applyLoad(step.load);
+    }
     for (const a of step.admitted) {
       promptTokens += a.promptTokens;
       cachedTokens += a.cachedTokens;
@@ -252,6 +306,7 @@ async function runOne(
     const now = loop.now;
     for (const t of step.tokens) {
       const tr = tracks.get(t.requestId)!;
+      const router = owner.get(t.requestId)!;
       if (t.index === 0) {
         tr.first = now;
         router.onFirstToken(t.requestId);
@@ -261,9 +316,11 @@ async function runOne(
       if (t.done) {
         tr.done = true;
         router.onFinished(t.requestId);
+        owner.delete(t.requestId);
         if (now > makespan) makespan = now;
       }
     }
+    for (const router of routers) flush(router);
     kick(id, e);
   };
   const kick = (id: string, e: SimEngine): void => {
@@ -281,17 +338,24 @@ async function runOne(
     for (let i = start; i < end; i++) {
       const req = requests[i]!;
       const requestId = `r${i}`;
+      const router = routers[i % routers.length]!;
       loop.schedule(req.arrivalMs, () => {
         const tokens = req.tokens();
         const d = router.route({ tokenIds: tokens, requestId });
         const e = engines.get(d.worker_id)!;
+        owner.set(requestId, router);
         try {
-          router.applyLoad(e.submit({ requestId, tokenIds: tokens, maxTokens: req.outputLength }));
+          const load = e.submit({ requestId, tokenIds: tokens, maxTokens: req.outputLength });
+          // The engine's answer reaches only the router that sent the request.
+          router.applyLoad(load);
         } catch {
           failed++;
           router.onFinished(requestId);
+          owner.delete(requestId);
+          flush(router);
           return;
         }
+        flush(router);
         tracks.set(requestId, { arrival: loop.now, first: NaN, last: NaN, tokens: 0, done: false });
         kick(d.worker_id, e);
       });
@@ -376,7 +440,8 @@ export function formatRoutingBenchTable(result: RoutingBenchResult): string {
   const fmt = (cells: string[]): string =>
     cells.map((x, i) => (i === 0 ? x.padEnd(widths[i]!) : x.padStart(widths[i]!))).join('  ');
   const lines = [
-    `routing benchmark: ${c.requests} requests, ${c.workers} simulated engines (${c.numBlocks} blocks of ${c.blockSize} tokens), speedup ${c.speedup}, seed ${c.seed}`,
+    `routing benchmark: ${c.requests} requests, ${c.workers} simulated engines (${c.numBlocks} blocks of ${c.blockSize} tokens), speedup ${c.speedup}, seed ${c.seed}` +
+      (c.routerReplicas > 1 ? `, ${c.routerReplicas} router replicas` : ''),
     fmt(head),
     fmt(head.map((_, i) => '-'.repeat(widths[i]!))),
     ...rows.map(fmt),

@@ -45,6 +45,8 @@ interface RoutingArgs {
   'max-num-seqs': number;
   'max-batched-tokens': number;
   'kv-preset': string;
+  'router-replicas': number;
+  'replica-sharing': boolean;
   json?: string;
   chart?: string;
 }
@@ -164,6 +166,16 @@ export function routingBenchCommand<T>(fail: (e: unknown) => never): CommandModu
           default: 'tuned',
           describe: "kv strategy settings: tuned or dynamo (Dynamo's cost)",
         })
+        .option('router-replicas', {
+          type: 'number',
+          default: 1,
+          describe: 'routers taking requests round-robin, sharing state by the replica protocol',
+        })
+        .option('replica-sharing', {
+          type: 'boolean',
+          default: true,
+          describe: 'with --router-replicas: exchange replica messages (--no-replica-sharing: each sees only its own)',
+        })
         .option('json', { type: 'string', describe: 'write the result as JSON to this file' })
         .option('chart', {
           type: 'string',
@@ -191,6 +203,8 @@ export function routingBenchCommand<T>(fail: (e: unknown) => never): CommandModu
           maxNumSeqs: positiveIntFlag('max-num-seqs', argv['max-num-seqs']),
           maxBatchedTokens: positiveIntFlag('max-batched-tokens', argv['max-batched-tokens']),
           strategyOptions: { preset } as const,
+          routerReplicas: positiveIntFlag('router-replicas', argv['router-replicas']),
+          replicaSharing: argv['replica-sharing'] !== false,
         };
         const bar = progressBar();
         const result = await runRoutingBench(options, { onProgress: (p, done, total) => bar.update(p, done, total) });
