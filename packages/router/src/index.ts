@@ -99,8 +99,11 @@ export {
   DEFAULT_TEMPERATURE,
   DYNAMO_KV_OPTIONS,
   TUNED_KV_OPTIONS,
+  TTFT_KV_OPTIONS,
 } from './scheduler';
-export type { KvSchedulerOptions, KvPreset } from './scheduler';
+export type { KvSchedulerOptions, KvPreset, KvObjective } from './scheduler';
+export { predictTtftMs, checkEngineProfile, MOCKER_ENGINE_PROFILE } from './ttft-cost';
+export type { EngineProfile } from './ttft-cost';
 export {
   createStrategy,
   isStrategyName,

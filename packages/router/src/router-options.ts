@@ -10,6 +10,7 @@ import type { GapPolicy } from './indexer';
 import { DEFAULT_LOAD_METRICS_TTL_MS, DEFAULT_MAX_TRACKED_REQUESTS, DEFAULT_REQUEST_TIMEOUT_MS } from './load';
 import { MAX_REPLICA_ID_LENGTH } from './replica';
 import { checkNonNegative, type KvPreset, kvPreset } from './scheduler';
+import { checkEngineProfile, type EngineProfile } from './ttft-cost';
 import { ALL_STRATEGY_NAMES, createStrategy, isStrategyName } from './strategies/index';
 import type { RoutingStrategy, StrategyName } from './strategies/strategy';
 
@@ -31,6 +32,11 @@ export interface KvRouterOptions {
   overlapWeight?: number;
   /** `kv` strategy: softmax temperature; default 0 (deterministic). */
   temperature?: number;
+  /**
+   * `kv` strategy, `ttft` preset: the engines' timing curve for workers without a profile of their
+   * own (`KvRouter.setWorkerProfile`); default `MOCKER_ENGINE_PROFILE`.
+   */
+  engineProfile?: EngineProfile;
   /**
    * True (default): the index comes from the workers' KV events. False: workers send none, and the
    * router assumes each routed request's blocks stay cached on its worker for `approxTtlMs`.
@@ -115,11 +121,14 @@ export function compileRouterOptions(options: KvRouterOptions = {}): CompiledRou
         `strategy must be one of ${ALL_STRATEGY_NAMES.join(', ')} or a RoutingStrategy, got ${JSON.stringify(s)}`,
       );
     }
-    const preset = kvPreset(options.kvPreset ?? 'tuned');
+    const preset = kvPreset(options.kvPreset ?? 'ttft');
     strategy = createStrategy(s, {
-      preset: options.kvPreset ?? 'tuned',
+      preset: options.kvPreset ?? 'ttft',
       overlapWeight: checkNonNegative(options.overlapWeight ?? preset.overlapWeight, 'overlapWeight'),
       temperature: checkNonNegative(options.temperature ?? preset.temperature, 'temperature'),
+      ...(options.engineProfile !== undefined
+        ? { engineProfile: checkEngineProfile(options.engineProfile, 'engineProfile') }
+        : {}),
     });
   } else if (typeof s === 'object' && s !== null && typeof s.select === 'function') {
     strategy = s;

@@ -26,6 +26,7 @@ import type { ReplicaMessage, ReplicaStateMessage } from './replica';
 import type { RouteDecision, RouteRequest, RouterStats, WorkerStats } from './router-types';
 import { type CompiledRouterOptions, compileRouterOptions, type KvRouterOptions } from './router-options';
 import type { RoutingContext, RoutingStrategy } from './strategies/strategy';
+import { checkEngineProfile, type EngineProfile } from './ttft-cost';
 
 export { compileRouterOptions, DEFAULT_BLOCK_SIZE, DEFAULT_FENCE_HOLD_MS } from './router-options';
 export type { CompiledRouterOptions, KvRouterOptions } from './router-options';
@@ -36,6 +37,7 @@ interface Candidate {
   id: string;
   slot: number;
   load: WorkerLoadState;
+  profile: EngineProfile | undefined;
 }
 
 interface MutableContext {
@@ -49,6 +51,7 @@ interface MutableContext {
   waiting: Float64Array;
   inflight: Float64Array;
   totalBlocks: Float64Array;
+  profiles: (EngineProfile | undefined)[];
   tokenIds: ArrayLike<number> | undefined;
   islTokens: number;
   blockSize: number;
@@ -121,6 +124,7 @@ export class KvRouter {
       waiting: new Float64Array(n),
       inflight: new Float64Array(n),
       totalBlocks: new Float64Array(n),
+      profiles: [],
       tokenIds: undefined,
       islTokens: 0,
       blockSize: o.blockSize,
@@ -155,7 +159,7 @@ export class KvRouter {
     if (this.byId.has(workerId)) return false;
     const slot =
       this.indexer !== undefined ? this.indexer.addWorker(workerId) : this.approxIndexer!.addWorker(workerId);
-    const c: Candidate = { id: workerId, slot, load: this.load.addWorker(workerId) };
+    const c: Candidate = { id: workerId, slot, load: this.load.addWorker(workerId), profile: undefined };
     this.cands.push(c);
     this.byId.set(workerId, c);
     this.syncSlots();
@@ -173,6 +177,19 @@ export class KvRouter {
       this.ctx.inflight = grow();
       this.ctx.totalBlocks = grow();
     }
+    return true;
+  }
+
+  /**
+   * Sets a worker's engine timing curve (from its metadata), used by the `ttft` cost; undefined
+   * goes back to the router's `engineProfile`.
+   * @returns whether the worker is registered
+   * @throws RouterInvalidArgumentError naming a bad field
+   */
+  setWorkerProfile(workerId: string, profile: EngineProfile | undefined): boolean {
+    const c = this.byId.get(workerId);
+    if (c === undefined) return false;
+    c.profile = profile === undefined ? undefined : { ...checkEngineProfile(profile, 'profile') };
     return true;
   }
 
@@ -364,6 +381,7 @@ export class KvRouter {
     const waiting = ctx.waiting;
     const inflight = ctx.inflight;
     const totalBlocks = ctx.totalBlocks;
+    const profiles = ctx.profiles;
     // Only workers that hold some of the prompt (cached or active) differ from 0 / requestBlocks.
     const anyCached = matched > 0;
     const anyActive = !load.activeOverlapNone;
@@ -390,6 +408,7 @@ export class KvRouter {
       inflight[i] = inflightCol[ls]!;
       const total = reportedTotal[ls]!;
       totalBlocks[i] = total > 0 ? total : 0;
+      profiles[i] = cands[i]!.profile;
       if (now - reportedAt[ls]! <= ttl) {
         const w = cands[i]!.load;
         activeBlocks[i] = w.activeBlocks(now, ttl);

@@ -95,7 +95,8 @@ describe('KvRouter', () => {
       uncached_tokens: 0,
       block_size: 2,
       strategy: 'kv',
-      cost: 4, // nothing to prefill; its 4 blocks become active
+      // The predicted TTFT (mocker profile): nothing cached to prefill but the last token, one step.
+      cost: expect.closeTo(26.2 + 0.0741 + 2.5e-6 * (8 + 0.5) + 19.44, 9) as unknown as number,
       recorded: true,
     });
     const w = c.router.stats().workers.find((x) => x.workerId === first.worker_id)!;

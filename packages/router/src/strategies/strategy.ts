@@ -4,6 +4,7 @@
  */
 import type { RandomSource } from '../common';
 import { RouterInvalidArgumentError } from '../errors';
+import type { EngineProfile } from '../ttft-cost';
 
 /** Names of this router's own strategies. */
 export type BuiltinStrategyName = 'kv' | 'round-robin' | 'random' | 'least-loaded' | 'power-of-two';
@@ -76,6 +77,8 @@ export interface RoutingContext {
   readonly inflight?: ArrayLike<number>;
   /** Each worker's KV capacity in blocks as it reported it (0: unknown); absent: unknown. */
   readonly totalBlocks?: ArrayLike<number>;
+  /** Each worker's engine timing curve when known (worker metadata); absent or undefined: unknown. */
+  readonly profiles?: ArrayLike<EngineProfile | undefined>;
 }
 
 /** A strategy's pick. */

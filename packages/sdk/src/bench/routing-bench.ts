@@ -22,6 +22,8 @@ import {
   createStrategy,
   isStrategyName,
   KvRouter,
+  MOCKER_ENGINE_PROFILE,
+  type EngineProfile,
   type StrategyName,
   type StrategyOptions,
 } from '@dynamo-ts/router';
@@ -229,6 +231,19 @@ export async function runRoutingBench(
   };
 }
 
+/** A profile whose times are divided by `speedup` (the engine's speedup ratio). */
+function scaledProfile(p: EngineProfile, speedup: number): EngineProfile {
+  return {
+    prefillFixedMs: p.prefillFixedMs / speedup,
+    prefillPerTokenMs: p.prefillPerTokenMs / speedup,
+    prefillAttentionMs: p.prefillAttentionMs / speedup,
+    maxBatchedTokens: p.maxBatchedTokens,
+    decodeBaseMs: p.decodeBaseMs / speedup,
+    decodePerSeqMs: p.decodePerSeqMs / speedup,
+    decodePerContextTokenMs: p.decodePerContextTokenMs / speedup,
+  };
+}
+
 interface Replicas {
   count: number;
   sharing: boolean;
@@ -282,10 +297,15 @@ async function runOne(
   };
   const engines = new Map<string, SimEngine>();
   const stepping = new Set<string>();
+  // What each worker's metadata would publish: its engine's timing curve (sped up like the engine).
+  const profile = scaledProfile({ ...MOCKER_ENGINE_PROFILE, maxBatchedTokens: eng.maxBatchedTokens }, speedup);
   for (let w = 0; w < workers; w++) {
     const id = `worker-${w}`;
     engines.set(id, new SimEngine({ workerId: id, speedupRatio: speedup, ...eng }));
-    for (const router of routers) router.addWorker(id);
+    for (const router of routers) {
+      router.addWorker(id);
+      router.setWorkerProfile(id, profile);
+    }
   }
   const tracks = new Map<string, Track>();
   let failed = 0;

@@ -163,8 +163,8 @@ export function routingBenchCommand<T>(fail: (e: unknown) => never): CommandModu
         .option('max-batched-tokens', { type: 'number', default: 8192 })
         .option('kv-preset', {
           type: 'string',
-          default: 'tuned',
-          describe: "kv strategy settings: tuned or dynamo (Dynamo's cost)",
+          default: 'ttft',
+          describe: "kv strategy cost: ttft (predicted time to first token), tuned or dynamo (Dynamo's cost)",
         })
         .option('router-replicas', {
           type: 'number',
@@ -188,8 +188,8 @@ export function routingBenchCommand<T>(fail: (e: unknown) => never): CommandModu
           throw new InvalidArgumentError(`--seed must be an integer, got ${String(argv.seed)}`);
         }
         const preset = argv['kv-preset'];
-        if (preset !== 'tuned' && preset !== 'dynamo') {
-          throw new InvalidArgumentError(`--kv-preset must be tuned or dynamo, got ${JSON.stringify(preset)}`);
+        if (preset !== 'ttft' && preset !== 'tuned' && preset !== 'dynamo') {
+          throw new InvalidArgumentError(`--kv-preset must be ttft, tuned or dynamo, got ${JSON.stringify(preset)}`);
         }
         const requests = loadRequests(argv);
         const options = {
