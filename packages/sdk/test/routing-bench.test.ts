@@ -298,7 +298,7 @@ describe('bench routing command', () => {
     [['routing', '--workload', 'shared-prefix', '--speedup', '0'], /--speedup must be a positive number/],
     [['routing', '--workload', 'shared-prefix', '--sessions', '1.5'], /--sessions must be a positive integer/],
     [['routing', '--trace', '/nonexistent/trace.jsonl'], /--trace: cannot read/],
-    [['routing', '--workload', 'shared-prefix', '--kv-preset', 'fast'], /--kv-preset must be tuned or dynamo/],
+    [['routing', '--workload', 'shared-prefix', '--kv-preset', 'fast'], /--kv-preset must be ttft, tuned or dynamo/],
   ])('%j fails naming the flag', async (args, message) => {
     expect(await run(args)).toMatch(message);
   });
