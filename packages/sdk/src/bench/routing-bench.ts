@@ -27,7 +27,15 @@ import {
   type StrategyName,
   type StrategyOptions,
 } from '@dynamo-ts/router';
-import { SIM_ENGINE_DEFAULTS, SimEngine, VirtualEventLoop, seededRandom, type SimStep } from '@dynamo-ts/router/sim';
+import {
+  SIM_ENGINE_DEFAULTS,
+  SimEngine,
+  VLLM_SIM_TIMING,
+  VirtualEventLoop,
+  VllmSimEngine,
+  seededRandom,
+  type SimStep,
+} from '@dynamo-ts/router/sim';
 import type { BenchRequest } from './routing/trace';
 
 export { parseMooncakeTrace, traceRequests, TraceFormatError, fillHashIdTokens } from './routing/trace';
@@ -78,7 +86,16 @@ export interface RoutingBenchOptions {
   replicaSharing?: boolean;
   /** Delay of a replica message, virtual ms; default 1. */
   replicaDelayMs?: number;
+  /**
+   * The simulated engine: `vllm` (default: on-demand blocks with preemption, chunked prefill with
+   * partial-prefill limits, context-dependent timing; `VllmSimEngine`) or `mocker` (Dynamo's mocker
+   * model, the earlier default; `SimEngine`).
+   */
+  engineModel?: EngineModel;
 }
+
+/** The simulated engine models. */
+export type EngineModel = 'vllm' | 'mocker';
 
 /** Progress callbacks. */
 export interface RoutingBenchHooks {
@@ -127,6 +144,7 @@ export interface RoutingBenchResult {
     blockSize: number;
     numBlocks: number;
     routerReplicas: number;
+    engineModel: EngineModel;
   };
 }
 
@@ -192,6 +210,10 @@ export async function runRoutingBench(
     sharing: options.replicaSharing ?? true,
     delayMs: options.replicaDelayMs ?? 1,
   };
+  const model = options.engineModel ?? 'vllm';
+  if (model !== 'vllm' && model !== 'mocker') {
+    throw new Error(`engineModel must be vllm or mocker, got ${JSON.stringify(model)}`);
+  }
   if (!(replicas.delayMs >= 0) || !Number.isFinite(replicas.delayMs)) {
     throw new Error(`replicaDelayMs must be a number >= 0, got ${String(replicas.delayMs)}`);
   }
@@ -212,6 +234,7 @@ export async function runRoutingBench(
       options.strategyOptions,
       hooks,
       replicas,
+      model,
     );
     runs.push(run);
     details.push(detail);
@@ -227,12 +250,16 @@ export async function runRoutingBench(
       blockSize: engine.blockSize,
       numBlocks: engine.numBlocks,
       routerReplicas: replicas.count,
+      engineModel: model,
     },
   };
 }
 
 /** A profile whose times are divided by `speedup` (the engine's speedup ratio). */
-function scaledProfile(p: EngineProfile, speedup: number): EngineProfile {
+function scaledProfile(
+  p: Omit<EngineProfile, 'maxBatchedTokens'> & { maxBatchedTokens: number },
+  speedup: number,
+): EngineProfile {
   return {
     prefillFixedMs: p.prefillFixedMs / speedup,
     prefillPerTokenMs: p.prefillPerTokenMs / speedup,
@@ -267,7 +294,8 @@ async function runOne(
   eng: { numBlocks: number; blockSize: number; maxNumSeqs: number; maxBatchedTokens: number },
   strategyOptions: StrategyOptions | undefined,
   hooks: RoutingBenchHooks,
-  replicas: Replicas = { count: 1, sharing: true, delayMs: 1 },
+  replicas: Replicas,
+  model: EngineModel,
 ): Promise<{ run: RoutingRun; detail: RoutingRunDetail }> {
   const loop = new VirtualEventLoop();
   const share = replicas.count > 1 && replicas.sharing;
@@ -295,13 +323,15 @@ async function runOne(
       for (const to of routers) if (to !== from) for (const m of msgs) to.applyReplicaMessage(m);
     });
   };
-  const engines = new Map<string, SimEngine>();
+  const engines = new Map<string, SimEngine | VllmSimEngine>();
   const stepping = new Set<string>();
   // What each worker's metadata would publish: its engine's timing curve (sped up like the engine).
-  const profile = scaledProfile({ ...MOCKER_ENGINE_PROFILE, maxBatchedTokens: eng.maxBatchedTokens }, speedup);
+  const curve = model === 'vllm' ? VLLM_SIM_TIMING : MOCKER_ENGINE_PROFILE;
+  const profile = scaledProfile({ ...curve, maxBatchedTokens: eng.maxBatchedTokens }, speedup);
   for (let w = 0; w < workers; w++) {
     const id = `worker-${w}`;
-    engines.set(id, new SimEngine({ workerId: id, speedupRatio: speedup, ...eng }));
+    const o = { workerId: id, speedupRatio: speedup, ...eng };
+    engines.set(id, model === 'vllm' ? new VllmSimEngine(o) : new SimEngine(o));
     for (const router of routers) {
       router.addWorker(id);
       router.setWorkerProfile(id, profile);
@@ -313,7 +343,7 @@ async function runOne(
   let cachedTokens = 0;
   let makespan = 0;
 
-  const onStepEnd = (id: string, e: SimEngine, step: SimStep): void => {
+  const onStepEnd = (id: string, e: SimEngine | VllmSimEngine, step: SimStep): void => {
     stepping.delete(id);
     for (const router of routers) {
       for (const ev of step.kvEvents) router.applyEvent(ev);
@@ -343,7 +373,7 @@ async function runOne(
     for (const router of routers) flush(router);
     kick(id, e);
   };
-  const kick = (id: string, e: SimEngine): void => {
+  const kick = (id: string, e: SimEngine | VllmSimEngine): void => {
     if (stepping.has(id)) return;
     const step = e.step(loop.now);
     if (step === null) return;
@@ -461,6 +491,7 @@ export function formatRoutingBenchTable(result: RoutingBenchResult): string {
     cells.map((x, i) => (i === 0 ? x.padEnd(widths[i]!) : x.padStart(widths[i]!))).join('  ');
   const lines = [
     `routing benchmark: ${c.requests} requests, ${c.workers} simulated engines (${c.numBlocks} blocks of ${c.blockSize} tokens), speedup ${c.speedup}, seed ${c.seed}` +
+      `, ${c.engineModel} engine model` +
       (c.routerReplicas > 1 ? `, ${c.routerReplicas} router replicas` : ''),
     fmt(head),
     fmt(head.map((_, i) => '-'.repeat(widths[i]!))),

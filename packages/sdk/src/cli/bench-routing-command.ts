@@ -18,6 +18,7 @@ import {
   sharedPrefixWorkload,
   traceRequests,
   type BenchRequest,
+  type EngineModel,
 } from '../bench/routing-bench';
 import { positiveIntFlag, positiveNumberFlag } from '../bench/flags';
 import { progressBar } from './bench-command';
@@ -46,6 +47,7 @@ interface RoutingArgs {
   'max-batched-tokens': number;
   'kv-preset': string;
   'router-replicas': number;
+  'engine-model': string;
   'replica-sharing': boolean;
   json?: string;
   chart?: string;
@@ -166,6 +168,11 @@ export function routingBenchCommand<T>(fail: (e: unknown) => never): CommandModu
           default: 'ttft',
           describe: "kv strategy cost: ttft (predicted time to first token), tuned or dynamo (Dynamo's cost)",
         })
+        .option('engine-model', {
+          type: 'string',
+          default: 'vllm',
+          describe: 'simulated engine: vllm (preemption, chunked prefill limits) or mocker (the earlier model)',
+        })
         .option('router-replicas', {
           type: 'number',
           default: 1,
@@ -191,6 +198,10 @@ export function routingBenchCommand<T>(fail: (e: unknown) => never): CommandModu
         if (preset !== 'ttft' && preset !== 'tuned' && preset !== 'dynamo') {
           throw new InvalidArgumentError(`--kv-preset must be ttft, tuned or dynamo, got ${JSON.stringify(preset)}`);
         }
+        const model = argv['engine-model'];
+        if (model !== 'vllm' && model !== 'mocker') {
+          throw new InvalidArgumentError(`--engine-model must be vllm or mocker, got ${JSON.stringify(model)}`);
+        }
         const requests = loadRequests(argv);
         const options = {
           requests,
@@ -205,6 +216,7 @@ export function routingBenchCommand<T>(fail: (e: unknown) => never): CommandModu
           strategyOptions: { preset } as const,
           routerReplicas: positiveIntFlag('router-replicas', argv['router-replicas']),
           replicaSharing: argv['replica-sharing'] !== false,
+          engineModel: model as EngineModel,
         };
         const bar = progressBar();
         const result = await runRoutingBench(options, { onProgress: (p, done, total) => bar.update(p, done, total) });
