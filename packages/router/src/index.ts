@@ -76,7 +76,7 @@ export type {
   ValidationResult,
 } from './events';
 export type { StoredBlocksRange } from './event-builders';
-export { KvIndexer } from './indexer';
+export { KvIndexer, DEFAULT_MAX_BLOCKS_PER_WORKER } from './indexer';
 export type { KvIndexerOptions, GapPolicy, ApplyResult, ApplyStatus, ApplyReason, KvIndexerCounters } from './indexer';
 export { ApproxKvIndexer, DEFAULT_APPROX_TTL_MS } from './approx-indexer';
 export type { ApproxKvIndexerOptions } from './approx-indexer';

@@ -6,7 +6,7 @@ import { DEFAULT_APPROX_TTL_MS } from './approx-indexer';
 import { ignoreWarnings, type Clock, type RandomSource, type WarningHandler } from './common';
 import { RouterInvalidArgumentError } from './errors';
 import { checkBlockSize } from './hashing';
-import type { GapPolicy } from './indexer';
+import { DEFAULT_MAX_BLOCKS_PER_WORKER, type GapPolicy } from './indexer-types';
 import { DEFAULT_LOAD_METRICS_TTL_MS, DEFAULT_MAX_TRACKED_REQUESTS, DEFAULT_REQUEST_TIMEOUT_MS } from './load';
 import { MAX_REPLICA_ID_LENGTH } from './replica';
 import { checkNonNegative, type KvPreset, kvPreset } from './scheduler';
@@ -72,6 +72,11 @@ export interface KvRouterOptions {
   fenceHoldMs?: number;
   /** Most requests tracked at once (this router's and its peers'); default 131 072. */
   maxTrackedRequests?: number;
+  /**
+   * Most blocks indexed per worker (events mode), lowered to what each worker reports it can hold
+   * (`total_blocks`); the oldest stored are evicted beyond. Default 1,048,576.
+   */
+  maxBlocksPerWorker?: number;
 }
 
 /** {@link KvRouterOptions} with defaults applied and values validated. */
@@ -104,6 +109,8 @@ export interface CompiledRouterOptions {
   fenceHoldMs: number;
   /** Most requests tracked at once. */
   maxTrackedRequests: number;
+  /** Most blocks indexed per worker. */
+  maxBlocksPerWorker: number;
 }
 
 /**
@@ -165,6 +172,10 @@ export function compileRouterOptions(options: KvRouterOptions = {}): CompiledRou
     onWarning: fn(options.onWarning, ignoreWarnings, 'onWarning'),
     routerId: checkRouterId(options.routerId),
     fenceHoldMs: checkNonNegative(options.fenceHoldMs ?? DEFAULT_FENCE_HOLD_MS, 'fenceHoldMs'),
+    maxBlocksPerWorker: checkPositiveInt(
+      options.maxBlocksPerWorker ?? DEFAULT_MAX_BLOCKS_PER_WORKER,
+      'maxBlocksPerWorker',
+    ),
     maxTrackedRequests: checkPositiveInt(
       options.maxTrackedRequests ?? DEFAULT_MAX_TRACKED_REQUESTS,
       'maxTrackedRequests',

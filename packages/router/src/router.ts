@@ -98,7 +98,11 @@ export class KvRouter {
     this.strategy = o.strategy;
     this.hasher = new BlockHasher(o.blockSize);
     if (o.useKvEvents) {
-      this.indexer = new KvIndexer({ onWarning: o.onWarning, gapPolicy: o.gapPolicy });
+      this.indexer = new KvIndexer({
+        onWarning: o.onWarning,
+        gapPolicy: o.gapPolicy,
+        maxBlocksPerWorker: o.maxBlocksPerWorker,
+      });
       this.core = this.indexer.core;
     } else {
       this.approxIndexer = new ApproxKvIndexer({ ttlMs: o.approxTtlMs, now: o.now });
@@ -329,6 +333,12 @@ export class KvRouter {
    */
   applyLoad(metrics: LoadMetrics | unknown): boolean {
     const ok = this.load.applyMetrics(metrics);
+    const total = ok ? (metrics as LoadMetrics).total_blocks : undefined;
+    // What the worker says it can hold caps its index (forged events cannot grow it beyond).
+    if (total !== undefined && this.indexer !== undefined) {
+      const id = (metrics as LoadMetrics).worker_id;
+      if (this.indexer.capOf(id) !== capFor(total)) this.indexer.setWorkerCapacity(id, total);
+    }
     if (ok && this.peers.fences.size > 0) this.peers.heardFrom((metrics as LoadMetrics).worker_id, this.now());
     return ok;
   }
@@ -546,6 +556,11 @@ export class KvRouter {
       replicas: { peerRequests: this.peers.peerRequests, peers: this.peers.peerIds().length },
     };
   }
+}
+
+/** The index cap `KvIndexer.setWorkerCapacity` derives from a capacity (to skip no-op updates). */
+function capFor(total: number): number {
+  return Math.ceil(total + Math.max(64, total / 16));
 }
 
 function isRouteRequest(x: ArrayLike<number> | RouteRequest): x is RouteRequest {
