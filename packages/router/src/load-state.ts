@@ -20,6 +20,8 @@ export class LoadColumns {
   trackedPrefill = new Float64Array(16);
   /** See {@link WorkerLoadState.inflight}. */
   inflight = new Float64Array(16);
+  /** See {@link WorkerLoadState.prefilling}. */
+  prefilling = new Float64Array(16);
   /** See {@link WorkerLoadState.reportedAt}. */
   reportedAt = new Float64Array(16);
   /** See {@link WorkerLoadState.reportedTotal}. */
@@ -39,6 +41,7 @@ export class LoadColumns {
       this.loneBlocks = grow(this.loneBlocks);
       this.trackedPrefill = grow(this.trackedPrefill);
       this.inflight = grow(this.inflight);
+      this.prefilling = grow(this.prefilling);
       this.reportedAt = grow(this.reportedAt);
       this.reportedTotal = grow(this.reportedTotal);
     }
@@ -46,6 +49,7 @@ export class LoadColumns {
     this.loneBlocks[slot] = 0;
     this.trackedPrefill[slot] = 0;
     this.inflight[slot] = 0;
+    this.prefilling[slot] = 0;
     this.reportedAt[slot] = Number.NEGATIVE_INFINITY;
     this.reportedTotal[slot] = -1;
   }
@@ -110,6 +114,14 @@ export class WorkerLoadState {
   }
   set inflight(v: number) {
     this.cols.inflight[this.slot] = v;
+  }
+
+  /** Running requests whose first token has not come (still queued or prefilling). */
+  get prefilling(): number {
+    return this.cols.prefilling[this.slot]!;
+  }
+  set prefilling(v: number) {
+    this.cols.prefilling[this.slot] = v;
   }
 
   /** When the last report arrived (ms). */

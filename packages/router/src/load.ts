@@ -338,6 +338,7 @@ export class LoadTracker {
       }
     }
     w.trackedPrefill += prefillTokens;
+    w.prefilling++;
     w.privateBlocks += privateBlocks;
     w.inflight++;
     w.routedTotal++;
@@ -439,6 +440,7 @@ export class LoadTracker {
     if (r === undefined || r.prefillDone) return false;
     r.prefillDone = true;
     r.worker.trackedPrefill -= r.prefillTokens;
+    r.worker.prefilling--;
     return true;
   }
 
@@ -451,7 +453,10 @@ export class LoadTracker {
     if (r === undefined) return false;
     this.requests.delete(requestId);
     const w = r.worker;
-    if (!r.prefillDone) w.trackedPrefill -= r.prefillTokens;
+    if (!r.prefillDone) {
+      w.trackedPrefill -= r.prefillTokens;
+      w.prefilling--;
+    }
     w.privateBlocks -= r.privateBlocks;
     const h = r.hashes;
     if (h !== null) {

@@ -50,6 +50,7 @@ interface MutableContext {
   cachedBlocks: Float64Array;
   waiting: Float64Array;
   inflight: Float64Array;
+  prefillRequests: Float64Array;
   totalBlocks: Float64Array;
   profiles: (EngineProfile | undefined)[];
   tokenIds: ArrayLike<number> | undefined;
@@ -127,6 +128,7 @@ export class KvRouter {
       cachedBlocks: new Float64Array(n),
       waiting: new Float64Array(n),
       inflight: new Float64Array(n),
+      prefillRequests: new Float64Array(n),
       totalBlocks: new Float64Array(n),
       profiles: [],
       tokenIds: undefined,
@@ -179,6 +181,7 @@ export class KvRouter {
       this.ctx.cachedBlocks = grow();
       this.ctx.waiting = grow();
       this.ctx.inflight = grow();
+      this.ctx.prefillRequests = grow();
       this.ctx.totalBlocks = grow();
     }
     return true;
@@ -406,6 +409,8 @@ export class KvRouter {
     const reportedAt = cols.reportedAt;
     const reportedTotal = cols.reportedTotal;
     const inflightCol = cols.inflight;
+    const prefillingCol = cols.prefilling;
+    const prefillRequests = ctx.prefillRequests;
     const loneCol = cols.loneBlocks;
     const privateCol = cols.privateBlocks;
     const prefillCol = cols.trackedPrefill;
@@ -424,7 +429,10 @@ export class KvRouter {
         activeBlocks[i] = w.activeBlocks(now, ttl);
         activePrefill[i] = w.activePrefill(now, ttl);
         waiting[i] = w.waiting(now, ttl);
+        const p = prefillingCol[ls]!;
+        prefillRequests[i] = waiting[i]! > p ? waiting[i]! : p;
       } else {
+        prefillRequests[i] = prefillingCol[ls]!;
         // No fresh report: the tracked figures (what the three calls above give then).
         activeBlocks[i] = load.indexedActiveBlocks(ls) + loneCol[ls]! + privateCol[ls]!;
         activePrefill[i] = prefillCol[ls]!;

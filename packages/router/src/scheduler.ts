@@ -73,6 +73,12 @@ export interface KvSchedulerOptions {
   /** What the cost measures; default from the preset (`ttft` for the `ttft` preset, else `blocks`). */
   objective?: KvObjective;
   /**
+   * `ttft` objective: weight of the compute the request adds to the worker (its own prefill time)
+   * on top of its predicted TTFT: the delay a cache miss imposes on the requests behind it, which a
+   * greedy TTFT minimum ignores. Default from the preset.
+   */
+  workWeight?: number;
+  /**
    * `ttft` objective: the engines' timing curve, for workers whose own profile the router does not
    * know (`KvRouter.setWorkerProfile`); default {@link MOCKER_ENGINE_PROFILE}.
    */
@@ -90,6 +96,7 @@ export const DYNAMO_KV_OPTIONS: PresetValues = {
   memoryWeight: 0,
   memoryBlocks: 32768,
   objective: 'blocks',
+  workWeight: 0,
 };
 
 /**
@@ -105,11 +112,13 @@ export const TUNED_KV_OPTIONS: PresetValues = {
   memoryWeight: 0,
   memoryBlocks: 32768,
   objective: 'blocks',
+  workWeight: 0,
 };
 
 /**
  * The predicted-TTFT cost (`ttft-cost.ts`) with in-flight blocks counted as cached where they are
- * being computed. `overlapWeight` and `queueWeight` do not apply to it.
+ * being computed, plus 6 times the prefill time the request adds (`workWeight`, chosen on the grid's
+ * `tune` cells, docs/benchmarks.md). `overlapWeight` and `queueWeight` do not apply to it.
  */
 export const TTFT_KV_OPTIONS: PresetValues = {
   overlapWeight: 1,
@@ -119,6 +128,7 @@ export const TTFT_KV_OPTIONS: PresetValues = {
   memoryWeight: 0,
   memoryBlocks: 32768,
   objective: 'ttft',
+  workWeight: 6,
 };
 
 /** The values of a preset. */
@@ -220,6 +230,8 @@ export class KvScheduler implements RoutingStrategy {
   readonly objective: KvObjective;
   /** `ttft` objective: the curve of workers without their own profile. */
   readonly engineProfile: EngineProfile;
+  /** `ttft` objective: weight of the compute the request adds (its own prefill time). */
+  readonly workWeight: number;
   private readonly memory: RoutingMemory | undefined;
   private remembered = new Float64Array(16);
   private costs = new Float64Array(16);
@@ -245,6 +257,7 @@ export class KvScheduler implements RoutingStrategy {
       throw new RouterInvalidArgumentError(`objective must be 'blocks' or 'ttft', got ${String(this.objective)}`);
     }
     this.engineProfile = checkEngineProfile(options.engineProfile ?? MOCKER_ENGINE_PROFILE);
+    this.workWeight = checkNonNegative(options.workWeight ?? base.workWeight, 'workWeight');
   }
 
   /** Costs computed by the last {@link KvScheduler.select} (first `count` entries). */
@@ -273,7 +286,7 @@ export class KvScheduler implements RoutingStrategy {
         let overlap = ctx.overlapBlocks[i]!;
         if (r > overlap) overlap = r;
         if (this.inflightOverlap) overlap = Math.max(overlap, ctx.requestBlocks - ctx.newBlocks[i]!);
-        c = predictTtftMs(ctx, i, overlap, profiles?.[i] ?? this.engineProfile);
+        c = predictTtftMs(ctx, i, overlap, profiles?.[i] ?? this.engineProfile, this.workWeight);
       } else {
         c = kvCost(ctx, i, this.overlapWeight, this.inflightOverlap, this.queueWeight, r);
       }

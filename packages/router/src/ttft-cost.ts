@@ -7,15 +7,17 @@
  * cached(w)  = max(indexed overlap, blocks in flight there) * block_size       tokens
  * new(w)     = max(1, isl - cached(w))                                         tokens
  * queue(w)   = queued prefill on w (this router's decisions + peers', or the worker's report)
- * prefill_ms = fixed + per_token * (queue + new) + attention * new * (cached + new / 2)
+ * ahead(w)   = requests queued or prefilling on w (sent without a first token yet, or reported waiting)
+ * prefill_ms = fixed * (ahead + 1) + per_token * (queue + new) + attention * new * (cached + new / 2)
  * steps      = ceil((queue + new) / max_batched_tokens)
  * decode_ms  = steps * (decode_base + decode_per_seq * running(w) + decode_per_ctx * active(w) * block_size)
  * memory_ms  = per_token * block_size * max(0, active(w) + new_blocks(w) - total_blocks(w))
  * ttft(w)    = prefill_ms + decode_ms + memory_ms
  * ```
  *
- * - `prefill_ms`: the queue ahead is computed first, then this prompt's uncached tokens, whose
- *   attention also reads the cached prefix (so a hit saves its linear cost, not its attention);
+ * - `prefill_ms`: the queue ahead is computed first (each request in it paying the fixed cost),
+ *   then this prompt's uncached tokens, whose attention also reads the cached prefix (so a hit
+ *   saves its linear cost, not its attention);
  * - `decode_ms`: with chunked prefill every step also decodes the running sequences, so each step the
  *   prefill needs costs one decode step at the worker's batch and context;
  * - `memory_ms`: blocks beyond the worker's capacity must wait for others to finish (or be
@@ -75,19 +77,29 @@ export function checkEngineProfile(p: EngineProfile, name = 'engineProfile'): En
  * Predicted time to first token of the request in `ctx` on worker `i`, ms (see the module comment).
  * `overlap` is the cached prefix used, in blocks.
  */
-export function predictTtftMs(ctx: RoutingContext, i: number, overlap: number, p: EngineProfile): number {
+export function predictTtftMs(
+  ctx: RoutingContext,
+  i: number,
+  overlap: number,
+  p: EngineProfile,
+  workWeight = 0,
+): number {
   const bs = ctx.blockSize;
   const cached = Math.min(overlap * bs, ctx.islTokens);
   const fresh = Math.max(1, ctx.islTokens - cached);
   const queue = ctx.activePrefillTokens[i]!;
   const active = ctx.activeBlocks[i]!;
   const running = ctx.inflight?.[i] ?? 0;
+  const ahead = ctx.prefillRequests?.[i] ?? 0;
   const prefill =
-    p.prefillFixedMs + p.prefillPerTokenMs * (queue + fresh) + p.prefillAttentionMs * fresh * (cached + fresh / 2);
+    p.prefillFixedMs * (ahead + 1) +
+    p.prefillPerTokenMs * (queue + fresh) +
+    p.prefillAttentionMs * fresh * (cached + fresh / 2);
   const steps = Math.ceil((queue + fresh) / p.maxBatchedTokens);
   const decode = steps * (p.decodeBaseMs + p.decodePerSeqMs * running + p.decodePerContextTokenMs * active * bs);
   const total = ctx.totalBlocks?.[i] ?? 0;
   const over = total > 0 ? active + ctx.newBlocks[i]! - total : 0;
   const memory = over > 0 ? p.prefillPerTokenMs * bs * over : 0;
-  return prefill + decode + memory;
+  const own = p.prefillFixedMs + p.prefillPerTokenMs * fresh + p.prefillAttentionMs * fresh * (cached + fresh / 2);
+  return prefill + decode + memory + workWeight * own;
 }

@@ -166,7 +166,7 @@ describe('the ttft cost (default of the kv strategy)', () => {
   });
 
   it('prefers a cache hit until the queue ahead costs more than the prefill it saves', () => {
-    const s = new KvScheduler({ preset: 'ttft', engineProfile: profile });
+    const s = new KvScheduler({ preset: 'ttft', engineProfile: profile, workWeight: 0 });
     const pick = (queue: number): string => {
       const ctx = routingContext(
         [{ workerId: 'hit', overlapBlocks: 8, activePrefillTokens: queue }, { workerId: 'cold' }],
@@ -177,6 +177,15 @@ describe('the ttft cost (default of the kv strategy)', () => {
     expect(pick(0)).toBe('hit');
     expect(pick(500)).toBe('hit');
     expect(pick(2000)).toBe('cold');
+    // Counting the compute a miss adds (workWeight) keeps the prefix longer: cold costs 165 + 165w,
+    // the hit 263 + 28w at a 2,000-token queue.
+    const heavy = new KvScheduler({ preset: 'ttft', engineProfile: profile, workWeight: 1 });
+    const ctx = routingContext(
+      [{ workerId: 'hit', overlapBlocks: 8, activePrefillTokens: 2000 }, { workerId: 'cold' }],
+      { islTokens: 1000, blockSize: 100, random: () => 0 },
+    );
+    expect(ctx.workerIds[heavy.select(ctx).index]).toBe('hit');
+    expect(new KvScheduler({ preset: 'ttft' }).workWeight).toBe(6);
   });
 
   it('uses a worker profile from the context over its own, and rejects bad profiles naming the field', () => {

@@ -96,6 +96,8 @@ interface Seq {
   admittedOnce: boolean;
   /** Context at the start of this prefill (cached tokens), for the fixed cost. */
   prefillStart: number;
+  /** While waiting: tokens to compute, less the prefix cached when it was queued (load report). */
+  estUncached: number;
 }
 
 /** See the module comment. */
@@ -212,6 +214,7 @@ export class VllmSimEngine {
       cachedAtAdmission: 0,
       admittedOnce: false,
       prefillStart: 0,
+      estUncached: tokenIds.length - this.cache.matchPrefix(seqHashes) * bs,
     };
     this.byId.set(requestId, s);
     this.waiting.push(s);
@@ -221,7 +224,7 @@ export class VllmSimEngine {
   /** The engine's load, as a worker reports it. */
   loadMetrics(): LoadMetrics {
     let prefill = 0;
-    for (const s of this.waiting) prefill += s.target - (s.kv > 0 ? s.kv : 0);
+    for (const s of this.waiting) prefill += s.estUncached;
     for (const s of this.running) if (s.kv < s.target) prefill += s.target - s.kv;
     return {
       worker_id: this.workerId,
@@ -394,6 +397,7 @@ export class VllmSimEngine {
     this.free(s);
     s.target = s.prompt + s.generated;
     s.kv = 0;
+    s.estUncached = s.target;
     this.waiting.unshift(s);
     this.preempted.add(s);
     this.preemptions++;

@@ -68,6 +68,7 @@ function kvOnly(o: StrategyOptions): KvSchedulerOptions {
     'memoryWeight',
     'memoryBlocks',
     'objective',
+    'workWeight',
     'engineProfile',
   ] as const) {
     if (o[k] !== undefined) (out as Record<string, unknown>)[k] = o[k];

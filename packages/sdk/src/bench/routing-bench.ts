@@ -40,7 +40,8 @@ import type { BenchRequest } from './routing/trace';
 
 export { parseMooncakeTrace, traceRequests, TraceFormatError, fillHashIdTokens } from './routing/trace';
 export type { BenchRequest, MooncakeRecord } from './routing/trace';
-export { sharedPrefixWorkload, SHARED_PREFIX_DEFAULTS } from './routing/workload';
+export { sharedPrefixWorkload, mixedLengthWorkload, SHARED_PREFIX_DEFAULTS } from './routing/workload';
+export type { MixedLengthOptions } from './routing/workload';
 export type { SharedPrefixOptions } from './routing/workload';
 export { routingChartSvg } from './routing/chart';
 

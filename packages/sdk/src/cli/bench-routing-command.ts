@@ -22,6 +22,7 @@ import {
 } from '../bench/routing-bench';
 import { positiveIntFlag, positiveNumberFlag } from '../bench/flags';
 import { progressBar } from './bench-command';
+import { formatGridMarkdown, runRoutingGrid } from '../bench/routing/grid';
 
 /** Parsed flags of `bench routing`. */
 interface RoutingArgs {
@@ -48,6 +49,9 @@ interface RoutingArgs {
   'kv-preset': string;
   'router-replicas': number;
   'engine-model': string;
+  grid: boolean;
+  'grid-workers': string;
+  'grid-speedups': string;
   'replica-sharing': boolean;
   json?: string;
   chart?: string;
@@ -168,6 +172,17 @@ export function routingBenchCommand<T>(fail: (e: unknown) => never): CommandModu
           default: 'ttft',
           describe: "kv strategy cost: ttft (predicted time to first token), tuned or dynamo (Dynamo's cost)",
         })
+        .option('grid', {
+          type: 'boolean',
+          default: false,
+          describe: 'run the grid of generated workloads (plus --trace if given) and print a markdown table',
+        })
+        .option('grid-workers', { type: 'string', default: '4,16', describe: 'with --grid: worker counts' })
+        .option('grid-speedups', {
+          type: 'string',
+          default: '4,1.5,0.75',
+          describe: 'with --grid: engine speeds (light to overloaded)',
+        })
         .option('engine-model', {
           type: 'string',
           default: 'vllm',
@@ -201,6 +216,32 @@ export function routingBenchCommand<T>(fail: (e: unknown) => never): CommandModu
         const model = argv['engine-model'];
         if (model !== 'vllm' && model !== 'mocker') {
           throw new InvalidArgumentError(`--engine-model must be vllm or mocker, got ${JSON.stringify(model)}`);
+        }
+        if (argv.grid) {
+          const list = (flag: string, v: string): number[] => {
+            const xs = v.split(',').map((x) => Number(x.trim()));
+            if (xs.length === 0 || xs.some((x) => !(x > 0) || !Number.isFinite(x))) {
+              throw new InvalidArgumentError(`--${flag} must be a comma-separated list of positive numbers, got ${v}`);
+            }
+            return xs;
+          };
+          const workers = list('grid-workers', argv['grid-workers']);
+          if (workers.some((w) => !Number.isSafeInteger(w)))
+            throw new InvalidArgumentError('--grid-workers must be integers');
+          const bar = progressBar();
+          const cells = await runRoutingGrid({
+            ...(argv.trace !== undefined ? { tracePath: argv.trace } : {}),
+            strategies,
+            workers,
+            speedups: list('grid-speedups', argv['grid-speedups']),
+            seed: argv.seed,
+            engineModel: model as EngineModel,
+            onCell: (_c, done, total) => bar.update('grid', done, total),
+          });
+          bar.stop();
+          process.stdout.write(formatGridMarkdown(cells) + '\n');
+          if (argv.json) writeFileSync(argv.json, JSON.stringify({ cells }, null, 2) + '\n');
+          return;
         }
         const requests = loadRequests(argv);
         const options = {
