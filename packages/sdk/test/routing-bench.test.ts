@@ -160,7 +160,7 @@ describe('runRoutingBench', () => {
   it('replays with several router replicas: deterministic, one replica is the single router, sharing helps', async () => {
     const requests = sharedPrefixWorkload(
       {
-        sessions: 48,
+        sessions: 32,
         turns: 2,
         prefixGroups: 6,
         prefixLength: 1024,
@@ -185,7 +185,7 @@ describe('runRoutingBench', () => {
     expect(p(shared).p99).toBeLessThan(p(blind).p99);
     expect(p(shared).p50).toBeLessThanOrEqual(p(blind).p50);
     await expect(runRoutingBench({ ...base, routerReplicas: 0 })).rejects.toThrow(/routerReplicas/);
-  });
+  }, 30_000);
 
   it('counts requests that can never fit an engine as failed', async () => {
     const reqs: BenchRequest[] = [

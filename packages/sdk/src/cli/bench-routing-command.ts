@@ -49,6 +49,7 @@ interface RoutingArgs {
   'kv-preset': string;
   'router-replicas': number;
   'engine-model': string;
+  'kv-work-weight'?: number;
   grid: boolean;
   'grid-workers': string;
   'grid-speedups': string;
@@ -183,6 +184,10 @@ export function routingBenchCommand<T>(fail: (e: unknown) => never): CommandModu
           default: '4,1.5,0.75',
           describe: 'with --grid: engine speeds (light to overloaded)',
         })
+        .option('kv-work-weight', {
+          type: 'number',
+          describe: 'kv strategy, ttft cost: weight of the compute a request adds (default 6)',
+        })
         .option('engine-model', {
           type: 'string',
           default: 'vllm',
@@ -217,6 +222,11 @@ export function routingBenchCommand<T>(fail: (e: unknown) => never): CommandModu
         if (model !== 'vllm' && model !== 'mocker') {
           throw new InvalidArgumentError(`--engine-model must be vllm or mocker, got ${JSON.stringify(model)}`);
         }
+        const ww = argv['kv-work-weight'];
+        if (ww !== undefined && !(typeof ww === 'number' && ww >= 0 && Number.isFinite(ww))) {
+          throw new InvalidArgumentError(`--kv-work-weight must be a number >= 0, got ${String(ww)}`);
+        }
+        const strategyOptions = { preset, ...(ww !== undefined ? { workWeight: ww } : {}) } as const;
         if (argv.grid) {
           const list = (flag: string, v: string): number[] => {
             const xs = v.split(',').map((x) => Number(x.trim()));
@@ -236,6 +246,7 @@ export function routingBenchCommand<T>(fail: (e: unknown) => never): CommandModu
             speedups: list('grid-speedups', argv['grid-speedups']),
             seed: argv.seed,
             engineModel: model as EngineModel,
+            strategyOptions,
             onCell: (_c, done, total) => bar.update('grid', done, total),
           });
           bar.stop();
@@ -254,7 +265,7 @@ export function routingBenchCommand<T>(fail: (e: unknown) => never): CommandModu
           blockSize: positiveIntFlag('block-size', argv['block-size']),
           maxNumSeqs: positiveIntFlag('max-num-seqs', argv['max-num-seqs']),
           maxBatchedTokens: positiveIntFlag('max-batched-tokens', argv['max-batched-tokens']),
-          strategyOptions: { preset } as const,
+          strategyOptions,
           routerReplicas: positiveIntFlag('router-replicas', argv['router-replicas']),
           replicaSharing: argv['replica-sharing'] !== false,
           engineModel: model as EngineModel,

@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 import { readFileSync } from 'node:fs';
-import type { StrategyName } from '@dynamo-ts/router';
+import type { StrategyName, StrategyOptions } from '@dynamo-ts/router';
 import { type EngineModel, runRoutingBench } from '../routing-bench';
 import { parseMooncakeTrace, traceRequests, type BenchRequest } from './trace';
 import { mixedLengthWorkload, sharedPrefixWorkload } from './workload';
@@ -110,6 +110,8 @@ export interface GridOptions {
   seed?: number;
   /** Engine model; default `vllm`. */
   engineModel?: EngineModel;
+  /** Options of the strategies (e.g. the `kv` preset and weights). */
+  strategyOptions?: StrategyOptions;
   /** Called after each cell. */
   onCell?(cell: GridCell, done: number, total: number): void;
 }
@@ -136,6 +138,7 @@ export async function runRoutingGrid(o: GridOptions): Promise<GridCell[]> {
           seed,
           strategies: o.strategies,
           engineModel: o.engineModel ?? 'vllm',
+          ...(o.strategyOptions !== undefined ? { strategyOptions: o.strategyOptions } : {}),
         });
         const kvAt = r.runs.findIndex((x) => x.strategy === 'kv');
         const kv = r.runs[kvAt]!;
