@@ -163,3 +163,19 @@ export class WorkerLoadState {
     return now - this.reportedAt <= ttl && this.reportedWaiting > 0 ? this.reportedWaiting : 0;
   }
 }
+
+/** One tracked request, as `LoadTracker.forEachRequest` shows it. */
+export interface TrackedRequestView {
+  /** Its id. */
+  requestId: string;
+  /** Its worker. */
+  workerId: string;
+  /** Prompt tokens to prefill (counted until the first token). */
+  prefillTokens: number;
+  /** Whether its first token came. */
+  prefillDone: boolean;
+  /** Its shared blocks as (lo, hi) pairs, or null. Valid only during the callback. */
+  hashes: readonly number[] | null;
+  /** Its blocks that are not shared. */
+  privateBlocks: number;
+}

@@ -19,14 +19,14 @@
  * @packageDocumentation
  */
 import { BlockIndex } from './block-index';
-import { LoadColumns, WorkerLoadState } from './load-state';
+import { LoadColumns, type TrackedRequestView, WorkerLoadState } from './load-state';
 import { ignoreWarnings, type Clock, type WarningHandler } from './common';
 import { RouterInvalidArgumentError } from './errors';
 import { type LoadMetrics, validateLoadMetrics } from './events';
 import { packBigints } from './packing';
 import { U64Table, V0 } from './u64-table';
 
-export { LoadColumns, WorkerLoadState } from './load-state';
+export { LoadColumns, WorkerLoadState, type TrackedRequestView } from './load-state';
 
 /** Default time a worker's reported load metrics stay valid: 10 s. */
 export const DEFAULT_LOAD_METRICS_TTL_MS = 10_000;
@@ -50,22 +50,6 @@ export interface LoadTrackerOptions {
    * warning, so that requests whose end never comes cannot grow memory without bound. Default 131 072.
    */
   maxTrackedRequests?: number;
-}
-
-/** One tracked request, as {@link LoadTracker.forEachRequest} shows it. */
-export interface TrackedRequestView {
-  /** Its id. */
-  requestId: string;
-  /** Its worker. */
-  workerId: string;
-  /** Prompt tokens to prefill (counted until the first token). */
-  prefillTokens: number;
-  /** Whether its first token came. */
-  prefillDone: boolean;
-  /** Its shared blocks as (lo, hi) pairs, or null. Valid only during the callback. */
-  hashes: readonly number[] | null;
-  /** Its blocks that are not shared. */
-  privateBlocks: number;
 }
 
 /** What a routed request adds to its worker. */
