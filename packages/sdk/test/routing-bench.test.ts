@@ -10,11 +10,13 @@ import {
   routingBenchJson,
   routingChartSvg,
   runRoutingBench,
+  mixedLengthWorkload,
   sharedPrefixWorkload,
   traceRequests,
   type BenchRequest,
 } from '../src/bench/routing-bench';
 import { routingBenchCommand } from '../src/cli/bench-routing-command';
+import { formatGridMarkdown, type GridCell } from '../src/bench/routing/grid';
 
 const line = (o: object): string => JSON.stringify(o);
 
@@ -301,5 +303,40 @@ describe('bench routing command', () => {
     [['routing', '--workload', 'shared-prefix', '--kv-preset', 'fast'], /--kv-preset must be ttft, tuned or dynamo/],
   ])('%j fails naming the flag', async (args, message) => {
     expect(await run(args)).toMatch(message);
+  });
+});
+
+describe('grid pieces', () => {
+  it('the long/short mix is deterministic, with long prompts sharing document prefixes', () => {
+    const a = mixedLengthWorkload({ requests: 200, rate: 10, documents: 2 }, 7);
+    const b = mixedLengthWorkload({ requests: 200, rate: 10, documents: 2 }, 7);
+    expect(a.map((r) => [r.arrivalMs, r.inputLength])).toEqual(b.map((r) => [r.arrivalMs, r.inputLength]));
+    const long = a.filter((r) => r.inputLength >= 8192);
+    const short = a.filter((r) => r.inputLength <= 1024);
+    expect(long.length + short.length).toBe(200);
+    expect(long.length).toBeGreaterThan(20);
+    expect(long.length).toBeLessThan(70);
+    // Two documents: some pair of long prompts starts with the same 4k tokens.
+    const heads = new Set(long.map((r) => Array.from(r.tokens().subarray(0, 4096)).join(',')));
+    expect(heads.size).toBeLessThanOrEqual(2);
+  });
+
+  it('the grid table marks losses and counts wins per split and load', () => {
+    const cell = (wins: boolean, load: string): GridCell => ({
+      workload: 'w',
+      split: 'check',
+      workers: 4,
+      speedup: 1,
+      utilization: 0.9,
+      load,
+      kv: { p50: 10, p99: 20 },
+      bestP50: { strategy: 'llm-d-scorers', ms: 11 },
+      bestP99: { strategy: 'sglang-cache-aware', ms: 1500 },
+      wins,
+    });
+    const md = formatGridMarkdown([cell(true, 'heavy'), cell(false, 'heavy')]);
+    expect(md).toMatch(/\| 10 ms \| 11 ms \(llm-d-scorers\) \| 20 ms \| 1.50 s \(sglang-cache-aware\) \| yes \|/);
+    expect(md).toMatch(/\*\*no\*\*/);
+    expect(md).toMatch(/- check, heavy: kv wins 1 of 2/);
   });
 });
