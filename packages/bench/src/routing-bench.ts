@@ -22,15 +22,26 @@ import {
   createStrategy,
   isStrategyName,
   KvRouter,
+  MOCKER_ENGINE_PROFILE,
+  type EngineProfile,
   type StrategyName,
   type StrategyOptions,
 } from '@dynamo-ts/router';
-import { SIM_ENGINE_DEFAULTS, SimEngine, VirtualEventLoop, seededRandom, type SimStep } from '@dynamo-ts/router/sim';
+import {
+  SIM_ENGINE_DEFAULTS,
+  SimEngine,
+  VLLM_SIM_TIMING,
+  VirtualEventLoop,
+  VllmSimEngine,
+  seededRandom,
+  type SimStep,
+} from '@dynamo-ts/router/sim';
 import type { BenchRequest } from './routing/trace';
 
 export { parseMooncakeTrace, traceRequests, TraceFormatError, fillHashIdTokens } from './routing/trace';
 export type { BenchRequest, MooncakeRecord } from './routing/trace';
-export { sharedPrefixWorkload, SHARED_PREFIX_DEFAULTS } from './routing/workload';
+export { sharedPrefixWorkload, mixedLengthWorkload, SHARED_PREFIX_DEFAULTS } from './routing/workload';
+export type { MixedLengthOptions } from './routing/workload';
 export type { SharedPrefixOptions } from './routing/workload';
 export { routingChartSvg } from './routing/chart';
 
@@ -67,7 +78,25 @@ export interface RoutingBenchOptions {
   maxBatchedTokens?: number;
   /** Options of the strategies (e.g. the `kv` scheduler's weights). */
   strategyOptions?: StrategyOptions;
+  /**
+   * Routers taking requests round-robin; default 1. With more, each sees only its own decisions
+   * plus what the replica protocol shares (`replicaSharing`), delivered `replicaDelayMs` later.
+   */
+  routerReplicas?: number;
+  /** Whether replicas exchange replica messages; default true. */
+  replicaSharing?: boolean;
+  /** Delay of a replica message, virtual ms; default 1. */
+  replicaDelayMs?: number;
+  /**
+   * The simulated engine: `vllm` (default: on-demand blocks with preemption, chunked prefill with
+   * partial-prefill limits, context-dependent timing; `VllmSimEngine`) or `mocker` (Dynamo's mocker
+   * model, the earlier default; `SimEngine`).
+   */
+  engineModel?: EngineModel;
 }
+
+/** The simulated engine models. */
+export type EngineModel = 'vllm' | 'mocker';
 
 /** Progress callbacks. */
 export interface RoutingBenchHooks {
@@ -108,7 +137,16 @@ export interface RoutingRunDetail {
 export interface RoutingBenchResult {
   runs: RoutingRun[];
   details: RoutingRunDetail[];
-  config: { workers: number; requests: number; speedup: number; seed: number; blockSize: number; numBlocks: number };
+  config: {
+    workers: number;
+    requests: number;
+    speedup: number;
+    seed: number;
+    blockSize: number;
+    numBlocks: number;
+    routerReplicas: number;
+    engineModel: EngineModel;
+  };
 }
 
 /** The machine-readable result: exactly `{"runs": [...]}` (DESIGN.md section 8). */
@@ -168,6 +206,18 @@ export async function runRoutingBench(
     maxBatchedTokens: positiveInt('maxBatchedTokens', options.maxBatchedTokens ?? SIM_ENGINE_DEFAULTS.maxBatchedTokens),
   };
   if (options.requests.length === 0) throw new Error('requests: nothing to replay');
+  const replicas: Replicas = {
+    count: positiveInt('routerReplicas', options.routerReplicas ?? 1),
+    sharing: options.replicaSharing ?? true,
+    delayMs: options.replicaDelayMs ?? 1,
+  };
+  const model = options.engineModel ?? 'vllm';
+  if (model !== 'vllm' && model !== 'mocker') {
+    throw new Error(`engineModel must be vllm or mocker, got ${JSON.stringify(model)}`);
+  }
+  if (!(replicas.delayMs >= 0) || !Number.isFinite(replicas.delayMs)) {
+    throw new Error(`replicaDelayMs must be a number >= 0, got ${String(replicas.delayMs)}`);
+  }
   const requests = options.requests
     .map((r, i) => ({ r, i }))
     .sort((a, b) => a.r.arrivalMs - b.r.arrivalMs || a.i - b.i)
@@ -184,6 +234,8 @@ export async function runRoutingBench(
       engine,
       options.strategyOptions,
       hooks,
+      replicas,
+      model,
     );
     runs.push(run);
     details.push(detail);
@@ -198,8 +250,32 @@ export async function runRoutingBench(
       seed,
       blockSize: engine.blockSize,
       numBlocks: engine.numBlocks,
+      routerReplicas: replicas.count,
+      engineModel: model,
     },
   };
+}
+
+/** A profile whose times are divided by `speedup` (the engine's speedup ratio). */
+function scaledProfile(
+  p: Omit<EngineProfile, 'maxBatchedTokens'> & { maxBatchedTokens: number },
+  speedup: number,
+): EngineProfile {
+  return {
+    prefillFixedMs: p.prefillFixedMs / speedup,
+    prefillPerTokenMs: p.prefillPerTokenMs / speedup,
+    prefillAttentionMs: p.prefillAttentionMs / speedup,
+    maxBatchedTokens: p.maxBatchedTokens,
+    decodeBaseMs: p.decodeBaseMs / speedup,
+    decodePerSeqMs: p.decodePerSeqMs / speedup,
+    decodePerContextTokenMs: p.decodePerContextTokenMs / speedup,
+  };
+}
+
+interface Replicas {
+  count: number;
+  sharing: boolean;
+  delayMs: number;
 }
 
 interface Track {
@@ -219,21 +295,48 @@ async function runOne(
   eng: { numBlocks: number; blockSize: number; maxNumSeqs: number; maxBatchedTokens: number },
   strategyOptions: StrategyOptions | undefined,
   hooks: RoutingBenchHooks,
+  replicas: Replicas,
+  model: EngineModel,
 ): Promise<{ run: RoutingRun; detail: RoutingRunDetail }> {
   const loop = new VirtualEventLoop();
-  const router = new KvRouter({
-    blockSize: eng.blockSize,
-    strategy: createStrategy(name, strategyOptions ?? {}),
-    now: loop.clock,
-    random: seededRandom(seed),
-    requestIdPrefix: 'bench',
-  });
-  const engines = new Map<string, SimEngine>();
+  const share = replicas.count > 1 && replicas.sharing;
+  const routers = Array.from(
+    { length: replicas.count },
+    (_, k) =>
+      new KvRouter({
+        blockSize: eng.blockSize,
+        strategy: createStrategy(name, strategyOptions ?? {}),
+        now: loop.clock,
+        // Replica 0 draws what a single router draws, so one replica replays the old bench exactly.
+        random: seededRandom(seed + k),
+        requestIdPrefix: 'bench',
+        ...(share ? { routerId: `router-${k}` } : {}),
+      }),
+  );
+  // The router that routed each request gets its first token and end (its response stream).
+  const owner = new Map<string, KvRouter>();
+  /** Delivers a replica's queued messages to the others after the configured delay. */
+  const flush = (from: KvRouter): void => {
+    if (!share) return;
+    const msgs = from.takeReplicaMessages();
+    if (msgs.length === 0) return;
+    loop.schedule(loop.now + replicas.delayMs, () => {
+      for (const to of routers) if (to !== from) for (const m of msgs) to.applyReplicaMessage(m);
+    });
+  };
+  const engines = new Map<string, SimEngine | VllmSimEngine>();
   const stepping = new Set<string>();
+  // What each worker's metadata would publish: its engine's timing curve (sped up like the engine).
+  const curve = model === 'vllm' ? VLLM_SIM_TIMING : MOCKER_ENGINE_PROFILE;
+  const profile = scaledProfile({ ...curve, maxBatchedTokens: eng.maxBatchedTokens }, speedup);
   for (let w = 0; w < workers; w++) {
     const id = `worker-${w}`;
-    engines.set(id, new SimEngine({ workerId: id, speedupRatio: speedup, ...eng }));
-    router.addWorker(id);
+    const o = { workerId: id, speedupRatio: speedup, ...eng };
+    engines.set(id, model === 'vllm' ? new VllmSimEngine(o) : new SimEngine(o));
+    for (const router of routers) {
+      router.addWorker(id);
+      router.setWorkerProfile(id, profile);
+    }
   }
   const tracks = new Map<string, Track>();
   let failed = 0;
@@ -241,10 +344,12 @@ async function runOne(
   let cachedTokens = 0;
   let makespan = 0;
 
-  const onStepEnd = (id: string, e: SimEngine, step: SimStep): void => {
+  const onStepEnd = (id: string, e: SimEngine | VllmSimEngine, step: SimStep): void => {
     stepping.delete(id);
-    for (const ev of step.kvEvents) router.applyEvent(ev);
-    router.applyLoad(step.load);
+    for (const router of routers) {
+      for (const ev of step.kvEvents) router.applyEvent(ev);
+      router.applyLoad(step.load);
+    }
     for (const a of step.admitted) {
       promptTokens += a.promptTokens;
       cachedTokens += a.cachedTokens;
@@ -252,6 +357,7 @@ async function runOne(
     const now = loop.now;
     for (const t of step.tokens) {
       const tr = tracks.get(t.requestId)!;
+      const router = owner.get(t.requestId)!;
       if (t.index === 0) {
         tr.first = now;
         router.onFirstToken(t.requestId);
@@ -261,12 +367,14 @@ async function runOne(
       if (t.done) {
         tr.done = true;
         router.onFinished(t.requestId);
+        owner.delete(t.requestId);
         if (now > makespan) makespan = now;
       }
     }
+    for (const router of routers) flush(router);
     kick(id, e);
   };
-  const kick = (id: string, e: SimEngine): void => {
+  const kick = (id: string, e: SimEngine | VllmSimEngine): void => {
     if (stepping.has(id)) return;
     const step = e.step(loop.now);
     if (step === null) return;
@@ -281,17 +389,24 @@ async function runOne(
     for (let i = start; i < end; i++) {
       const req = requests[i]!;
       const requestId = `r${i}`;
+      const router = routers[i % routers.length]!;
       loop.schedule(req.arrivalMs, () => {
         const tokens = req.tokens();
         const d = router.route({ tokenIds: tokens, requestId });
         const e = engines.get(d.worker_id)!;
+        owner.set(requestId, router);
         try {
-          router.applyLoad(e.submit({ requestId, tokenIds: tokens, maxTokens: req.outputLength }));
+          const load = e.submit({ requestId, tokenIds: tokens, maxTokens: req.outputLength });
+          // The engine's answer reaches only the router that sent the request.
+          router.applyLoad(load);
         } catch {
           failed++;
           router.onFinished(requestId);
+          owner.delete(requestId);
+          flush(router);
           return;
         }
+        flush(router);
         tracks.set(requestId, { arrival: loop.now, first: NaN, last: NaN, tokens: 0, done: false });
         kick(d.worker_id, e);
       });
@@ -376,7 +491,9 @@ export function formatRoutingBenchTable(result: RoutingBenchResult): string {
   const fmt = (cells: string[]): string =>
     cells.map((x, i) => (i === 0 ? x.padEnd(widths[i]!) : x.padStart(widths[i]!))).join('  ');
   const lines = [
-    `routing benchmark: ${c.requests} requests, ${c.workers} simulated engines (${c.numBlocks} blocks of ${c.blockSize} tokens), speedup ${c.speedup}, seed ${c.seed}`,
+    `routing benchmark: ${c.requests} requests, ${c.workers} simulated engines (${c.numBlocks} blocks of ${c.blockSize} tokens), speedup ${c.speedup}, seed ${c.seed}` +
+      `, ${c.engineModel} engine model` +
+      (c.routerReplicas > 1 ? `, ${c.routerReplicas} router replicas` : ''),
     fmt(head),
     fmt(head.map((_, i) => '-'.repeat(widths[i]!))),
     ...rows.map(fmt),

@@ -10,11 +10,13 @@ import {
   routingBenchJson,
   routingChartSvg,
   runRoutingBench,
+  mixedLengthWorkload,
   sharedPrefixWorkload,
   traceRequests,
   type BenchRequest,
 } from '../src/routing-bench';
 import { routingBenchCommand } from '../src/cli/bench-routing-command';
+import { formatGridMarkdown, type GridCell } from '../src/routing/grid';
 
 const line = (o: object): string => JSON.stringify(o);
 
@@ -157,6 +159,36 @@ describe('runRoutingBench', () => {
     expect(svg.match(/<polyline /g)).toHaveLength(strategies.length);
   });
 
+  it('replays with several router replicas: deterministic, one replica is the single router, sharing helps', async () => {
+    const requests = sharedPrefixWorkload(
+      {
+        sessions: 32,
+        turns: 2,
+        prefixGroups: 6,
+        prefixLength: 1024,
+        userTokens: 256,
+        outputTokens: 16,
+        sessionRate: 200,
+        thinkTimeMs: 100,
+      },
+      5,
+    );
+    const base = { requests, workers: 4, strategies: ['kv'] as const, seed: 4, numBlocks: 1024, blockSize: 16 };
+    const one = await runRoutingBench(base);
+    const single = await runRoutingBench({ ...base, routerReplicas: 1 });
+    expect(JSON.stringify(routingBenchJson(single))).toBe(JSON.stringify(routingBenchJson(one)));
+    const shared = await runRoutingBench({ ...base, routerReplicas: 4 });
+    const again = await runRoutingBench({ ...base, routerReplicas: 4 });
+    expect(JSON.stringify(routingBenchJson(again))).toBe(JSON.stringify(routingBenchJson(shared)));
+    const blind = await runRoutingBench({ ...base, routerReplicas: 4, replicaSharing: false });
+    expect(shared.config.routerReplicas).toBe(4);
+    expect(formatRoutingBenchTable(shared)).toMatch(/4 router replicas/);
+    const p = (r: typeof one): { p50: number; p99: number } => r.runs[0]!.ttft_ms;
+    expect(p(shared).p99).toBeLessThan(p(blind).p99);
+    expect(p(shared).p50).toBeLessThanOrEqual(p(blind).p50);
+    await expect(runRoutingBench({ ...base, routerReplicas: 0 })).rejects.toThrow(/routerReplicas/);
+  }, 30_000);
+
   it('counts requests that can never fit an engine as failed', async () => {
     const reqs: BenchRequest[] = [
       { arrivalMs: 0, inputLength: 8, outputLength: 2, tokens: () => Uint32Array.from([1, 2, 3, 4, 5, 6, 7, 8]) },
@@ -268,8 +300,43 @@ describe('bench routing command', () => {
     [['routing', '--workload', 'shared-prefix', '--speedup', '0'], /--speedup must be a positive number/],
     [['routing', '--workload', 'shared-prefix', '--sessions', '1.5'], /--sessions must be a positive integer/],
     [['routing', '--trace', '/nonexistent/trace.jsonl'], /--trace: cannot read/],
-    [['routing', '--workload', 'shared-prefix', '--kv-preset', 'fast'], /--kv-preset must be tuned or dynamo/],
+    [['routing', '--workload', 'shared-prefix', '--kv-preset', 'fast'], /--kv-preset must be ttft, tuned or dynamo/],
   ])('%j fails naming the flag', async (args, message) => {
     expect(await run(args)).toMatch(message);
+  });
+});
+
+describe('grid pieces', () => {
+  it('the long/short mix is deterministic, with long prompts sharing document prefixes', () => {
+    const a = mixedLengthWorkload({ requests: 200, rate: 10, documents: 2 }, 7);
+    const b = mixedLengthWorkload({ requests: 200, rate: 10, documents: 2 }, 7);
+    expect(a.map((r) => [r.arrivalMs, r.inputLength])).toEqual(b.map((r) => [r.arrivalMs, r.inputLength]));
+    const long = a.filter((r) => r.inputLength >= 8192);
+    const short = a.filter((r) => r.inputLength <= 1024);
+    expect(long.length + short.length).toBe(200);
+    expect(long.length).toBeGreaterThan(20);
+    expect(long.length).toBeLessThan(70);
+    // Two documents: some pair of long prompts starts with the same 4k tokens.
+    const heads = new Set(long.map((r) => Array.from(r.tokens().subarray(0, 4096)).join(',')));
+    expect(heads.size).toBeLessThanOrEqual(2);
+  });
+
+  it('the grid table marks losses and counts wins per split and load', () => {
+    const cell = (wins: boolean, load: string): GridCell => ({
+      workload: 'w',
+      split: 'check',
+      workers: 4,
+      speedup: 1,
+      utilization: 0.9,
+      load,
+      kv: { p50: 10, p99: 20 },
+      bestP50: { strategy: 'llm-d-scorers', ms: 11 },
+      bestP99: { strategy: 'sglang-cache-aware', ms: 1500 },
+      wins,
+    });
+    const md = formatGridMarkdown([cell(true, 'heavy'), cell(false, 'heavy')]);
+    expect(md).toMatch(/\| 10 ms \| 11 ms \(llm-d-scorers\) \| 20 ms \| 1.50 s \(sglang-cache-aware\) \| yes \|/);
+    expect(md).toMatch(/\*\*no\*\*/);
+    expect(md).toMatch(/- check, heavy: kv wins 1 of 2/);
   });
 });

@@ -1,4 +1,11 @@
-import { ALL_STRATEGY_NAMES, isStrategyName, KvRouter, type KvRouterOptions } from '@dynamo-ts/router';
+import {
+  ALL_STRATEGY_NAMES,
+  checkEngineProfile,
+  isStrategyName,
+  KvRouter,
+  type EngineProfile,
+  type KvRouterOptions,
+} from '@dynamo-ts/router';
 import {
   metrics,
   UnavailableError,
@@ -32,6 +39,11 @@ export interface RouterConfig {
   overlap_weight?: number;
   /** 0: always the lowest cost; > 0: sample softmax(-cost/T). */
   temperature: number;
+  /**
+   * Routers over the same workers share what they routed (requests in flight, fences) on the
+   * workers' `router_replicas` topic, at most once per this many ms; 0: not shared (one router).
+   */
+  replica_sync_ms: number;
 }
 
 /** JSON-schema properties of {@link RouterConfig} (shared by every service that routes). */
@@ -41,7 +53,39 @@ export const ROUTER_CONFIG_PROPERTIES = {
   kv_preset: { enum: ['tuned', 'dynamo'], default: 'tuned' },
   overlap_weight: { type: 'number', minimum: 0, maximum: 1e6 },
   temperature: { type: 'number', minimum: 0, maximum: 1e6, default: 0 },
+  replica_sync_ms: { type: 'integer', minimum: 0, maximum: 60000, default: 20 },
 } as const;
+
+/** Event topic (of the workers' component) on which the routers over those workers share their state. */
+export const REPLICA_TOPIC = 'router_replicas';
+/** How often a router publishes its whole picture for replicas that joined late or missed messages, ms. */
+const REPLICA_STATE_MS = 5000;
+/** A fenced worker that nothing brought back is tried again after this long (as a marked-down instance is), ms. */
+const FENCE_PROBATION_MS = 10_000;
+
+/**
+ * The engine's prefill/decode time curve a worker registers (`metadata.engine_profile`,
+ * snake_case), as the router's `EngineProfile`; undefined when absent or invalid.
+ */
+export function engineProfileFromMetadata(metadata: Record<string, unknown> | undefined): EngineProfile | undefined {
+  const p = metadata?.engine_profile;
+  if (typeof p !== 'object' || p === null) return undefined;
+  const w = p as Record<string, unknown>;
+  const profile = {
+    prefillFixedMs: w.prefill_fixed_ms,
+    prefillPerTokenMs: w.prefill_per_token_ms,
+    prefillAttentionMs: w.prefill_attention_ms,
+    maxBatchedTokens: w.max_batched_tokens,
+    decodeBaseMs: w.decode_base_ms,
+    decodePerSeqMs: w.decode_per_seq_ms,
+    decodePerContextTokenMs: w.decode_per_context_token_ms,
+  } as EngineProfile;
+  try {
+    return checkEngineProfile(profile, 'engine_profile');
+  } catch {
+    return undefined;
+  }
+}
 
 /** The workers a router follows: an endpoint client's instance view. */
 export interface WorkerSet {
@@ -80,6 +124,10 @@ export class KvRouterService {
   private readonly overlapBlocks: { observe(v: number): void };
   private readonly decisions = new Map<string, { inc(): void }>();
   private unwatch: () => void = () => undefined;
+  private replicaTimer: NodeJS.Timeout | undefined;
+  /** Workers this router fenced, with the timer that puts each on probation. */
+  private readonly fenceTimers = new Map<string, NodeJS.Timeout>();
+  private stateTimer: NodeJS.Timeout | undefined;
   /** Cache-hit share of each worker's decisions (for the live dashboard). */
   private readonly hits = new metrics.CacheHitShare();
   private unregisterDashboard: () => void = () => undefined;
@@ -102,6 +150,7 @@ export class KvRouterService {
       temperature: cfg.temperature,
       onWarning: (message, fields) => o.logger.warn(message, fields),
     };
+    if (cfg.replica_sync_ms > 0) options.routerId = o.runtime.instanceId;
     if (cfg.overlap_weight !== undefined) options.overlapWeight = cfg.overlap_weight;
     const s = new KvRouterService(new KvRouter(options), o);
     for (const i of o.workers.instances()) s.add(i);
@@ -112,17 +161,51 @@ export class KvRouterService {
     if (o.progressComponent) {
       s.follow(o.progressComponent.subscribe(PROGRESS_TOPIC, { signal }), (d) => s.progress(d), 'request status');
     }
+    if (cfg.replica_sync_ms > 0) {
+      s.follow(o.workerComponent.subscribe(REPLICA_TOPIC, { signal }), (d) => s.applyReplicas(d), 'replica message');
+      s.stateTimer = setInterval(() => s.publishReplicas([s.router.replicaState()]), REPLICA_STATE_MS);
+      s.stateTimer.unref();
+    }
     // Its workers' rows on the live dashboard (one source per router instance).
     s.unregisterDashboard = metrics.registerDashboardSource(`router-${o.runtime.instanceId}`, () =>
       metrics.routerStatsWorkers(s.router.stats(), s.names, s.hits.rates()),
     );
     await o.runtime.eventPlane.flush();
+    if (cfg.replica_sync_ms > 0) s.publishReplicas([s.router.replicaState()]);
     return s;
+  }
+
+  /** Another router's batch of replica messages (an array; bad entries are rejected one by one). */
+  private applyReplicas(d: unknown): void {
+    if (!Array.isArray(d)) throw new Error('replica batch is not an array');
+    for (const m of d.slice(0, 10_000)) this.router.applyReplicaMessage(m);
+  }
+
+  /** Publishes this router's pending replica messages within `replica_sync_ms` (one event a batch). */
+  private syncReplicas(): void {
+    if (this.o.config.replica_sync_ms <= 0 || this.replicaTimer !== undefined) return;
+    this.replicaTimer = setTimeout(() => {
+      this.replicaTimer = undefined;
+      this.publishReplicas(this.router.takeReplicaMessages());
+    }, this.o.config.replica_sync_ms);
+    this.replicaTimer.unref();
+  }
+
+  private publishReplicas(messages: readonly unknown[]): void {
+    const batch = messages.filter((m) => m !== undefined);
+    if (batch.length === 0) return;
+    this.o.workerComponent.publish(REPLICA_TOPIC, batch).catch((e: Error) => {
+      this.o.logger.debug('could not publish replica messages', { error: e.message });
+    });
   }
 
   private add(i: InstanceInfo): void {
     this.names.set(i.instanceId, i.name);
     this.router.addWorker(i.instanceId);
+    // (Re-)registered: whatever fenced it, it is back.
+    this.unfence(i.instanceId);
+    const profile = engineProfileFromMetadata(i.metadata);
+    if (profile) this.router.setWorkerProfile(i.instanceId, profile);
     const blockSize = i.metadata?.block_size;
     if (blockSize !== undefined && blockSize !== this.o.config.block_size) {
       this.o.logger.warn('worker block size differs from the router; its cache hits will be missed', {
@@ -133,7 +216,23 @@ export class KvRouterService {
     }
   }
 
+  private fence(id: string): void {
+    if (!this.router.fence(id, 'failed a request')) return;
+    this.o.logger.warn('worker fenced: a request to it failed', { worker_id: id, name: this.names.get(id) });
+    const t = setTimeout(() => this.unfence(id), FENCE_PROBATION_MS);
+    t.unref();
+    this.fenceTimers.set(id, t);
+  }
+
+  private unfence(id: string): void {
+    const t = this.fenceTimers.get(id);
+    if (t) clearTimeout(t);
+    this.fenceTimers.delete(id);
+    this.router.unfence(id);
+  }
+
   private remove(id: string): void {
+    this.unfence(id);
     this.router.removeWorker(id);
     this.names.delete(id);
     this.hits.remove(id);
@@ -160,8 +259,8 @@ export class KvRouterService {
   private progress(d: unknown): void {
     const p = d as Partial<RequestProgress> | null;
     if (typeof p?.request_id !== 'string') throw new Error('request status without a request_id');
-    if (p.status === 'first_token') this.router.onFirstToken(p.request_id);
-    else if (p.status === 'finished') this.router.onFinished(p.request_id);
+    if (p.status === 'first_token') this.firstToken(p.request_id);
+    else if (p.status === 'finished') this.finished(p.request_id);
     else throw new Error(`unknown request status ${JSON.stringify(p.status)}`);
   }
 
@@ -173,6 +272,9 @@ export class KvRouterService {
     // skipped for this decision only: they keep their place (and cache state) in the router.
     const known = this.router.workers();
     let exclude = this.noneExcluded;
+    // A caller excludes the workers that failed this request (gone, or not answering): fenced at
+    // once, for every replica, until they answer again (their first token, load or KV events).
+    for (const id of q.exclude_workers ?? []) this.fence(id);
     if (q.exclude_workers?.length || known.some((id) => !live.includes(id))) {
       const excluded = new Set(q.exclude_workers ?? []);
       for (const id of known) if (!live.includes(id)) excluded.add(id);
@@ -181,7 +283,18 @@ export class KvRouterService {
       }
       exclude = excluded;
     }
-    const d = this.router.route({ tokenIds: q.token_ids, requestId: q.request_id, excludeWorkers: exclude });
+    let d;
+    try {
+      d = this.router.route({ tokenIds: q.token_ids, requestId: q.request_id, excludeWorkers: exclude });
+    } catch (e) {
+      // Fences are a preference: with every usable worker fenced (all failed at once, e.g. across
+      // a NATS restart), trying them beats failing every request.
+      const fenced = this.router.fencedWorkers();
+      if (fenced.size === 0) throw e;
+      for (const id of fenced.keys()) this.unfence(id);
+      d = this.router.route({ tokenIds: q.token_ids, requestId: q.request_id, excludeWorkers: exclude });
+    }
+    this.syncReplicas();
     const name = this.names.get(d.worker_id);
     this.decisionsOf(name ?? d.worker_id).inc();
     this.overlapBlocks.observe(d.overlap_blocks);
@@ -194,11 +307,13 @@ export class KvRouterService {
   /** The request's first token arrived: its prefill load is released. */
   firstToken(requestId: string): void {
     this.router.onFirstToken(requestId);
+    this.syncReplicas();
   }
 
   /** The request ended: all its load is released. */
   finished(requestId: string): void {
     this.router.onFinished(requestId);
+    this.syncReplicas();
   }
 
   private decisionsOf(worker: string): { inc(): void } {
@@ -213,9 +328,21 @@ export class KvRouterService {
 
   /** Stops following. Idempotent. */
   close(): void {
+    if (this.stop.signal.aborted) return;
     this.stop.abort();
     this.unwatch();
     this.unregisterDashboard();
+    if (this.stateTimer) clearInterval(this.stateTimer);
+    if (this.replicaTimer) clearTimeout(this.replicaTimer);
+    for (const t of this.fenceTimers.values()) clearTimeout(t);
+    this.fenceTimers.clear();
+    if (this.o.config.replica_sync_ms > 0) {
+      // The other replicas release this router's requests at once.
+      this.publishReplicas([
+        ...this.router.takeReplicaMessages(),
+        { type: 'leave', router_id: this.o.runtime.instanceId },
+      ]);
+    }
   }
 }
 

@@ -5,7 +5,7 @@
  * strategies, the disaggregation decision, and {@link KvRouter} tying them together. No I/O.
  * @packageDocumentation
  */
-export { KvRouter, compileRouterOptions, DEFAULT_BLOCK_SIZE } from './router';
+export { KvRouter, compileRouterOptions, DEFAULT_BLOCK_SIZE, DEFAULT_FENCE_HOLD_MS } from './router';
 export type {
   KvRouterOptions,
   CompiledRouterOptions,
@@ -14,6 +14,23 @@ export type {
   RouterStats,
   WorkerStats,
 } from './router';
+export {
+  validateReplicaMessage,
+  peerRequestKey,
+  MAX_REPLICA_HASHES,
+  MAX_REPLICA_STATE_REQUESTS,
+  MAX_REPLICA_ID_LENGTH,
+} from './replica';
+export type {
+  ReplicaMessage,
+  ReplicaRequest,
+  ReplicaRoutedMessage,
+  ReplicaProgressMessage,
+  ReplicaFenceMessage,
+  ReplicaStateMessage,
+  ReplicaLeaveMessage,
+} from './replica';
+export type { FenceInfo, ReplicaApplyResult } from './peers';
 export {
   HASH_SEED,
   BlockHasher,
@@ -39,12 +56,14 @@ export {
   isWireHash,
   hashToWire,
   hashFromWire,
+} from './events';
+export {
   storedEventFromTokens,
   storedEventForBlocks,
   removedEvent,
   clearedEvent,
   KvEventBuilder,
-} from './events';
+} from './event-builders';
 export type {
   WireHash,
   KvEvent,
@@ -55,9 +74,9 @@ export type {
   KvClearedEvent,
   LoadMetrics,
   ValidationResult,
-  StoredBlocksRange,
 } from './events';
-export { KvIndexer } from './indexer';
+export type { StoredBlocksRange } from './event-builders';
+export { KvIndexer, DEFAULT_MAX_BLOCKS_PER_WORKER } from './indexer';
 export type { KvIndexerOptions, GapPolicy, ApplyResult, ApplyStatus, ApplyReason, KvIndexerCounters } from './indexer';
 export { ApproxKvIndexer, DEFAULT_APPROX_TTL_MS } from './approx-indexer';
 export type { ApproxKvIndexerOptions } from './approx-indexer';
@@ -68,8 +87,9 @@ export {
   WorkerLoadState,
   DEFAULT_LOAD_METRICS_TTL_MS,
   DEFAULT_REQUEST_TIMEOUT_MS,
+  DEFAULT_MAX_TRACKED_REQUESTS,
 } from './load';
-export type { LoadTrackerOptions, RequestLoad, WorkerLoad } from './load';
+export type { LoadTrackerOptions, RequestLoad, WorkerLoad, TrackedRequestView } from './load';
 export {
   KvScheduler,
   kvCost,
@@ -79,8 +99,11 @@ export {
   DEFAULT_TEMPERATURE,
   DYNAMO_KV_OPTIONS,
   TUNED_KV_OPTIONS,
+  TTFT_KV_OPTIONS,
 } from './scheduler';
-export type { KvSchedulerOptions, KvPreset } from './scheduler';
+export type { KvSchedulerOptions, KvPreset, KvObjective } from './scheduler';
+export { predictTtftMs, checkEngineProfile, MOCKER_ENGINE_PROFILE } from './ttft-cost';
+export type { EngineProfile } from './ttft-cost';
 export {
   createStrategy,
   isStrategyName,

@@ -33,6 +33,14 @@ import { RouterInvalidArgumentError } from './errors';
 import { type KvEvent, parseHexInto, validateKvEvent } from './events';
 import { chainPacked } from './hashing';
 import { packBigints } from './packing';
+import {
+  type ApplyResult,
+  DEFAULT_MAX_BLOCKS_PER_WORKER,
+  type GapPolicy,
+  type KvIndexerCounters,
+  type KvIndexerOptions,
+} from './indexer-types';
+import { StoreOrder } from './store-order';
 import { U64Table, V0, V1 } from './u64-table';
 import { createWasmHasher, WASM_HEAP_BASE, type WasmHasher } from './xxh3-wasm';
 
@@ -43,57 +51,15 @@ const P = WASM_HEAP_BASE / 4;
 const B = P + 2;
 const STRIDE = 6;
 
-/** What a gap in a worker's event ids does: drop the worker's blocks, or keep them. */
-export type GapPolicy = 'clear' | 'keep';
-
-/** Options of {@link KvIndexer}. */
-export interface KvIndexerOptions {
-  /** Receives warnings (gaps, unknown parents, stale or invalid events). */
-  onWarning?: WarningHandler;
-  /** See {@link GapPolicy}; default `'clear'`. */
-  gapPolicy?: GapPolicy;
-  /**
-   * False forces sequence hashes to be chained in JavaScript instead of WebAssembly (used only where
-   * WebAssembly is unavailable otherwise); results are identical. For tests and diagnostics.
-   */
-  webAssembly?: boolean;
-}
-
-/** Whether an event changed the index. */
-export type ApplyStatus = 'applied' | 'rejected' | 'ignored';
-
-/** Why an event was rejected or ignored. */
-export type ApplyReason = 'invalid' | 'unknown_parent' | 'stale_event' | 'unknown_worker' | 'no_kv_events';
-
-/** Outcome of applying one event. */
-export interface ApplyResult {
-  /** `applied`, `rejected` (malformed or unknown parent) or `ignored` (stale, unknown worker...). */
-  status: ApplyStatus;
-  /** Set unless applied. */
-  reason?: ApplyReason;
-  /** Blocks added (stored), removed (removed, cleared). */
-  blocks: number;
-  /** Blocks named by a `removed` event that the worker did not hold. */
-  missing?: number;
-  /** Set when the event id skipped ahead: the id expected and the one received. */
-  gap?: { expected: number; received: number };
-  /** True when the gap made the indexer drop the worker's blocks (gapPolicy `'clear'`). */
-  resynced?: boolean;
-  /** Validation errors of an `invalid` event. */
-  errors?: string[];
-}
-
-/** Cumulative counts of an indexer's events. */
-export interface KvIndexerCounters {
-  /** Events applied. */
-  applied: number;
-  /** Events rejected (malformed, unknown parent). */
-  rejected: number;
-  /** Events ignored (stale ids). */
-  ignored: number;
-  /** Event-id gaps seen. */
-  gaps: number;
-}
+export type {
+  ApplyReason,
+  ApplyResult,
+  ApplyStatus,
+  GapPolicy,
+  KvIndexerCounters,
+  KvIndexerOptions,
+} from './indexer-types';
+export { DEFAULT_MAX_BLOCKS_PER_WORKER } from './indexer-types';
 
 /**
  * See the module comment. Cost: applying a block is a few hash-table operations and one 16-byte
@@ -107,6 +73,13 @@ export class KvIndexer {
   private aliases: (U64Table | undefined)[] = [];
   private aliasCounts: (U64Table | undefined)[] = [];
   private lastIds: number[] = [];
+  /** Per slot: store order (for eviction) and block cap. */
+  private orders: StoreOrder[] = [];
+  private caps: number[] = [];
+  private readonly maxBlocks: number;
+  private readonly popped = new Uint32Array(2);
+  /** Blocks evicted because a worker's index was over its cap. */
+  evictedOverCap = 0;
   private gapCounts: number[] = [];
   private readonly warn: WarningHandler;
   private readonly gapPolicy: GapPolicy;
@@ -124,6 +97,58 @@ export class KvIndexer {
     }
     this.wasm = options.webAssembly === false ? undefined : createWasmHasher();
     this.scratch = this.wasm?.u32 ?? new Uint32Array(B + STRIDE * 64);
+    const max = options.maxBlocksPerWorker ?? DEFAULT_MAX_BLOCKS_PER_WORKER;
+    if (!Number.isSafeInteger(max) || max <= 0) {
+      throw new RouterInvalidArgumentError(`maxBlocksPerWorker must be a positive integer, got ${String(max)}`);
+    }
+    this.maxBlocks = max;
+  }
+
+  /**
+   * Caps the worker's index at its capacity in blocks (plus 1/16, at least 64, for events in
+   * flight), never above `maxBlocksPerWorker`; 0 or less: back to `maxBlocksPerWorker`.
+   * @returns whether the worker is known
+   */
+  setWorkerCapacity(workerId: string, blocks: number): boolean {
+    const slot = this.core.slotOf(workerId);
+    if (slot < 0) return false;
+    const cap = blocks > 0 && Number.isFinite(blocks) ? Math.ceil(blocks + Math.max(64, blocks / 16)) : this.maxBlocks;
+    this.caps[slot] = Math.min(cap, this.maxBlocks);
+    this.enforceCap(slot, workerId);
+    return true;
+  }
+
+  /** The worker's current cap in blocks (undefined when unknown). */
+  capOf(workerId: string): number | undefined {
+    const slot = this.core.slotOf(workerId);
+    return slot < 0 ? undefined : this.caps[slot];
+  }
+
+  /** Evicts the worker's oldest stored blocks while it is over its cap. */
+  private enforceCap(slot: number, workerId: string): void {
+    const core = this.core;
+    const cap = this.caps[slot]!;
+    const order = this.orders[slot]!;
+    if (core.cachedBlocks(slot) <= cap) {
+      if (order.length > 2 * core.cachedBlocks(slot) + 1024) {
+        order.compact((lo, hi) => core.refCount(slot, lo, hi) > 0);
+      }
+      return;
+    }
+    const aliases = this.aliases[slot];
+    const before = core.cachedBlocks(slot);
+    if (aliases !== undefined && aliases.size > 0) {
+      // Engine-specific ids: evicting by sequence hash would leave aliases; resync instead.
+      this.releaseAll(slot);
+    } else {
+      const out = this.popped;
+      while (core.cachedBlocks(slot) > cap && order.shift(out)) {
+        if (core.refCount(slot, out[0]!, out[1]!) > 0) core.release(slot, out[0]!, out[1]!);
+      }
+    }
+    const evicted = before - core.cachedBlocks(slot);
+    this.evictedOverCap += evicted;
+    this.warn('kv index over cap: evicted oldest blocks', { worker_id: workerId, cap, evicted });
   }
 
   /** Cumulative event counts. */
@@ -176,6 +201,9 @@ export class KvIndexer {
     this.aliasCounts[slot] = undefined;
     this.lastIds[slot] = -1;
     this.gapCounts[slot] = 0;
+    this.orders[slot] = this.orders[slot] ?? new StoreOrder();
+    this.orders[slot].clear();
+    this.caps[slot] = this.maxBlocks;
     return slot;
   }
 
@@ -319,11 +347,12 @@ export class KvIndexer {
       const aliases = this.aliases[slot];
       if ((aliases === undefined || aliases.size === 0) && eLo === sLo && eHi === sHi) {
         // The usual case (Dynamo-style ids): block_hash is the sequence hash, no alias table.
-        core.acquireOnce(slot, sLo, sHi);
+        if (core.acquireOnce(slot, sLo, sHi)) this.orders[slot]!.push(sLo, sHi);
         continue;
       }
       this.storeGeneral(slot, eLo, eHi, sLo, sHi);
     }
+    this.enforceCap(slot, workerId);
     return { status: 'applied', blocks: n };
   }
 
@@ -463,6 +492,7 @@ export class KvIndexer {
   /** Drops every block id of a slot; returns how many it held. */
   private releaseAll(slot: number): number {
     const n = this.core.releaseAllOf(slot);
+    this.orders[slot]?.clear();
     this.aliases[slot]?.clear();
     this.aliasCounts[slot]?.clear();
     return n;

@@ -19,16 +19,21 @@
  * @packageDocumentation
  */
 import { BlockIndex } from './block-index';
+import { LoadColumns, type TrackedRequestView, WorkerLoadState } from './load-state';
 import { ignoreWarnings, type Clock, type WarningHandler } from './common';
 import { RouterInvalidArgumentError } from './errors';
 import { type LoadMetrics, validateLoadMetrics } from './events';
 import { packBigints } from './packing';
 import { U64Table, V0 } from './u64-table';
 
+export { LoadColumns, WorkerLoadState, type TrackedRequestView } from './load-state';
+
 /** Default time a worker's reported load metrics stay valid: 10 s. */
 export const DEFAULT_LOAD_METRICS_TTL_MS = 10_000;
 /** Default time after which a request never finished is released: 10 min. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 600_000;
+/** Default most requests tracked at once; beyond, the oldest is released. */
+export const DEFAULT_MAX_TRACKED_REQUESTS = 131_072;
 
 /** Options of {@link LoadTracker}. */
 export interface LoadTrackerOptions {
@@ -40,6 +45,11 @@ export interface LoadTrackerOptions {
   requestTimeoutMs?: number;
   /** Receives warnings (timed-out requests, invalid metrics). */
   onWarning?: WarningHandler;
+  /**
+   * Most requests tracked at once (local and peers'); routing one more releases the oldest, with a
+   * warning, so that requests whose end never comes cannot grow memory without bound. Default 131 072.
+   */
+  maxTrackedRequests?: number;
 }
 
 /** What a routed request adds to its worker. */
@@ -78,152 +88,6 @@ export interface WorkerLoad {
   reported?: Omit<LoadMetrics, 'worker_id'> & { at: number };
 }
 
-/**
- * The figures of every worker that a decision reads, one typed array per figure indexed by slot,
- * so that scoring all workers reads a few contiguous arrays instead of one object per worker.
- * {@link WorkerLoadState} is the per-worker view of them.
- */
-export class LoadColumns {
-  /** See {@link WorkerLoadState.privateBlocks}. */
-  privateBlocks = new Float64Array(16);
-  /** See {@link WorkerLoadState.loneBlocks}. */
-  loneBlocks = new Float64Array(16);
-  /** See {@link WorkerLoadState.trackedPrefill}. */
-  trackedPrefill = new Float64Array(16);
-  /** See {@link WorkerLoadState.inflight}. */
-  inflight = new Float64Array(16);
-  /** See {@link WorkerLoadState.reportedAt}. */
-  reportedAt = new Float64Array(16);
-  /** See {@link WorkerLoadState.reportedTotal}. */
-  reportedTotal = new Float64Array(16);
-
-  /** Makes room for `slot` and gives it a new worker's values. */
-  reset(slot: number): void {
-    if (slot >= this.inflight.length) {
-      let n = this.inflight.length;
-      while (n <= slot) n *= 2;
-      const grow = (a: Float64Array): Float64Array<ArrayBuffer> => {
-        const b = new Float64Array(n);
-        b.set(a);
-        return b;
-      };
-      this.privateBlocks = grow(this.privateBlocks);
-      this.loneBlocks = grow(this.loneBlocks);
-      this.trackedPrefill = grow(this.trackedPrefill);
-      this.inflight = grow(this.inflight);
-      this.reportedAt = grow(this.reportedAt);
-      this.reportedTotal = grow(this.reportedTotal);
-    }
-    this.privateBlocks[slot] = 0;
-    this.loneBlocks[slot] = 0;
-    this.trackedPrefill[slot] = 0;
-    this.inflight[slot] = 0;
-    this.reportedAt[slot] = Number.NEGATIVE_INFINITY;
-    this.reportedTotal[slot] = -1;
-  }
-}
-
-/**
- * Live per-worker state, read by the router's hot path; mutated only by {@link LoadTracker}.
- * A view of the tracker's {@link LoadColumns} at its slot: once the worker is removed, the slot
- * may go to another worker, so do not keep a state beyond its worker's removal.
- */
-export class WorkerLoadState {
-  /** Requests routed since the worker was added. */
-  routedTotal = 0;
-  /** Last reported active blocks, -1 when absent. */
-  reportedBlocks = -1;
-  /** Last reported active prefill tokens, -1 when absent. */
-  reportedPrefill = -1;
-  /** Last reported queued requests, -1 when absent. */
-  reportedWaiting = -1;
-
-  constructor(
-    /** The worker. */
-    readonly workerId: string,
-    /** Its slot in the tracker's active-block index (and in its {@link LoadColumns}). */
-    readonly slot: number,
-    private readonly active: BlockIndex,
-    private readonly cols: LoadColumns,
-  ) {
-    cols.reset(slot);
-  }
-
-  /** Blocks of running requests that are not shared (numeric loads, partial blocks). */
-  get privateBlocks(): number {
-    return this.cols.privateBlocks[this.slot]!;
-  }
-  set privateBlocks(v: number) {
-    this.cols.privateBlocks[this.slot] = v;
-  }
-
-  /**
-   * Distinct blocks of running requests in small groups (at most `SMALL_GROUP` (16) requests
-   * sharing a first block), which are compared chain to chain instead of indexed.
-   */
-  get loneBlocks(): number {
-    return this.cols.loneBlocks[this.slot]!;
-  }
-  set loneBlocks(v: number) {
-    this.cols.loneBlocks[this.slot] = v;
-  }
-
-  /** Prompt tokens of running requests not yet prefilled. */
-  get trackedPrefill(): number {
-    return this.cols.trackedPrefill[this.slot]!;
-  }
-  set trackedPrefill(v: number) {
-    this.cols.trackedPrefill[this.slot] = v;
-  }
-
-  /** Running requests. */
-  get inflight(): number {
-    return this.cols.inflight[this.slot]!;
-  }
-  set inflight(v: number) {
-    this.cols.inflight[this.slot] = v;
-  }
-
-  /** When the last report arrived (ms). */
-  get reportedAt(): number {
-    return this.cols.reportedAt[this.slot]!;
-  }
-  set reportedAt(v: number) {
-    this.cols.reportedAt[this.slot] = v;
-  }
-
-  /** Last reported capacity in blocks, -1 when never reported. */
-  get reportedTotal(): number {
-    return this.cols.reportedTotal[this.slot]!;
-  }
-  set reportedTotal(v: number) {
-    this.cols.reportedTotal[this.slot] = v;
-  }
-
-  /** Active blocks from this router's decisions: distinct shared blocks plus the others. */
-  get trackedBlocks(): number {
-    return this.active.cachedBlocks(this.slot) + this.loneBlocks + this.privateBlocks;
-  }
-
-  /** Effective active blocks at time `now` with reports valid for `ttl` ms. */
-  activeBlocks(now: number, ttl: number): number {
-    const tracked = this.trackedBlocks;
-    return now - this.reportedAt <= ttl && this.reportedBlocks > tracked ? this.reportedBlocks : tracked;
-  }
-
-  /** Effective active prefill tokens at time `now`. */
-  activePrefill(now: number, ttl: number): number {
-    return now - this.reportedAt <= ttl && this.reportedPrefill > this.trackedPrefill
-      ? this.reportedPrefill
-      : this.trackedPrefill;
-  }
-
-  /** Reported waiting requests while fresh, else 0. */
-  waiting(now: number, ttl: number): number {
-    return now - this.reportedAt <= ttl && this.reportedWaiting > 0 ? this.reportedWaiting : 0;
-  }
-}
-
 interface TrackedRequest {
   worker: WorkerLoadState;
   prefillTokens: number;
@@ -247,6 +111,8 @@ export class LoadTracker {
   readonly metricsTtlMs: number;
   /** Request release timeout, ms. */
   readonly requestTimeoutMs: number;
+  /** Most requests tracked at once. */
+  readonly maxTrackedRequests: number;
   private readonly now: Clock;
   private readonly warn: WarningHandler;
   /**
@@ -290,6 +156,25 @@ export class LoadTracker {
     this.warn = options.onWarning ?? ignoreWarnings;
     this.metricsTtlMs = positive(options.metricsTtlMs ?? DEFAULT_LOAD_METRICS_TTL_MS, 'metricsTtlMs');
     this.requestTimeoutMs = positive(options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, 'requestTimeoutMs');
+    const max = options.maxTrackedRequests ?? DEFAULT_MAX_TRACKED_REQUESTS;
+    if (!Number.isSafeInteger(max) || max <= 0) {
+      throw new RouterInvalidArgumentError(`maxTrackedRequests must be a positive integer, got ${String(max)}`);
+    }
+    this.maxTrackedRequests = max;
+  }
+
+  /** Calls `fn` for every tracked request, oldest first (e.g. to share them with peer routers). */
+  forEachRequest(fn: (r: TrackedRequestView) => void): void {
+    for (const [id, r] of this.requests) {
+      fn({
+        requestId: id,
+        workerId: r.worker.workerId,
+        prefillTokens: r.prefillTokens,
+        prefillDone: r.prefillDone,
+        hashes: r.hashes,
+        privateBlocks: r.privateBlocks,
+      });
+    }
   }
 
   /** Distinct blocks the running requests of the worker in `slot` hold in the active-block index. */
@@ -373,6 +258,16 @@ export class LoadTracker {
   ): void {
     if (this.requests.has(requestId)) this.onFinished(requestId);
     this.expireRequests(now);
+    if (this.requests.size >= this.maxTrackedRequests) {
+      // Full: the oldest request goes (its end was most likely lost).
+      const [oldId, old] = this.requests.entries().next().value as [string, TrackedRequest];
+      this.onFinished(oldId);
+      this.warn('request released: too many requests tracked', {
+        request_id: oldId,
+        worker_id: old.worker.workerId,
+        max_tracked_requests: this.maxTrackedRequests,
+      });
+    }
     const r: TrackedRequest = {
       worker: w,
       prefillTokens,
@@ -427,6 +322,7 @@ export class LoadTracker {
       }
     }
     w.trackedPrefill += prefillTokens;
+    w.prefilling++;
     w.privateBlocks += privateBlocks;
     w.inflight++;
     w.routedTotal++;
@@ -528,6 +424,7 @@ export class LoadTracker {
     if (r === undefined || r.prefillDone) return false;
     r.prefillDone = true;
     r.worker.trackedPrefill -= r.prefillTokens;
+    r.worker.prefilling--;
     return true;
   }
 
@@ -540,7 +437,10 @@ export class LoadTracker {
     if (r === undefined) return false;
     this.requests.delete(requestId);
     const w = r.worker;
-    if (!r.prefillDone) w.trackedPrefill -= r.prefillTokens;
+    if (!r.prefillDone) {
+      w.trackedPrefill -= r.prefillTokens;
+      w.prefilling--;
+    }
     w.privateBlocks -= r.privateBlocks;
     const h = r.hashes;
     if (h !== null) {

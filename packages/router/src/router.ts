@@ -14,224 +14,30 @@
  * Pure: no I/O, no timers; `now()` and `random()` are injected (default `Date.now`, `Math.random`).
  * @packageDocumentation
  */
-import { ApproxKvIndexer, DEFAULT_APPROX_TTL_MS } from './approx-indexer';
-import { ignoreWarnings, type Clock, type RandomSource, type WarningHandler } from './common';
+import { ApproxKvIndexer } from './approx-indexer';
+import type { Clock, RandomSource, WarningHandler } from './common';
 import { NoWorkersError, RouterError, RouterInvalidArgumentError } from './errors';
 import type { KvEvent, LoadMetrics } from './events';
-import { BlockHasher, checkBlockSize, PACKED_STRIDE } from './hashing';
-import { type ApplyResult, type GapPolicy, KvIndexer } from './indexer';
-import {
-  DEFAULT_LOAD_METRICS_TTL_MS,
-  DEFAULT_REQUEST_TIMEOUT_MS,
-  LoadTracker,
-  type WorkerLoad,
-  type WorkerLoadState,
-} from './load';
-import { checkNonNegative, type KvPreset, kvPreset } from './scheduler';
-import { ALL_STRATEGY_NAMES, createStrategy, isStrategyName } from './strategies/index';
-import type { RoutingContext, RoutingStrategy, StrategyName } from './strategies/strategy';
+import { BlockHasher, PACKED_STRIDE } from './hashing';
+import { type ApplyResult, KvIndexer } from './indexer';
+import { LoadTracker, type WorkerLoadState } from './load';
+import { type FenceInfo, type ReplicaApplyResult, RouterPeers, routedEntry } from './peers';
+import type { ReplicaMessage, ReplicaStateMessage } from './replica';
+import type { RouteDecision, RouteRequest, RouterStats, WorkerStats } from './router-types';
+import { type CompiledRouterOptions, compileRouterOptions, type KvRouterOptions } from './router-options';
+import type { RoutingContext, RoutingStrategy } from './strategies/strategy';
+import { checkEngineProfile, type EngineProfile } from './ttft-cost';
 
-/** Default tokens per KV block (Dynamo's default). */
-export const DEFAULT_BLOCK_SIZE = 64;
+export { compileRouterOptions, DEFAULT_BLOCK_SIZE, DEFAULT_FENCE_HOLD_MS } from './router-options';
+export type { CompiledRouterOptions, KvRouterOptions } from './router-options';
 
-/** Options of {@link KvRouter}; every field is optional. */
-export interface KvRouterOptions {
-  /** Tokens per KV block; must match the workers'. Default 64. */
-  blockSize?: number;
-  /** A built-in strategy name or your own {@link RoutingStrategy}; default `'kv'`. */
-  strategy?: StrategyName | RoutingStrategy;
-  /**
-   * `kv` strategy: the preset its other options default to: `'tuned'` (default; see
-   * `TUNED_KV_OPTIONS`) or `'dynamo'` (Dynamo's cost exactly).
-   */
-  kvPreset?: KvPreset;
-  /** `kv` strategy: weight of the prefill term; default from the preset (tuned 16, dynamo 1). */
-  overlapWeight?: number;
-  /** `kv` strategy: softmax temperature; default 0 (deterministic). */
-  temperature?: number;
-  /**
-   * True (default): the index comes from the workers' KV events. False: workers send none, and the
-   * router assumes each routed request's blocks stay cached on its worker for `approxTtlMs`.
-   */
-  useKvEvents?: boolean;
-  /** Approximate mode: how long routed blocks are assumed cached, ms; default 120 000. */
-  approxTtlMs?: number;
-  /** What a gap in a worker's event ids does; default `'clear'` (see {@link KvIndexer}). */
-  gapPolicy?: GapPolicy;
-  /** How long a worker's reported load stays valid, ms; default 10 000. */
-  loadMetricsTtlMs?: number;
-  /** Requests never finished are released after this long, ms; default 600 000. */
-  requestTimeoutMs?: number;
-  /** Prefix of the request ids the router generates; default `'req'`. */
-  requestIdPrefix?: string;
-  /** Clock in ms; default `Date.now`. */
-  now?: Clock;
-  /** Uniform random in [0, 1); default `Math.random`. */
-  random?: RandomSource;
-  /** Receives warnings; default: ignored. */
-  onWarning?: WarningHandler;
-}
-
-/** {@link KvRouterOptions} with defaults applied and values validated. */
-export interface CompiledRouterOptions {
-  /** Tokens per KV block. */
-  blockSize: number;
-  /** The strategy instance (built from the name, or yours). */
-  strategy: RoutingStrategy;
-  /** Index from KV events (true) or approximate (false). */
-  useKvEvents: boolean;
-  /** Approximate mode: lifetime of a routed block, ms. */
-  approxTtlMs: number;
-  /** What an event-id gap does. */
-  gapPolicy: GapPolicy;
-  /** Validity of reported load, ms. */
-  loadMetricsTtlMs: number;
-  /** Release of never-finished requests, ms. */
-  requestTimeoutMs: number;
-  /** Prefix of generated request ids. */
-  requestIdPrefix: string;
-  /** Clock, ms. */
-  now: Clock;
-  /** Uniform random in [0, 1). */
-  random: RandomSource;
-  /** Warning sink. */
-  onWarning: WarningHandler;
-}
-
-/**
- * Applies defaults and validates options, all in one place.
- * @throws RouterInvalidArgumentError naming the first invalid option and what it expects
- */
-export function compileRouterOptions(options: KvRouterOptions = {}): CompiledRouterOptions {
-  const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
-  checkBlockSize(blockSize, 'blockSize');
-  const s = options.strategy ?? 'kv';
-  let strategy: RoutingStrategy;
-  if (typeof s === 'string') {
-    if (!isStrategyName(s)) {
-      throw new RouterInvalidArgumentError(
-        `strategy must be one of ${ALL_STRATEGY_NAMES.join(', ')} or a RoutingStrategy, got ${JSON.stringify(s)}`,
-      );
-    }
-    const preset = kvPreset(options.kvPreset ?? 'tuned');
-    strategy = createStrategy(s, {
-      preset: options.kvPreset ?? 'tuned',
-      overlapWeight: checkNonNegative(options.overlapWeight ?? preset.overlapWeight, 'overlapWeight'),
-      temperature: checkNonNegative(options.temperature ?? preset.temperature, 'temperature'),
-    });
-  } else if (typeof s === 'object' && s !== null && typeof s.select === 'function') {
-    strategy = s;
-  } else {
-    throw new RouterInvalidArgumentError('strategy must be a strategy name or an object with select(ctx)');
-  }
-  const positive = (v: number | undefined, def: number, name: string): number => {
-    const x = v ?? def;
-    if (typeof x !== 'number' || !(x > 0) || !Number.isFinite(x)) {
-      throw new RouterInvalidArgumentError(`${name} must be a positive number of milliseconds, got ${String(x)}`);
-    }
-    return x;
-  };
-  const gapPolicy = options.gapPolicy ?? 'clear';
-  if (gapPolicy !== 'clear' && gapPolicy !== 'keep') {
-    throw new RouterInvalidArgumentError(`gapPolicy must be 'clear' or 'keep', got ${String(gapPolicy)}`);
-  }
-  const fn = <T>(v: T | undefined, def: T, name: string): T => {
-    const x = v ?? def;
-    if (typeof x !== 'function') throw new RouterInvalidArgumentError(`${name} must be a function`);
-    return x;
-  };
-  return {
-    blockSize,
-    strategy,
-    useKvEvents: options.useKvEvents ?? true,
-    approxTtlMs: positive(options.approxTtlMs, DEFAULT_APPROX_TTL_MS, 'approxTtlMs'),
-    gapPolicy,
-    loadMetricsTtlMs: positive(options.loadMetricsTtlMs, DEFAULT_LOAD_METRICS_TTL_MS, 'loadMetricsTtlMs'),
-    requestTimeoutMs: positive(options.requestTimeoutMs, DEFAULT_REQUEST_TIMEOUT_MS, 'requestTimeoutMs'),
-    requestIdPrefix: options.requestIdPrefix ?? 'req',
-    now: fn(options.now, Date.now, 'now'),
-    random: fn(options.random, Math.random, 'random'),
-    onWarning: fn(options.onWarning, ignoreWarnings, 'onWarning'),
-  };
-}
-
-/** A routing request. */
-export interface RouteRequest {
-  /** The prompt's token ids (u32). */
-  tokenIds: ArrayLike<number>;
-  /** Id for load tracking (`onFirstToken`/`onFinished`); generated when absent. */
-  requestId?: string;
-  /** False: only answer, record nothing (no load, no approximate-index entry). Default true. */
-  record?: boolean;
-  /**
-   * Workers not to pick for this request (e.g. they failed it before); they stay registered.
-   * @throws NoWorkersError when it leaves no worker
-   */
-  excludeWorkers?: ReadonlySet<string>;
-}
-
-/** The router's answer (snake_case: it is also the Router service's wire response). */
-export interface RouteDecision {
-  /** The chosen worker. */
-  worker_id: string;
-  /** The request id to pass to `onFirstToken`/`onFinished`. */
-  request_id: string;
-  /** Leading blocks of the prompt the chosen worker has cached. */
-  overlap_blocks: number;
-  /** Prompt length in tokens. */
-  isl_tokens: number;
-  /** Prompt tokens the chosen worker must prefill: `isl_tokens - overlap_blocks * block_size`. */
-  uncached_tokens: number;
-  /** Tokens per block. */
-  block_size: number;
-  /** The strategy that decided. */
-  strategy: string;
-  /** The chosen worker's cost (`kv` strategy). */
-  cost?: number;
-  /** Whether the decision was recorded as load. */
-  recorded: boolean;
-}
-
-/** Per-worker figures of {@link RouterStats}. */
-export interface WorkerStats extends WorkerLoad {
-  /** The worker. */
-  workerId: string;
-  /** Distinct blocks the index says the worker caches. */
-  cachedBlocks: number;
-  /** Last KV event id accepted (events mode). */
-  lastEventId?: number;
-  /** Event-id gaps seen (events mode). */
-  eventGaps: number;
-}
-
-/** Router-wide figures, e.g. for Prometheus gauges and counters. */
-export interface RouterStats {
-  /** Name of the routing strategy. */
-  strategy: string;
-  /** Tokens per block. */
-  blockSize: number;
-  /** Where cache knowledge comes from: KV events, or the router's own decisions. */
-  mode: 'kv_events' | 'approximate';
-  /** Per registered worker, in registration order. */
-  workers: WorkerStats[];
-  /** Distinct blocks indexed. */
-  indexedBlocks: number;
-  /** (worker, block) pairs indexed. */
-  indexEntries: number;
-  /** Requests routed (recorded or not). */
-  decisions: number;
-  /** Requests currently tracked as in flight. */
-  inflightRequests: number;
-  /** Sum over decisions of overlap blocks / sum of prompt blocks (full blocks): the predicted hit rate. */
-  predictedHitRate: number;
-  /** KV events applied / rejected / ignored, and event-id gaps. */
-  events: { applied: number; rejected: number; ignored: number; gaps: number };
-}
+export type { RouteDecision, RouteRequest, RouterStats, WorkerStats } from './router-types';
 
 interface Candidate {
   id: string;
   slot: number;
   load: WorkerLoadState;
+  profile: EngineProfile | undefined;
 }
 
 interface MutableContext {
@@ -244,7 +50,9 @@ interface MutableContext {
   cachedBlocks: Float64Array;
   waiting: Float64Array;
   inflight: Float64Array;
+  prefillRequests: Float64Array;
   totalBlocks: Float64Array;
+  profiles: (EngineProfile | undefined)[];
   tokenIds: ArrayLike<number> | undefined;
   islTokens: number;
   blockSize: number;
@@ -276,6 +84,7 @@ export class KvRouter {
   private coreSlots = new Int32Array(16);
   private loadSlots = new Int32Array(16);
   private readonly warnedUnknown = new Set<string>();
+  private readonly peers: RouterPeers;
   private decisions = 0;
   private seq = 0;
   private overlapSum = 0;
@@ -290,7 +99,11 @@ export class KvRouter {
     this.strategy = o.strategy;
     this.hasher = new BlockHasher(o.blockSize);
     if (o.useKvEvents) {
-      this.indexer = new KvIndexer({ onWarning: o.onWarning, gapPolicy: o.gapPolicy });
+      this.indexer = new KvIndexer({
+        onWarning: o.onWarning,
+        gapPolicy: o.gapPolicy,
+        maxBlocksPerWorker: o.maxBlocksPerWorker,
+      });
       this.core = this.indexer.core;
     } else {
       this.approxIndexer = new ApproxKvIndexer({ ttlMs: o.approxTtlMs, now: o.now });
@@ -301,7 +114,9 @@ export class KvRouter {
       metricsTtlMs: o.loadMetricsTtlMs,
       requestTimeoutMs: o.requestTimeoutMs,
       onWarning: o.onWarning,
+      maxTrackedRequests: o.maxTrackedRequests,
     });
+    this.peers = new RouterPeers(o.routerId, this.load, (id) => this.byId.get(id)?.load, o.onWarning, o.fenceHoldMs);
     const n = 16;
     this.ctx = {
       count: 0,
@@ -313,7 +128,9 @@ export class KvRouter {
       cachedBlocks: new Float64Array(n),
       waiting: new Float64Array(n),
       inflight: new Float64Array(n),
+      prefillRequests: new Float64Array(n),
       totalBlocks: new Float64Array(n),
+      profiles: [],
       tokenIds: undefined,
       islTokens: 0,
       blockSize: o.blockSize,
@@ -348,7 +165,7 @@ export class KvRouter {
     if (this.byId.has(workerId)) return false;
     const slot =
       this.indexer !== undefined ? this.indexer.addWorker(workerId) : this.approxIndexer!.addWorker(workerId);
-    const c: Candidate = { id: workerId, slot, load: this.load.addWorker(workerId) };
+    const c: Candidate = { id: workerId, slot, load: this.load.addWorker(workerId), profile: undefined };
     this.cands.push(c);
     this.byId.set(workerId, c);
     this.syncSlots();
@@ -364,8 +181,22 @@ export class KvRouter {
       this.ctx.cachedBlocks = grow();
       this.ctx.waiting = grow();
       this.ctx.inflight = grow();
+      this.ctx.prefillRequests = grow();
       this.ctx.totalBlocks = grow();
     }
+    return true;
+  }
+
+  /**
+   * Sets a worker's engine timing curve (from its metadata), used by the `ttft` cost; undefined
+   * goes back to the router's `engineProfile`.
+   * @returns whether the worker is registered
+   * @throws RouterInvalidArgumentError naming a bad field
+   */
+  setWorkerProfile(workerId: string, profile: EngineProfile | undefined): boolean {
+    const c = this.byId.get(workerId);
+    if (c === undefined) return false;
+    c.profile = profile === undefined ? undefined : { ...checkEngineProfile(profile, 'profile') };
     return true;
   }
 
@@ -397,6 +228,7 @@ export class KvRouter {
     if (this.indexer !== undefined) this.indexer.removeWorker(workerId);
     else this.approxIndexer!.removeWorker(workerId);
     this.load.removeWorker(workerId);
+    this.peers.fences.delete(workerId);
     return true;
   }
 
@@ -431,6 +263,7 @@ export class KvRouter {
       }
       return { status: 'ignored', reason: 'unknown_worker', blocks: 0 };
     }
+    if (typeof wid === 'string' && this.peers.fences.size > 0) this.peers.heardFrom(wid, this.now());
     return this.indexer.applyEvent(event);
   }
 
@@ -445,11 +278,72 @@ export class KvRouter {
   }
 
   /**
+   * Stops choosing a worker at once (e.g. a caller marked it down, or a request to it failed with
+   * no responders). It stays registered, with its index and load; with a `routerId`, a `fence`
+   * message for the other replicas is queued. See `peers.ts` for what unfences it.
+   * @returns whether it was registered and not fenced yet
+   */
+  fence(workerId: string, reason = 'marked_down'): boolean {
+    if (!this.byId.has(workerId)) return false;
+    return this.peers.fence(workerId, String(reason).slice(0, 200), this.now(), true);
+  }
+
+  /** Chooses a fenced worker again (it answered). @returns whether it was fenced */
+  unfence(workerId: string): boolean {
+    return this.peers.unfence(workerId, 'unfenced', true);
+  }
+
+  /** Whether a worker is fenced. */
+  isFenced(workerId: string): boolean {
+    return this.peers.fences.has(workerId);
+  }
+
+  /** The fenced workers and why. */
+  fencedWorkers(): Map<string, FenceInfo> {
+    return new Map(this.peers.fences);
+  }
+
+  /**
+   * The messages to publish to the other replicas since the last call, oldest first (empty without
+   * a `routerId`). A service sends them on the event plane and passes the others' to
+   * {@link KvRouter.applyReplicaMessage}.
+   */
+  takeReplicaMessages(): ReplicaMessage[] {
+    return this.peers.take();
+  }
+
+  /**
+   * This replica's whole picture (its requests in flight, its fences), to publish when it starts
+   * and periodically; undefined without a `routerId`.
+   */
+  replicaState(): ReplicaStateMessage | undefined {
+    return this.peers.state();
+  }
+
+  /** Applies another replica's message (validated; never throws on bad input). */
+  applyReplicaMessage(message: ReplicaMessage | unknown): ReplicaApplyResult {
+    return this.peers.apply(message, this.now(), (id) => this.byId.has(id));
+  }
+
+  /** Releases the requests of a replica that left (e.g. it left discovery). @returns how many */
+  dropReplica(routerId: string): number {
+    return this.peers.leave(routerId);
+  }
+
+  /**
    * Applies a worker's load report (validated).
    * @returns whether it was applied (false for invalid input or an unregistered worker)
    */
   applyLoad(metrics: LoadMetrics | unknown): boolean {
-    return this.load.applyMetrics(metrics);
+    const ok = this.load.applyMetrics(metrics);
+    const total = ok ? (metrics as LoadMetrics).total_blocks : undefined;
+    // What the worker says it can hold caps its index (forged events cannot grow it beyond).
+    if (total !== undefined && this.indexer !== undefined) {
+      const id = (metrics as LoadMetrics).worker_id;
+      if (this.indexer.capOf(id) !== capFor(total)) this.indexer.setWorkerCapacity(id, total);
+    }
+    if (ok && this.peers.fences.size > 0) this.peers.heardFrom((metrics as LoadMetrics).worker_id, this.now());
+    return ok;
   }
 
   /**
@@ -467,9 +361,17 @@ export class KvRouter {
     }
     const all = this.cands;
     const exclude = req?.excludeWorkers;
-    const cands = exclude !== undefined && exclude.size > 0 ? all.filter((c) => !exclude.has(c.id)) : all;
+    const fences = this.peers.fences;
+    const cands =
+      (exclude !== undefined && exclude.size > 0) || fences.size > 0
+        ? all.filter((c) => !fences.has(c.id) && exclude?.has(c.id) !== true)
+        : all;
     const n = cands.length;
-    if (n === 0) throw new NoWorkersError();
+    if (n === 0) {
+      throw new NoWorkersError(
+        all.length === 0 ? undefined : `no worker is available to route to (${fences.size} of ${all.length} fenced)`,
+      );
+    }
     const now = this.now();
     const approx = this.approxIndexer;
     if (approx !== undefined) approx.expire();
@@ -492,6 +394,7 @@ export class KvRouter {
     const waiting = ctx.waiting;
     const inflight = ctx.inflight;
     const totalBlocks = ctx.totalBlocks;
+    const profiles = ctx.profiles;
     // Only workers that hold some of the prompt (cached or active) differ from 0 / requestBlocks.
     const anyCached = matched > 0;
     const anyActive = !load.activeOverlapNone;
@@ -506,6 +409,8 @@ export class KvRouter {
     const reportedAt = cols.reportedAt;
     const reportedTotal = cols.reportedTotal;
     const inflightCol = cols.inflight;
+    const prefillingCol = cols.prefilling;
+    const prefillRequests = ctx.prefillRequests;
     const loneCol = cols.loneBlocks;
     const privateCol = cols.privateBlocks;
     const prefillCol = cols.trackedPrefill;
@@ -518,12 +423,16 @@ export class KvRouter {
       inflight[i] = inflightCol[ls]!;
       const total = reportedTotal[ls]!;
       totalBlocks[i] = total > 0 ? total : 0;
+      profiles[i] = cands[i]!.profile;
       if (now - reportedAt[ls]! <= ttl) {
         const w = cands[i]!.load;
         activeBlocks[i] = w.activeBlocks(now, ttl);
         activePrefill[i] = w.activePrefill(now, ttl);
         waiting[i] = w.waiting(now, ttl);
+        const p = prefillingCol[ls]!;
+        prefillRequests[i] = waiting[i]! > p ? waiting[i]! : p;
       } else {
+        prefillRequests[i] = prefillingCol[ls]!;
         // No fresh report: the tracked figures (what the three calls above give then).
         activeBlocks[i] = load.indexedActiveBlocks(ls) + loneCol[ls]! + privateCol[ls]!;
         activePrefill[i] = prefillCol[ls]!;
@@ -552,6 +461,7 @@ export class KvRouter {
     const overlap = ctx.overlapBlocks[idx]!;
     const uncached = isl - overlap * bs;
     const requestId = req?.requestId ?? `${this.options.requestIdPrefix}-${++this.seq}`;
+    if (requestId.charCodeAt(0) === 0) throw new RouterInvalidArgumentError('requestId must not start with NUL');
     const record = req?.record !== false;
     if (record) {
       load.onRoutedPacked(
@@ -566,6 +476,21 @@ export class KvRouter {
         now,
       );
       if (approx !== undefined) approx.recordPacked(chosen.slot, packed.words, seqAt, PACKED_STRIDE, packed.count);
+      const rid = this.peers.routerId;
+      if (rid !== undefined) {
+        const e = routedEntry(
+          requestId,
+          chosen.id,
+          uncached,
+          packed.words,
+          seqAt,
+          PACKED_STRIDE,
+          packed.count,
+          requestBlocks - packed.count,
+          false,
+        );
+        this.peers.publish({ type: 'routed', router_id: rid, ...e });
+      }
     }
     this.decisions++;
     this.overlapSum += overlap;
@@ -586,12 +511,20 @@ export class KvRouter {
 
   /** The request produced its first token (prefill done). @returns whether it was tracked */
   onFirstToken(requestId: string): boolean {
-    return this.load.onFirstToken(requestId);
+    const worker = this.peers.fences.size > 0 ? this.load.workerOf(requestId) : undefined;
+    if (worker !== undefined) this.peers.unfence(worker, 'first_token', true);
+    const ok = this.load.onFirstToken(requestId);
+    const rid = this.peers.routerId;
+    if (ok && rid !== undefined) this.peers.publish({ type: 'first_token', router_id: rid, request_id: requestId });
+    return ok;
   }
 
   /** The request's stream ended (done, failed or cancelled). @returns whether it was tracked */
   onFinished(requestId: string): boolean {
-    return this.load.onFinished(requestId);
+    const ok = this.load.onFinished(requestId);
+    const rid = this.peers.routerId;
+    if (ok && rid !== undefined) this.peers.publish({ type: 'finished', router_id: rid, request_id: requestId });
+    return ok;
   }
 
   /** Figures for metrics. O(workers). */
@@ -608,6 +541,8 @@ export class KvRouter {
       };
       const last = idx?.lastEventId(c.id);
       if (last !== undefined) w.lastEventId = last;
+      const f = this.peers.fences.get(c.id);
+      if (f !== undefined) w.fenced = { ...f };
       return w;
     });
     return {
@@ -626,8 +561,14 @@ export class KvRouter {
         ignored: counters.ignored + this.ignoredEvents,
         gaps: counters.gaps,
       },
+      replicas: { peerRequests: this.peers.peerRequests, peers: this.peers.peerIds().length },
     };
   }
+}
+
+/** The index cap `KvIndexer.setWorkerCapacity` derives from a capacity (to skip no-op updates). */
+function capFor(total: number): number {
+  return Math.ceil(total + Math.max(64, total / 16));
 }
 
 function isRouteRequest(x: ArrayLike<number> | RouteRequest): x is RouteRequest {

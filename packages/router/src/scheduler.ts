@@ -22,9 +22,17 @@ import type { RandomSource } from './common';
 import { RouterInvalidArgumentError } from './errors';
 import { BlockHasher, PACKED_STRIDE } from './hashing';
 import { randomIndex, type RoutingChoice, type RoutingContext, type RoutingStrategy } from './strategies/strategy';
+import { checkEngineProfile, type EngineProfile, MOCKER_ENGINE_PROFILE, predictTtftMs } from './ttft-cost';
 
-/** Named sets of {@link KvSchedulerOptions}: `dynamo` (Dynamo's cost exactly) and `tuned`. */
-export type KvPreset = 'dynamo' | 'tuned';
+/**
+ * Named sets of {@link KvSchedulerOptions}: `ttft` (predicted time to first token, the default of
+ * the `kv` strategy by name), `dynamo` (Dynamo's cost exactly) and `tuned` (Dynamo's cost
+ * reweighted on the Mooncake trace).
+ */
+export type KvPreset = 'ttft' | 'dynamo' | 'tuned';
+
+/** What the cost measures: Dynamo's blocks, or the predicted TTFT in ms (`ttft-cost.ts`). */
+export type KvObjective = 'blocks' | 'ttft';
 
 /** Options of {@link KvScheduler}. */
 export interface KvSchedulerOptions {
@@ -62,16 +70,33 @@ export interface KvSchedulerOptions {
   memoryWeight?: number;
   /** Blocks remembered per worker (approximately LRU); default 32768. */
   memoryBlocks?: number;
+  /** What the cost measures; default from the preset (`ttft` for the `ttft` preset, else `blocks`). */
+  objective?: KvObjective;
+  /**
+   * `ttft` objective: weight of the compute the request adds to the worker (its own prefill time)
+   * on top of its predicted TTFT: the delay a cache miss imposes on the requests behind it, which a
+   * greedy TTFT minimum ignores. Default from the preset.
+   */
+  workWeight?: number;
+  /**
+   * `ttft` objective: the engines' timing curve, for workers whose own profile the router does not
+   * know (`KvRouter.setWorkerProfile`); default {@link MOCKER_ENGINE_PROFILE}.
+   */
+  engineProfile?: EngineProfile;
 }
 
+type PresetValues = Readonly<Required<Omit<KvSchedulerOptions, 'preset' | 'engineProfile'>>>;
+
 /** Dynamo's scheduler settings: `overlap_weight` 1, temperature 0, index overlap only. */
-export const DYNAMO_KV_OPTIONS: Readonly<Required<Omit<KvSchedulerOptions, 'preset'>>> = {
+export const DYNAMO_KV_OPTIONS: PresetValues = {
   overlapWeight: 1,
   temperature: 0,
   inflightOverlap: false,
   queueWeight: 1,
   memoryWeight: 0,
   memoryBlocks: 32768,
+  objective: 'blocks',
+  workWeight: 0,
 };
 
 /**
@@ -79,20 +104,39 @@ export const DYNAMO_KV_OPTIONS: Readonly<Required<Omit<KvSchedulerOptions, 'pres
  * cache hits weigh 16 times the KV-memory term, a worker's queued prefill a tenth of the request's
  * own uncached prefill, and blocks in flight count as cached where they are being computed.
  */
-export const TUNED_KV_OPTIONS: Readonly<Required<Omit<KvSchedulerOptions, 'preset'>>> = {
+export const TUNED_KV_OPTIONS: PresetValues = {
   overlapWeight: 16,
   temperature: 0,
   inflightOverlap: true,
   queueWeight: 0.1,
   memoryWeight: 0,
   memoryBlocks: 32768,
+  objective: 'blocks',
+  workWeight: 0,
+};
+
+/**
+ * The predicted-TTFT cost (`ttft-cost.ts`) with in-flight blocks counted as cached where they are
+ * being computed, plus 6 times the prefill time the request adds (`workWeight`, chosen on the grid's
+ * `tune` cells, docs/benchmarks.md). `overlapWeight` and `queueWeight` do not apply to it.
+ */
+export const TTFT_KV_OPTIONS: PresetValues = {
+  overlapWeight: 1,
+  temperature: 0,
+  inflightOverlap: true,
+  queueWeight: 1,
+  memoryWeight: 0,
+  memoryBlocks: 32768,
+  objective: 'ttft',
+  workWeight: 6,
 };
 
 /** The values of a preset. */
-export function kvPreset(preset: KvPreset): Readonly<Required<Omit<KvSchedulerOptions, 'preset'>>> {
+export function kvPreset(preset: KvPreset): PresetValues {
   if (preset === 'dynamo') return DYNAMO_KV_OPTIONS;
   if (preset === 'tuned') return TUNED_KV_OPTIONS;
-  throw new RouterInvalidArgumentError(`preset must be 'dynamo' or 'tuned', got ${JSON.stringify(preset)}`);
+  if (preset === 'ttft') return TTFT_KV_OPTIONS;
+  throw new RouterInvalidArgumentError(`preset must be 'ttft', 'dynamo' or 'tuned', got ${JSON.stringify(preset)}`);
 }
 
 /** Default {@link KvSchedulerOptions.overlapWeight}. */
@@ -182,6 +226,12 @@ export class KvScheduler implements RoutingStrategy {
   readonly queueWeight: number;
   /** Weight of remembered blocks. */
   readonly memoryWeight: number;
+  /** What the cost measures. */
+  readonly objective: KvObjective;
+  /** `ttft` objective: the curve of workers without their own profile. */
+  readonly engineProfile: EngineProfile;
+  /** `ttft` objective: weight of the compute the request adds (its own prefill time). */
+  readonly workWeight: number;
   private readonly memory: RoutingMemory | undefined;
   private remembered = new Float64Array(16);
   private costs = new Float64Array(16);
@@ -202,6 +252,12 @@ export class KvScheduler implements RoutingStrategy {
       throw new RouterInvalidArgumentError(`memoryBlocks must be a positive integer, got ${String(mb)}`);
     }
     if (this.memoryWeight > 0) this.memory = new RoutingMemory(mb);
+    this.objective = options.objective ?? base.objective;
+    if (this.objective !== 'blocks' && this.objective !== 'ttft') {
+      throw new RouterInvalidArgumentError(`objective must be 'blocks' or 'ttft', got ${String(this.objective)}`);
+    }
+    this.engineProfile = checkEngineProfile(options.engineProfile ?? MOCKER_ENGINE_PROFILE);
+    this.workWeight = checkNonNegative(options.workWeight ?? base.workWeight, 'workWeight');
   }
 
   /** Costs computed by the last {@link KvScheduler.select} (first `count` entries). */
@@ -221,9 +277,19 @@ export class KvScheduler implements RoutingStrategy {
     if (this.remembered.length < n) this.remembered = new Float64Array(n * 2);
     if (mem !== undefined) mem.score(ctx, this.remembered, this.memoryWeight);
     let min = Infinity;
+    const ttft = this.objective === 'ttft';
+    const profiles = ctx.profiles;
     for (let i = 0; i < n; i++) {
       const r = mem !== undefined ? this.remembered[i]! : 0;
-      const c = kvCost(ctx, i, this.overlapWeight, this.inflightOverlap, this.queueWeight, r);
+      let c: number;
+      if (ttft) {
+        let overlap = ctx.overlapBlocks[i]!;
+        if (r > overlap) overlap = r;
+        if (this.inflightOverlap) overlap = Math.max(overlap, ctx.requestBlocks - ctx.newBlocks[i]!);
+        c = predictTtftMs(ctx, i, overlap, profiles?.[i] ?? this.engineProfile, this.workWeight);
+      } else {
+        c = kvCost(ctx, i, this.overlapWeight, this.inflightOverlap, this.queueWeight, r);
+      }
       costs[i] = c;
       if (c < min) min = c;
     }

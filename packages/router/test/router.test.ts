@@ -95,7 +95,9 @@ describe('KvRouter', () => {
       uncached_tokens: 0,
       block_size: 2,
       strategy: 'kv',
-      cost: 4, // nothing to prefill; its 4 blocks become active
+      // The predicted TTFT (mocker profile): nothing cached to prefill but the last token, one step;
+      // plus 6 times that prefill (the work it adds).
+      cost: expect.closeTo(7 * (26.2 + 0.0741 + 2.5e-6 * (8 + 0.5)) + 19.44, 9) as unknown as number,
       recorded: true,
     });
     const w = c.router.stats().workers.find((x) => x.workerId === first.worker_id)!;
@@ -120,7 +122,13 @@ describe('KvRouter', () => {
     const c = cluster({ blockSize: 16 }, ['w0', 'w1', 'w2']);
     const prompt = Array.from({ length: 512 }, (_, i) => i);
     const first = c.serve(prompt); // cached on one worker
-    for (let i = 0; i < 30; i++) expect(c.router.route(prompt).worker_id).toBe(first.worker_id);
+    // Running (past their first token): the ttft cost charges queued requests a fixed prefill
+    // cost each, so 30 requests still queued would rightly spill to another worker.
+    for (let i = 0; i < 30; i++) {
+      const d = c.router.route(prompt);
+      expect(d.worker_id).toBe(first.worker_id);
+      c.router.onFirstToken(d.request_id);
+    }
     const w = c.router.stats().workers.find((x) => x.workerId === first.worker_id)!;
     expect(w).toMatchObject({ inflightRequests: 30, activeBlocks: 32, activePrefillTokens: 0 });
   });

@@ -1,4 +1,13 @@
-import { KvScheduler, kvCost, RouterInvalidArgumentError, routingContext, softmaxSample } from '@dynamo-ts/router';
+import {
+  checkEngineProfile,
+  KvScheduler,
+  kvCost,
+  MOCKER_ENGINE_PROFILE,
+  predictTtftMs,
+  RouterInvalidArgumentError,
+  routingContext,
+  softmaxSample,
+} from '@dynamo-ts/router';
 import { prng } from './model';
 
 describe('kv cost (Dynamo)', () => {
@@ -122,5 +131,75 @@ describe('KvScheduler', () => {
   it('validates its options', () => {
     expect(() => new KvScheduler({ overlapWeight: -1 })).toThrow(RouterInvalidArgumentError);
     expect(() => new KvScheduler({ temperature: Number.NaN })).toThrow(/temperature must be a finite number >= 0/);
+  });
+});
+
+describe('the ttft cost (default of the kv strategy)', () => {
+  const profile = {
+    prefillFixedMs: 10,
+    prefillPerTokenMs: 0.1,
+    prefillAttentionMs: 1e-4,
+    maxBatchedTokens: 1000,
+    decodeBaseMs: 5,
+    decodePerSeqMs: 0.5,
+    decodePerContextTokenMs: 0.01,
+  };
+
+  it('predicts each term from the context and the profile', () => {
+    const ctx = routingContext(
+      [
+        { workerId: 'cached', overlapBlocks: 6, activePrefillTokens: 500, activeBlocks: 10, inflight: 2 },
+        { workerId: 'idle' },
+        { workerId: 'full', activeBlocks: 95, totalBlocks: 100 },
+      ],
+      { islTokens: 1000, blockSize: 100 },
+    );
+    // cached: queue 500 + 400 new over 600 cached; 1 step; 2 running, 1000 context tokens.
+    expect(predictTtftMs(ctx, 0, 6, profile)).toBeCloseTo(10 + 0.1 * 900 + 1e-4 * 400 * (600 + 200) + (5 + 1 + 10), 9);
+    // idle: 1000 new, 1 step of an empty batch.
+    expect(predictTtftMs(ctx, 1, 0, profile)).toBeCloseTo(10 + 100 + 1e-4 * 1000 * 500 + 5, 9);
+    // full: 95 + 10 blocks > 100: 5 blocks priced as recomputed; 95 blocks of context decode.
+    expect(predictTtftMs(ctx, 2, 0, profile)).toBeCloseTo(10 + 100 + 50 + 5 + 0.01 * 9500 + 0.1 * 100 * 5, 9);
+    // 2,500 tokens to compute at 1,000 a step: 3 decode steps.
+    const queued = routingContext([{ workerId: 'q', activePrefillTokens: 1500 }], { islTokens: 1000, blockSize: 100 });
+    expect(predictTtftMs(queued, 0, 0, profile)).toBeCloseTo(10 + 250 + 50 + 3 * 5, 9);
+  });
+
+  it('prefers a cache hit until the queue ahead costs more than the prefill it saves', () => {
+    const s = new KvScheduler({ preset: 'ttft', engineProfile: profile, workWeight: 0 });
+    const pick = (queue: number): string => {
+      const ctx = routingContext(
+        [{ workerId: 'hit', overlapBlocks: 8, activePrefillTokens: queue }, { workerId: 'cold' }],
+        { islTokens: 1000, blockSize: 100, random: () => 0 },
+      );
+      return ctx.workerIds[s.select(ctx).index]!;
+    };
+    expect(pick(0)).toBe('hit');
+    expect(pick(500)).toBe('hit');
+    expect(pick(2000)).toBe('cold');
+    // Counting the compute a miss adds (workWeight) keeps the prefix longer: cold costs 165 + 165w,
+    // the hit 263 + 28w at a 2,000-token queue.
+    const heavy = new KvScheduler({ preset: 'ttft', engineProfile: profile, workWeight: 1 });
+    const ctx = routingContext(
+      [{ workerId: 'hit', overlapBlocks: 8, activePrefillTokens: 2000 }, { workerId: 'cold' }],
+      { islTokens: 1000, blockSize: 100, random: () => 0 },
+    );
+    expect(ctx.workerIds[heavy.select(ctx).index]).toBe('hit');
+    expect(new KvScheduler({ preset: 'ttft' }).workWeight).toBe(6);
+  });
+
+  it('uses a worker profile from the context over its own, and rejects bad profiles naming the field', () => {
+    const s = new KvScheduler({ preset: 'ttft', engineProfile: profile });
+    const slow = { ...profile, prefillPerTokenMs: 10 };
+    const ctx = {
+      ...routingContext([{ workerId: 'slow' }, { workerId: 'fast' }], { islTokens: 100, blockSize: 10 }),
+      profiles: [slow, undefined],
+    };
+    expect(ctx.workerIds[s.select(ctx).index]).toBe('fast');
+    expect(() => new KvScheduler({ preset: 'ttft', engineProfile: { ...profile, decodeBaseMs: -1 } })).toThrow(
+      /engineProfile.decodeBaseMs/,
+    );
+    expect(() => checkEngineProfile({ ...profile, maxBatchedTokens: 0 })).toThrow(/maxBatchedTokens/);
+    expect(new KvScheduler({ preset: 'ttft' }).engineProfile).toEqual(MOCKER_ENGINE_PROFILE);
   });
 });

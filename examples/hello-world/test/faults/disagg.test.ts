@@ -132,10 +132,12 @@ describeWithBinaries(['nats-server', 'etcd'], 'fault injection: disaggregated pr
         workers: DECODE,
         timeoutMs: 20_000,
       });
-      const stream = await prefillStream(c.nats, c.namespace);
-      const consumer = stream.consumer_detail?.[0];
+      // The prefill worker acks after it replied (the answer can arrive first): read the stream's
+      // state once it logged 'prefill done', which it does after the ack.
       await prefill.waitForLog((l) => l.message === 'prefill done' && l.request_id === '12345', 5000);
       await prefill.settled();
+      const stream = await prefillStream(c.nats, c.namespace);
+      const consumer = stream.consumer_detail?.[0];
       const done = prefill.logs('prefill done').filter((l) => l.request_id === '12345');
       settleCase(
         {

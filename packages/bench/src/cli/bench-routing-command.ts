@@ -18,9 +18,11 @@ import {
   sharedPrefixWorkload,
   traceRequests,
   type BenchRequest,
+  type EngineModel,
 } from '../routing-bench';
 import { positiveIntFlag, positiveNumberFlag } from '../flags';
 import { progressBar } from './progress';
+import { formatGridMarkdown, runRoutingGrid } from '../routing/grid';
 
 /** Parsed flags of `bench routing`. */
 interface RoutingArgs {
@@ -45,6 +47,13 @@ interface RoutingArgs {
   'max-num-seqs': number;
   'max-batched-tokens': number;
   'kv-preset': string;
+  'router-replicas': number;
+  'engine-model': string;
+  'kv-work-weight'?: number;
+  grid: boolean;
+  'grid-workers': string;
+  'grid-speedups': string;
+  'replica-sharing': boolean;
   json?: string;
   chart?: string;
 }
@@ -161,8 +170,38 @@ export function routingBenchCommand<T>(fail: (e: unknown) => never): CommandModu
         .option('max-batched-tokens', { type: 'number', default: 8192 })
         .option('kv-preset', {
           type: 'string',
-          default: 'tuned',
-          describe: "kv strategy settings: tuned or dynamo (Dynamo's cost)",
+          default: 'ttft',
+          describe: "kv strategy cost: ttft (predicted time to first token), tuned or dynamo (Dynamo's cost)",
+        })
+        .option('grid', {
+          type: 'boolean',
+          default: false,
+          describe: 'run the grid of generated workloads (plus --trace if given) and print a markdown table',
+        })
+        .option('grid-workers', { type: 'string', default: '4,16', describe: 'with --grid: worker counts' })
+        .option('grid-speedups', {
+          type: 'string',
+          default: '4,1.5,0.75',
+          describe: 'with --grid: engine speeds (light to overloaded)',
+        })
+        .option('kv-work-weight', {
+          type: 'number',
+          describe: 'kv strategy, ttft cost: weight of the compute a request adds (default 6)',
+        })
+        .option('engine-model', {
+          type: 'string',
+          default: 'vllm',
+          describe: 'simulated engine: vllm (preemption, chunked prefill limits) or mocker (the earlier model)',
+        })
+        .option('router-replicas', {
+          type: 'number',
+          default: 1,
+          describe: 'routers taking requests round-robin, sharing state by the replica protocol',
+        })
+        .option('replica-sharing', {
+          type: 'boolean',
+          default: true,
+          describe: 'with --router-replicas: exchange replica messages (--no-replica-sharing: each sees only its own)',
         })
         .option('json', { type: 'string', describe: 'write the result as JSON to this file' })
         .option('chart', {
@@ -176,8 +215,44 @@ export function routingBenchCommand<T>(fail: (e: unknown) => never): CommandModu
           throw new InvalidArgumentError(`--seed must be an integer, got ${String(argv.seed)}`);
         }
         const preset = argv['kv-preset'];
-        if (preset !== 'tuned' && preset !== 'dynamo') {
-          throw new InvalidArgumentError(`--kv-preset must be tuned or dynamo, got ${JSON.stringify(preset)}`);
+        if (preset !== 'ttft' && preset !== 'tuned' && preset !== 'dynamo') {
+          throw new InvalidArgumentError(`--kv-preset must be ttft, tuned or dynamo, got ${JSON.stringify(preset)}`);
+        }
+        const model = argv['engine-model'];
+        if (model !== 'vllm' && model !== 'mocker') {
+          throw new InvalidArgumentError(`--engine-model must be vllm or mocker, got ${JSON.stringify(model)}`);
+        }
+        const ww = argv['kv-work-weight'];
+        if (ww !== undefined && !(typeof ww === 'number' && ww >= 0 && Number.isFinite(ww))) {
+          throw new InvalidArgumentError(`--kv-work-weight must be a number >= 0, got ${String(ww)}`);
+        }
+        const strategyOptions = { preset, ...(ww !== undefined ? { workWeight: ww } : {}) } as const;
+        if (argv.grid) {
+          const list = (flag: string, v: string): number[] => {
+            const xs = v.split(',').map((x) => Number(x.trim()));
+            if (xs.length === 0 || xs.some((x) => !(x > 0) || !Number.isFinite(x))) {
+              throw new InvalidArgumentError(`--${flag} must be a comma-separated list of positive numbers, got ${v}`);
+            }
+            return xs;
+          };
+          const workers = list('grid-workers', argv['grid-workers']);
+          if (workers.some((w) => !Number.isSafeInteger(w)))
+            throw new InvalidArgumentError('--grid-workers must be integers');
+          const bar = progressBar();
+          const cells = await runRoutingGrid({
+            ...(argv.trace !== undefined ? { tracePath: argv.trace } : {}),
+            strategies,
+            workers,
+            speedups: list('grid-speedups', argv['grid-speedups']),
+            seed: argv.seed,
+            engineModel: model as EngineModel,
+            strategyOptions,
+            onCell: (_c, done, total) => bar.update('grid', done, total),
+          });
+          bar.stop();
+          process.stdout.write(formatGridMarkdown(cells) + '\n');
+          if (argv.json) writeFileSync(argv.json, JSON.stringify({ cells }, null, 2) + '\n');
+          return;
         }
         const requests = loadRequests(argv);
         const options = {
@@ -190,7 +265,10 @@ export function routingBenchCommand<T>(fail: (e: unknown) => never): CommandModu
           blockSize: positiveIntFlag('block-size', argv['block-size']),
           maxNumSeqs: positiveIntFlag('max-num-seqs', argv['max-num-seqs']),
           maxBatchedTokens: positiveIntFlag('max-batched-tokens', argv['max-batched-tokens']),
-          strategyOptions: { preset } as const,
+          strategyOptions,
+          routerReplicas: positiveIntFlag('router-replicas', argv['router-replicas']),
+          replicaSharing: argv['replica-sharing'] !== false,
+          engineModel: model as EngineModel,
         };
         const bar = progressBar();
         const result = await runRoutingBench(options, { onProgress: (p, done, total) => bar.update(p, done, total) });

@@ -78,3 +78,69 @@ export function sharedPrefixWorkload(options: SharedPrefixOptions, seed: number)
   out.sort((a, b) => a.arrivalMs - b.arrivalMs);
   return out;
 }
+
+/** Options of {@link mixedLengthWorkload}. */
+export interface MixedLengthOptions {
+  /** Requests; default 1000. */
+  requests?: number;
+  /** Arrivals per second (Poisson); default 20. */
+  rate?: number;
+  /** Share of long prompts; default 0.2. */
+  longFraction?: number;
+  /** Long prompt tokens, uniform in [min, max]; default 8192..32768. */
+  longTokens?: [number, number];
+  /** Short prompt tokens, uniform in [min, max]; default 128..1024. */
+  shortTokens?: [number, number];
+  /** Shared document prefixes a long prompt starts with (half its length); default 16. */
+  documents?: number;
+  /** Tokens generated per request; default 64. */
+  outputTokens?: number;
+}
+
+/**
+ * Long and short prompts mixed: short chat-like prompts (unique) and long ones that start with one
+ * of a few shared documents (RAG-like), Poisson arrivals. Deterministic for `seed`.
+ */
+export function mixedLengthWorkload(options: MixedLengthOptions, seed: number): BenchRequest[] {
+  const o = {
+    requests: 1000,
+    rate: 20,
+    longFraction: 0.2,
+    longTokens: [8192, 32768] as [number, number],
+    shortTokens: [128, 1024] as [number, number],
+    documents: 16,
+    outputTokens: 64,
+    ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)),
+  };
+  const rnd = seededRandom(seed);
+  const uniform = ([a, b]: [number, number]): number => a + Math.floor(rnd() * (b - a + 1));
+  const out: BenchRequest[] = [];
+  let t = 0;
+  let nextId = 2_000_000;
+  for (let i = 0; i < o.requests; i++) {
+    t += -Math.log(1 - rnd()) * (1000 / o.rate);
+    const long = rnd() < o.longFraction;
+    const length = uniform(long ? o.longTokens : o.shortTokens);
+    const segs: Array<[number, number]> = long
+      ? [
+          [3_000_000 + Math.floor(rnd() * o.documents), Math.floor(length / 2)],
+          [nextId++, length - Math.floor(length / 2)],
+        ]
+      : [[nextId++, length]];
+    out.push({
+      arrivalMs: t,
+      inputLength: length,
+      outputLength: o.outputTokens,
+      tokens: () => {
+        const buf = new Uint32Array(length);
+        let at = 0;
+        for (const [id, n] of segs) {
+          fillHashIdTokens(id, buf, at, n);
+          at += n;
+        }
+        return buf;
+      },
+    });
+  }
+  return out;
+}

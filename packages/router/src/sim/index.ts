@@ -9,6 +9,8 @@ export { prefillTimeMs, prefillChunkTimeMs, decodeStepTimeMs } from './timing';
 export { PagedKvCache } from './kv-cache';
 export { SimEngine, SIM_ENGINE_DEFAULTS } from './engine';
 export type { SimEngineOptions, SimRequest, SimStep, SimTokenOutput, SimAdmission } from './engine';
+export { VllmSimEngine, VLLM_SIM_TIMING } from './vllm-engine';
+export type { VllmSimEngineOptions, VllmTiming } from './vllm-engine';
 export { VirtualEventLoop } from './event-loop';
 export { RealTimeEngine, systemScheduler } from './realtime';
 export type { EngineScheduler, RealTimeEngineListeners, TokenBatch } from './realtime';

@@ -36,7 +36,7 @@ export type StrategyOptions = KvSchedulerOptions & {
 export function createStrategy(name: StrategyName, options: StrategyOptions = {}): RoutingStrategy {
   switch (name) {
     case 'kv':
-      return new KvScheduler({ ...kvOnly(options), preset: options.preset ?? 'tuned' });
+      return new KvScheduler({ ...kvOnly(options), preset: options.preset ?? 'ttft' });
     case 'sglang-cache-aware':
       return new SglangCacheAwarePolicy(options.sglang);
     case 'vllm-prefix-aware':
@@ -67,6 +67,9 @@ function kvOnly(o: StrategyOptions): KvSchedulerOptions {
     'queueWeight',
     'memoryWeight',
     'memoryBlocks',
+    'objective',
+    'workWeight',
+    'engineProfile',
   ] as const) {
     if (o[k] !== undefined) (out as Record<string, unknown>)[k] = o[k];
   }

@@ -4,6 +4,7 @@
  */
 import type { RandomSource } from '../common';
 import { RouterInvalidArgumentError } from '../errors';
+import type { EngineProfile } from '../ttft-cost';
 
 /** Names of this router's own strategies. */
 export type BuiltinStrategyName = 'kv' | 'round-robin' | 'random' | 'least-loaded' | 'power-of-two';
@@ -72,10 +73,17 @@ export interface RoutingContext {
   /** The prompt's token ids, when the caller has them (KvRouter passes them; policies that keep
    * their own prefix trees need them). */
   readonly tokenIds?: ArrayLike<number>;
+  /**
+   * Requests queued or prefilling on each worker: the larger of those this router (and its peers)
+   * sent without a first token yet and the worker's reported waiting; absent: unknown.
+   */
+  readonly prefillRequests?: ArrayLike<number>;
   /** Requests routed to each worker and not finished (tracked by the router); absent: unknown. */
   readonly inflight?: ArrayLike<number>;
   /** Each worker's KV capacity in blocks as it reported it (0: unknown); absent: unknown. */
   readonly totalBlocks?: ArrayLike<number>;
+  /** Each worker's engine timing curve when known (worker metadata); absent or undefined: unknown. */
+  readonly profiles?: ArrayLike<EngineProfile | undefined>;
 }
 
 /** A strategy's pick. */
@@ -112,6 +120,8 @@ export interface CandidateWorker {
   waiting?: number;
   /** Its requests in flight; default 0. */
   inflight?: number;
+  /** Its requests queued or prefilling; default 0. */
+  prefillRequests?: number;
   /** Its KV capacity in blocks; default 0 (unknown). */
   totalBlocks?: number;
 }
@@ -140,6 +150,7 @@ export function routingContext(
     requestBlocks,
     random: request.random ?? Math.random,
     inflight: candidates.map((c) => c.inflight ?? 0),
+    prefillRequests: candidates.map((c) => c.prefillRequests ?? 0),
     totalBlocks: candidates.map((c) => c.totalBlocks ?? 0),
     ...(request.tokenIds !== undefined ? { tokenIds: request.tokenIds } : {}),
   };

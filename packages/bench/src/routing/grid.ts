@@ -1,0 +1,195 @@
+/**
+ * `dynamo-ts bench routing --grid`: every strategy over a grid of generated workloads, worker counts
+ * and engine speeds (light to overloaded), as one markdown table: per cell the `kv` TTFT p50/p99,
+ * the best other policy's, and whether `kv` has the lowest of both. The cells are split into a
+ * `tune` part (the ones the cost was adjusted on) and a `check` part (held out).
+ * @packageDocumentation
+ */
+import { readFileSync } from 'node:fs';
+import type { StrategyName, StrategyOptions } from '@dynamo-ts/router';
+import { type EngineModel, runRoutingBench } from '../routing-bench';
+import { parseMooncakeTrace, traceRequests, type BenchRequest } from './trace';
+import { mixedLengthWorkload, sharedPrefixWorkload } from './workload';
+
+/** One workload of the grid. */
+export interface GridWorkload {
+  /** Short name. */
+  name: string;
+  /** Whether the cost was tuned on it or it is held out. */
+  split: 'tune' | 'check';
+  /** Builds its requests. */
+  build(): BenchRequest[];
+}
+
+/** One cell's outcome. */
+export interface GridCell {
+  workload: string;
+  split: 'tune' | 'check';
+  workers: number;
+  speedup: number;
+  /** Mean engine busy time / makespan in the `kv` run. */
+  utilization: number;
+  /** `light` (< 0.5), `moderate` (< 0.8), `heavy` (< 0.95) or `overloaded`. */
+  load: string;
+  kv: { p50: number; p99: number };
+  /** The other policy with the lowest p50, and the lowest p99 among the others. */
+  bestP50: { strategy: string; ms: number };
+  bestP99: { strategy: string; ms: number };
+  /** `kv` p50 and p99 are both the lowest (ties within 1% count as wins). */
+  wins: boolean;
+}
+
+/** The grid's workloads; the two Mooncake chunks only when the trace is given. */
+export function gridWorkloads(tracePath: string | undefined, seed: number): GridWorkload[] {
+  const out: GridWorkload[] = [];
+  if (tracePath !== undefined) {
+    const all = traceRequests(parseMooncakeTrace(readFileSync(tracePath, 'utf8'), 512, tracePath), 512);
+    const chunk = (from: number, n: number): BenchRequest[] => {
+      const part = all.slice(from, from + n);
+      const t0 = part[0]?.arrivalMs ?? 0;
+      return part.map((r) => ({ ...r, arrivalMs: r.arrivalMs - t0 }));
+    };
+    out.push({ name: 'mooncake[0,1000)', split: 'tune', build: () => chunk(0, 1000) });
+    out.push({ name: 'mooncake[2000,3000)', split: 'check', build: () => chunk(2000, 1000) });
+  }
+  const sp = (name: string, split: 'tune' | 'check', o: Parameters<typeof sharedPrefixWorkload>[0]): GridWorkload => ({
+    name,
+    split,
+    build: () => sharedPrefixWorkload(o, seed),
+  });
+  out.push(sp('shared-prefix 64x8', 'tune', { sessions: 64, prefixGroups: 8, turns: 4, sessionRate: 4 }));
+  out.push(
+    sp('shared-prefix 512x64', 'check', {
+      sessions: 512,
+      prefixGroups: 64,
+      turns: 2,
+      prefixLength: 2048,
+      sessionRate: 16,
+    }),
+  );
+  out.push(
+    sp('shared-prefix 512x8', 'check', {
+      sessions: 512,
+      prefixGroups: 8,
+      turns: 2,
+      prefixLength: 2048,
+      sessionRate: 16,
+    }),
+  );
+  out.push(
+    sp('chat (think time)', 'check', {
+      sessions: 96,
+      prefixGroups: 96,
+      prefixLength: 512,
+      userTokens: 384,
+      outputTokens: 192,
+      turns: 6,
+      sessionRate: 2,
+      thinkTimeMs: 6000,
+    }),
+  );
+  out.push({
+    name: 'long/short mix',
+    split: 'check',
+    build: () => mixedLengthWorkload({ requests: 800, rate: 3 }, seed),
+  });
+  return out;
+}
+
+/** Options of {@link runRoutingGrid}. */
+export interface GridOptions {
+  /** The Mooncake trace (optional). */
+  tracePath?: string;
+  /** Strategies; `kv` must be among them. */
+  strategies: readonly StrategyName[];
+  /** Worker counts; default [4, 16]. */
+  workers?: readonly number[];
+  /** Engine speeds (higher: lighter load); default [4, 1.5, 0.75]. */
+  speedups?: readonly number[];
+  /** Seed; default 1. */
+  seed?: number;
+  /** Engine model; default `vllm`. */
+  engineModel?: EngineModel;
+  /** Options of the strategies (e.g. the `kv` preset and weights). */
+  strategyOptions?: StrategyOptions;
+  /** Called after each cell. */
+  onCell?(cell: GridCell, done: number, total: number): void;
+}
+
+const loadLabel = (u: number): string => (u < 0.5 ? 'light' : u < 0.8 ? 'moderate' : u < 0.95 ? 'heavy' : 'overloaded');
+
+/** Runs every cell (see the module comment). */
+export async function runRoutingGrid(o: GridOptions): Promise<GridCell[]> {
+  if (!o.strategies.includes('kv')) throw new Error('strategies must include kv');
+  const seed = o.seed ?? 1;
+  const workloads = gridWorkloads(o.tracePath, seed);
+  const workerCounts = o.workers ?? [4, 16];
+  const speedups = o.speedups ?? [4, 1.5, 0.75];
+  const total = workloads.length * workerCounts.length * speedups.length;
+  const cells: GridCell[] = [];
+  for (const w of workloads) {
+    const requests = w.build();
+    for (const workers of workerCounts) {
+      for (const speedup of speedups) {
+        const r = await runRoutingBench({
+          requests,
+          workers,
+          speedup,
+          seed,
+          strategies: o.strategies,
+          engineModel: o.engineModel ?? 'vllm',
+          ...(o.strategyOptions !== undefined ? { strategyOptions: o.strategyOptions } : {}),
+        });
+        const kvAt = r.runs.findIndex((x) => x.strategy === 'kv');
+        const kv = r.runs[kvAt]!;
+        const others = r.runs.filter((x) => x.strategy !== 'kv');
+        const d = r.details[kvAt]!;
+        const util = d.makespanMs > 0 ? d.busyMs.reduce((a, b) => a + b, 0) / d.busyMs.length / d.makespanMs : 0;
+        const b50 = others.reduce((a, b) => (b.ttft_ms.p50 < a.ttft_ms.p50 ? b : a), others[0]!);
+        const b99 = others.reduce((a, b) => (b.ttft_ms.p99 < a.ttft_ms.p99 ? b : a), others[0]!);
+        const cell: GridCell = {
+          workload: w.name,
+          split: w.split,
+          workers,
+          speedup,
+          utilization: Math.round(util * 1000) / 1000,
+          load: loadLabel(util),
+          kv: { p50: kv.ttft_ms.p50, p99: kv.ttft_ms.p99 },
+          bestP50: { strategy: b50.strategy, ms: b50.ttft_ms.p50 },
+          bestP99: { strategy: b99.strategy, ms: b99.ttft_ms.p99 },
+          wins:
+            others.length === 0 ||
+            (kv.ttft_ms.p50 <= b50.ttft_ms.p50 * 1.01 && kv.ttft_ms.p99 <= b99.ttft_ms.p99 * 1.01),
+        };
+        cells.push(cell);
+        o.onCell?.(cell, cells.length, total);
+      }
+    }
+  }
+  return cells;
+}
+
+const fmt = (ms: number): string => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`);
+
+/** The grid as a markdown table, with the win counts per split and load. */
+export function formatGridMarkdown(cells: readonly GridCell[]): string {
+  const lines = [
+    '| workload | split | workers | speedup | util | load | kv p50 | best other p50 | kv p99 | best other p99 | kv wins |',
+    '|---|---|---:|---:|---:|---|---:|---:|---:|---:|---|',
+  ];
+  for (const c of cells) {
+    lines.push(
+      `| ${c.workload} | ${c.split} | ${c.workers} | ${c.speedup} | ${c.utilization.toFixed(2)} | ${c.load} | ` +
+        `${fmt(c.kv.p50)} | ${fmt(c.bestP50.ms)} (${c.bestP50.strategy}) | ${fmt(c.kv.p99)} | ` +
+        `${fmt(c.bestP99.ms)} (${c.bestP99.strategy}) | ${c.wins ? 'yes' : '**no**'} |`,
+    );
+  }
+  lines.push('');
+  for (const split of ['tune', 'check'] as const) {
+    for (const load of ['light', 'moderate', 'heavy', 'overloaded']) {
+      const cs = cells.filter((c) => c.split === split && c.load === load);
+      if (cs.length > 0) lines.push(`- ${split}, ${load}: kv wins ${cs.filter((c) => c.wins).length} of ${cs.length}`);
+    }
+  }
+  return lines.join('\n');
+}
