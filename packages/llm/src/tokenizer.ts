@@ -3,8 +3,8 @@
  * agree. Engine-agnostic: the hello-world uses cl100k, a llama.cpp graph the GGUF's vocabulary.
  */
 export interface Tokenizer {
-  /** Token ids of user text (special-token markers in it are text, not control tokens). */
-  encode(text: string): number[];
+  /** Token ids of user text (special-token markers in it are text, not control tokens); may be async. */
+  encode(text: string): number[] | Promise<number[]>;
   /** A decoder for one stream of token ids. */
   decoder(): StreamDecoder;
 }
@@ -15,8 +15,11 @@ export interface Tokenizer {
  * decoded text of all tokens.
  */
 export interface StreamDecoder {
-  /** Adds one token; returns the text it completes ('' when it ends mid-character). */
-  push(token: number): string;
+  /**
+   * Adds one token; returns the text it completes ('' when it ends mid-character). A tokenizer in
+   * another process may answer asynchronously.
+   */
+  push(token: number): string | Promise<string>;
   /** Whatever is still held back (at stream end). */
   flush(): string;
 }
