@@ -13,7 +13,7 @@ export function modelTokenizer(
   worker: AnyServiceDefinition,
   modelPath?: string,
   waitMs = 120_000,
-): (ctx: ServiceContext) => Promise<Tokenizer> {
+): (ctx: ServiceContext<object>) => Promise<Tokenizer> {
   return async (ctx) => {
     let file = modelPath;
     if (!file) {

@@ -106,12 +106,14 @@ export function llamaCppWorker(o: LlamaCppWorkerOptions = {}) {
   });
 }
 
+/** A running llama.cpp engine: the worker base's {@link Engine}, its child, and token counts. */
+export interface LlamaEngine extends Engine {
+  readonly process: EngineProcess;
+  readonly stats: { cachedPromptTokens: number; evaluatedPromptTokens: number; generatedTokens: number };
+}
+
 /** A llama.cpp engine (child process, slots, KV events, metrics) for `host`; `name` names the flags in errors. */
-export async function startLlamaEngine(
-  host: EngineHost,
-  cfg: LlamaCppConfig,
-  name: string,
-): Promise<Engine & { readonly process: EngineProcess }> {
+export async function startLlamaEngine(host: EngineHost, cfg: LlamaCppConfig, name: string): Promise<LlamaEngine> {
   const file = checkModelFile(cfg.model, `--${name}.model`);
   const worker = host.workerName;
   const table = new SlotTable(cfg.slots, host.blockSize, host.workerId, (e) => host.publishKvEvent(e));
@@ -141,8 +143,10 @@ export async function startLlamaEngine(
   host.logger.info('llama.cpp engine ready', { worker, model: servedName, pid: proc.pid, slots: cfg.slots });
   const blocksPerSlot = Math.floor(cfg.context_size / host.blockSize);
 
+  const stats = { cachedPromptTokens: 0, evaluatedPromptTokens: 0, generatedTokens: 0 };
   return {
     process: proc,
+    stats,
     cachedBlocks: (tokens) => table.cachedBlocks(tokens),
     load: () => ({
       activeBlocks: table.heldBlocks,
@@ -206,6 +210,7 @@ export async function startLlamaEngine(
           if (queue.length) {
             const ids = queue.splice(0);
             generatedTokens.inc({ worker }, ids.length);
+            stats.generatedTokens += ids.length;
             yield { tokenIds: ids };
             continue;
           }
@@ -229,6 +234,8 @@ export async function startLlamaEngine(
         if (finished) {
           promptTokens.inc({ worker, cached: 'true' }, finished.cached);
           promptTokens.inc({ worker, cached: 'false' }, finished.evaluated);
+          stats.cachedPromptTokens += finished.cached;
+          stats.evaluatedPromptTokens += finished.evaluated;
           table.update(slot, finished.slotTokens);
         }
         table.release(slot);

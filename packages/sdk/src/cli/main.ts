@@ -16,7 +16,15 @@ function fail(e: unknown): never {
 
 const SERVE_FLAGS = new Set(['target', 'f', 'file', 'drain-timeout', 'drainTimeout', 'help', 'version']);
 
+/** `model ...` and `bench engines` live in @dynamo-ts/llamacpp, loaded only when asked for. */
+const LLAMACPP_CLI = '@dynamo-ts/llamacpp/cli';
+
 async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  if (args[0] === 'model' || (args[0] === 'bench' && args[1] === 'engines')) {
+    const m = (await import(LLAMACPP_CLI)) as { runLlamaCppCli(a: string[], f: typeof fail): Promise<void> };
+    return m.runLlamaCppCli(args, fail);
+  }
   let cli = yargs(process.argv.slice(2))
     .scriptName('dynamo-ts')
     .parserConfiguration({ 'camel-case-expansion': false, 'dot-notation': true })
