@@ -5,8 +5,10 @@
  */
 import type { FromChild, ToChild } from './child-protocol';
 
-type NodeLlama = typeof import('node-llama-cpp', { with: { 'resolution-mode': 'import' } });
-type Token = import('node-llama-cpp', { with: { 'resolution-mode': 'import' } }).Token;
+import type * as NodeLlamaCpp from 'node-llama-cpp' with { 'resolution-mode': 'import' };
+import type { Token } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
+
+type NodeLlama = typeof NodeLlamaCpp;
 /** Token ids as node-llama-cpp types them. */
 const asTokens = (t: number[]): Token[] => t as unknown as Token[];
 type Model = Awaited<ReturnType<Awaited<ReturnType<NodeLlama['getLlama']>>['loadModel']>>;

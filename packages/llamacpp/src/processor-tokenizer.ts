@@ -1,4 +1,4 @@
-import type { Tokenizer } from '@dynamo-ts/llm';
+import type { AsyncTokenizer } from '@dynamo-ts/llm';
 import { InvalidArgumentError } from '@dynamo-ts/runtime';
 import type { AnyServiceDefinition, ServiceContext } from '@dynamo-ts/sdk';
 import { GgufTokenizer } from './tokenizer';
@@ -13,7 +13,7 @@ export function modelTokenizer(
   worker: AnyServiceDefinition,
   modelPath?: string,
   waitMs = 120_000,
-): (ctx: ServiceContext<object>) => Promise<Tokenizer> {
+): (ctx: ServiceContext<object>) => Promise<AsyncTokenizer> {
   return async (ctx) => {
     let file = modelPath;
     if (!file) {

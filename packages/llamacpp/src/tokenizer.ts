@@ -1,4 +1,4 @@
-import type { StreamDecoder, Tokenizer } from '@dynamo-ts/llm';
+import type { AsyncStreamDecoder, AsyncTokenizer } from '@dynamo-ts/llm';
 import type { Logger } from '@dynamo-ts/runtime';
 import { EngineProcess } from './engine-process';
 
@@ -9,7 +9,7 @@ const CONTEXT_TOKENS = 8;
  * The model's own tokenizer (its GGUF vocabulary, loaded without weights) in a child process, so
  * the processor's token ids are exactly the engine's and the router's hashes match its cache.
  */
-export class GgufTokenizer implements Tokenizer {
+export class GgufTokenizer implements AsyncTokenizer {
   private constructor(private readonly proc: EngineProcess) {}
 
   /** Loads the vocabulary of `modelPath`. */
@@ -27,7 +27,7 @@ export class GgufTokenizer implements Tokenizer {
     return this.proc.detokenize(tokens);
   }
 
-  decoder(): StreamDecoder {
+  decoder(): AsyncStreamDecoder {
     return new GgufStreamDecoder(this.proc);
   }
 
@@ -41,7 +41,7 @@ export class GgufTokenizer implements Tokenizer {
  * tokens held) less that of the tokens before it; a result ending in an unfinished UTF-8
  * character (U+FFFD) is held until the next token completes it (at most 4 tokens).
  */
-class GgufStreamDecoder implements StreamDecoder {
+class GgufStreamDecoder implements AsyncStreamDecoder {
   private done: number[] = [];
   private held: number[] = [];
 

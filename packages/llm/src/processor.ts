@@ -19,7 +19,7 @@ import {
   type WireFinishReason,
 } from './protocol';
 import type { KvRouterService } from './router-service';
-import type { Tokenizer } from './tokenizer';
+import type { AsyncTokenizer, Tokenizer } from './tokenizer';
 
 /**
  * Where a processor gets its routing decisions, and where it reports each request's progress
@@ -108,7 +108,7 @@ export class LocalRouteSource implements RouteSource {
 
 /** Options of a {@link ProcessorPipeline}. */
 export interface ProcessorPipelineOptions {
-  tokenizer: Tokenizer;
+  tokenizer: Tokenizer | AsyncTokenizer;
   router: RouteSource;
   /** The workers' `generate` endpoint. */
   workers: TypedClient<EngineRequestWire, EngineOutputWire>;

@@ -3,8 +3,8 @@
  * agree. Engine-agnostic: the hello-world uses cl100k, a llama.cpp graph the GGUF's vocabulary.
  */
 export interface Tokenizer {
-  /** Token ids of user text (special-token markers in it are text, not control tokens); may be async. */
-  encode(text: string): number[] | Promise<number[]>;
+  /** Token ids of user text (special-token markers in it are text, not control tokens). */
+  encode(text: string): number[];
   /** A decoder for one stream of token ids. */
   decoder(): StreamDecoder;
 }
@@ -15,11 +15,23 @@ export interface Tokenizer {
  * decoded text of all tokens.
  */
 export interface StreamDecoder {
-  /**
-   * Adds one token; returns the text it completes ('' when it ends mid-character). A tokenizer in
-   * another process may answer asynchronously.
-   */
-  push(token: number): string | Promise<string>;
+  /** Adds one token; returns the text it completes ('' when it ends mid-character). */
+  push(token: number): string;
   /** Whatever is still held back (at stream end). */
+  flush(): string;
+}
+
+/**
+ * A tokenizer that answers asynchronously (e.g. the model's own, hosted in another process); the
+ * processor takes either kind.
+ */
+export interface AsyncTokenizer {
+  encode(text: string): Promise<number[]>;
+  decoder(): AsyncStreamDecoder;
+}
+
+/** A {@link StreamDecoder} whose `push` answers asynchronously. */
+export interface AsyncStreamDecoder {
+  push(token: number): Promise<string>;
   flush(): string;
 }
