@@ -56,7 +56,7 @@ export async function runLlamaCppCli(args: string[], fail: (e: unknown) => never
           .option('sessions', { type: 'number', default: 16 })
           .option('turns', { type: 'number', default: 3 })
           .option('prefix-groups', { type: 'number', default: 4 })
-          .option('prefix-words', { type: 'number', default: 400 })
+          .option('prefix-words', { type: 'number', default: 1500 })
           .option('output-tokens', { type: 'number', default: 16 })
           .option('concurrency', { type: 'number', default: 4 })
           .option('slots', { type: 'number', default: 2 })
