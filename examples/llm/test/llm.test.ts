@@ -107,6 +107,48 @@ describe('examples/llm on the tiny model', () => {
     }
   });
 
+  it('a stop sequence cuts the answer and ends the engine request', async () => {
+    const prompt = 'the model and the cache';
+    const greedy = await client.completions.create({ model: 'dynamo-tiny', prompt, max_tokens: 24, temperature: 0 });
+    const full = greedy.choices[0]!.text;
+    const stopAt = full
+      .slice(Math.floor(full.length / 2))
+      .trim()
+      .split(' ')[0]!;
+    const cut = await client.completions.create({
+      model: 'dynamo-tiny',
+      prompt,
+      max_tokens: 24,
+      temperature: 0,
+      stop: [stopAt],
+    });
+    expect(cut.choices[0]!.finish_reason).toBe('stop');
+    expect(cut.choices[0]!.text).toBe(full.slice(0, full.indexOf(stopAt)));
+    await until(async () => (await metricSum('dynamo_worker_slots_in_use')) === 0);
+  });
+
+  it('the engine samples with temperature, top_p and seed: the same seed repeats', async () => {
+    const engine = new EngineProcess({ modelPath: MODEL, slots: 1, contextSize: 512, logger });
+    try {
+      await engine.start();
+      const tokens = await engine.tokenize('the model and the cache');
+      const sample = async (seed: number): Promise<number[]> => {
+        const out: number[] = [];
+        await engine.request<void>(
+          (id) => ({ type: 'generate', id, slot: 0, tokens, maxNewTokens: 24, temperature: 2, topP: 1, seed }),
+          (m, ok) => (m.type === 'token' ? void out.push(m.token) : m.type === 'done' ? ok() : undefined),
+        ).done;
+        return out;
+      };
+      const a = await sample(5);
+      expect(await sample(5)).toEqual(a);
+      const others = [await sample(6), await sample(7), await sample(8)];
+      expect(others.some((t) => t.join() !== a.join())).toBe(true);
+    } finally {
+      await engine.close();
+    }
+  });
+
   it('answers a chat and streams it', async () => {
     const r = await client.chat.completions.create({
       model: 'dynamo-tiny',
@@ -201,4 +243,42 @@ describe('examples/llm on the tiny model', () => {
       return now.length === before.length && !now.includes(pid);
     });
   }, 30000);
+});
+
+describe('examples/llm disaggregated (configs/disagg.yaml) on the tiny model', () => {
+  it('a long prompt is prefilled by a LlamaPrefillWorker through the queue, then decoded', async () => {
+    const graph = await serveGraph(Frontend, {
+      platform: embeddedPlatform(),
+      settings: { namespace: `llm-disagg-${process.pid}`, port: 0, workerName: 'dis', leaseTtlMs: 10000 },
+      config: {
+        Frontend: { port: 0, host: '127.0.0.1' },
+        Router: { block_size: 16 },
+        LlamaWorker: {
+          model: MODEL,
+          block_size: 16,
+          slots: 1,
+          remote_prefill: true,
+          max_local_prefill_length: 32,
+          max_prefill_queue_size: 100,
+          prefill_timeout_ms: 10000,
+        },
+        LlamaPrefillWorker: { model: MODEL, replicas: 1 },
+      },
+      logger,
+    });
+    try {
+      const url = graph.get('Frontend')[0]!.instance.metadata!.url as string;
+      const c = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'none', maxRetries: 0 });
+      const prefillBefore = await metricSum('dynamo_worker_prompt_tokens_total', { worker: 'dis', cached: 'false' });
+      const prompt = Array.from({ length: 100 }, () => 'model cache').join(' ');
+      const r = await c.completions.create({ model: 'dynamo-tiny', prompt, max_tokens: 4, temperature: 0 });
+      expect(r.usage?.completion_tokens).toBe(4);
+      // The prefill worker (named `dis`, its replicas `dis-N` are the decode workers) evaluated the prompt.
+      const prefilled =
+        (await metricSum('dynamo_worker_prompt_tokens_total', { worker: 'dis', cached: 'false' })) - prefillBefore;
+      expect(prefilled).toBeGreaterThanOrEqual(200);
+    } finally {
+      await graph.close({ timeoutMs: 2000 });
+    }
+  }, 60000);
 });
