@@ -21,9 +21,10 @@ const send = (m: FromChild): void => {
 
 let model: Model | undefined;
 let sequences: Sequence[] = [];
-/** Request ids asked to stop. */
+/** Generations running (one per slot; slots run concurrently, the context batches them). */
+const running = new Set<number>();
+/** Running generations asked to stop. */
 const cancelled = new Set<number>();
-/** One request at a time per slot, but slots run concurrently (the context batches them). */
 
 async function load(m: Extract<ToChild, { type: 'load' }>): Promise<void> {
   try {
@@ -68,6 +69,7 @@ async function reuse(seq: Sequence, tokens: number[]): Promise<number> {
 }
 
 async function generate(m: Extract<ToChild, { type: 'generate' }>): Promise<void> {
+  running.add(m.id);
   const seq = sequences[m.slot];
   let cached = 0;
   let reason: 'stop' | 'length' | 'cancelled' | 'error' = 'length';
@@ -106,6 +108,7 @@ async function generate(m: Extract<ToChild, { type: 'generate' }>): Promise<void
     reason = 'error';
     error = (e as Error).message;
   }
+  running.delete(m.id);
   cancelled.delete(m.id);
   send({
     type: 'done',
@@ -150,7 +153,8 @@ process.on('message', (m: ToChild) => {
       void prefill(m);
       return;
     case 'cancel':
-      cancelled.add(m.id);
+      // A cancel that crossed the request's end is dropped.
+      if (running.has(m.id)) cancelled.add(m.id);
       return;
     case 'tokenize':
       if (!model) send({ type: 'failed', id: m.id, error: 'model not loaded' });

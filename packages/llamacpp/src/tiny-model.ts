@@ -63,8 +63,8 @@ export function tinyVocabulary(): { tokens: string[]; scores: number[]; types: n
   return { tokens, scores, types };
 }
 
-/** mulberry32: a small, fast, seedable PRNG. */
-function prng(seed: number): () => number {
+/** mulberry32: a small, fast, seedable PRNG (uniform in [0, 1)). */
+export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -277,7 +277,7 @@ export function tinyModel(o: TinyModelOptions = {}): Buffer {
   return Buffer.concat([head, body]);
 }
 
-/** Reads `general.name` of a GGUF header (undefined when absent); throws on a file that is not GGUF. */
+/** Checks the first 24 bytes of a file are a GGUF v2/v3 header; throws naming what is wrong. */
 export function ggufHeaderCheck(head: Buffer): void {
   if (head.length < 24 || head.readUInt32LE(0) !== 0x46554747) throw new Error('not a GGUF file (bad magic)');
   const version = head.readUInt32LE(4);

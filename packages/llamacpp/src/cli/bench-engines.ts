@@ -2,6 +2,7 @@ import { KvRouter, type StrategyName } from '@dynamo-ts/router';
 import { createLogger, type Logger } from '@dynamo-ts/runtime';
 import type { EndpointContext } from '@dynamo-ts/sdk';
 import type { EngineHost } from '@dynamo-ts/llm';
+import { prng } from '../tiny-model';
 import { startLlamaEngine, type LlamaEngine } from '../worker';
 
 /** Options of {@link runEnginesBench}. */
@@ -41,16 +42,6 @@ export interface EnginesBenchResult {
 const WORDS = 'the model cache router worker prefix hello world stream request answer question token graph serve'.split(
   ' ',
 );
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function percentile(xs: number[], p: number): number {
   if (!xs.length) return 0;
