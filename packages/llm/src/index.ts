@@ -26,7 +26,7 @@ export {
   KV_EVENTS_TOPIC,
   LOAD_METRICS_TOPIC,
 } from './protocol';
-export type { Tokenizer, StreamDecoder } from './tokenizer';
+export type { Tokenizer, StreamDecoder, AsyncTokenizer, AsyncStreamDecoder } from './tokenizer';
 export { ProcessorPipeline, RemoteRouteSource, LocalRouteSource } from './processor';
 export type { RouteSource, ProcessorPipelineOptions } from './processor';
 export { processorService, processorRetryPolicy, PROCESSOR_CONFIG_PROPERTIES } from './processor-service';

@@ -3,7 +3,7 @@ import { defineService, type AnyServiceDefinition, type ServiceContext, type Ser
 import { LocalRouteSource, ProcessorPipeline, RemoteRouteSource, type RouteSource } from './processor';
 import { ProcessorApi, type RouterApi, type WorkerApi } from './protocol';
 import { KvRouterService, ROUTER_CONFIG_PROPERTIES, type RouterConfig } from './router-service';
-import type { Tokenizer } from './tokenizer';
+import type { AsyncTokenizer, Tokenizer } from './tokenizer';
 
 /** Config of a Processor service. */
 export interface ProcessorConfig extends RouterConfig {
@@ -48,7 +48,7 @@ export interface ProcessorServiceOptions {
   /** The worker service (its `generate` endpoint, {@link WorkerApi}). */
   worker: ServiceDefinition<never, typeof WorkerApi> | AnyServiceDefinition;
   /** The model's tokenizer. */
-  tokenizer(ctx: ServiceContext<ProcessorConfig>): Tokenizer | Promise<Tokenizer>;
+  tokenizer(ctx: ServiceContext<ProcessorConfig>): Tokenizer | AsyncTokenizer | Promise<Tokenizer | AsyncTokenizer>;
 }
 
 /**

@@ -19,7 +19,7 @@ import {
   type WireFinishReason,
 } from './protocol';
 import type { KvRouterService } from './router-service';
-import type { Tokenizer } from './tokenizer';
+import type { AsyncTokenizer, Tokenizer } from './tokenizer';
 
 /**
  * Where a processor gets its routing decisions, and where it reports each request's progress
@@ -108,7 +108,7 @@ export class LocalRouteSource implements RouteSource {
 
 /** Options of a {@link ProcessorPipeline}. */
 export interface ProcessorPipelineOptions {
-  tokenizer: Tokenizer;
+  tokenizer: Tokenizer | AsyncTokenizer;
   router: RouteSource;
   /** The workers' `generate` endpoint. */
   workers: TypedClient<EngineRequestWire, EngineOutputWire>;
@@ -140,7 +140,7 @@ export class ProcessorPipeline {
 
   async *generate(req: LlmRequest, ectx: EndpointContext): AsyncGenerator<LlmEvent> {
     const { tokenizer, router, workers, retry } = this.o;
-    const prompt = tokenizer.encode(req.prompt);
+    const prompt = await tokenizer.encode(req.prompt);
     const requestId = req.request_id;
     // Tokens the caller has already received (a resumed stream), then what comes now.
     const generated: number[] = req.generated_token_ids ? [...req.generated_token_ids] : [];
@@ -187,7 +187,8 @@ export class ProcessorPipeline {
             if (!Number.isInteger(t) || t < 0) throw new MalformedOutputError(`worker sent token ${String(t)}`);
             generated.push(t);
             unsent.push(t);
-            text += detok.push(t);
+            const piece = detok.push(t);
+            text += typeof piece === 'string' ? piece : await piece;
           }
           if (ev.finish_reason) finish = ev.finish_reason;
           if (text) {

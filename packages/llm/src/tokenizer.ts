@@ -20,3 +20,18 @@ export interface StreamDecoder {
   /** Whatever is still held back (at stream end). */
   flush(): string;
 }
+
+/**
+ * A tokenizer that answers asynchronously (e.g. the model's own, hosted in another process); the
+ * processor takes either kind.
+ */
+export interface AsyncTokenizer {
+  encode(text: string): Promise<number[]>;
+  decoder(): AsyncStreamDecoder;
+}
+
+/** A {@link StreamDecoder} whose `push` answers asynchronously. */
+export interface AsyncStreamDecoder {
+  push(token: number): Promise<string>;
+  flush(): string;
+}

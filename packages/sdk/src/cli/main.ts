@@ -33,9 +33,17 @@ function loadBench(): BenchModule {
   }
 }
 
+/** `model ...` and `bench engines` live in @dynamo-ts/llamacpp, loaded only when asked for. */
+const LLAMACPP_CLI = '@dynamo-ts/llamacpp/cli';
+
 async function main(): Promise<void> {
   ignoreBrokenPipes();
-  await yargs(process.argv.slice(2))
+  const args = process.argv.slice(2);
+  if (args[0] === 'model' || (args[0] === 'bench' && args[1] === 'engines')) {
+    const m = (await import(LLAMACPP_CLI)) as { runLlamaCppCli(a: string[], f: typeof fail): Promise<void> };
+    return m.runLlamaCppCli(args, fail);
+  }
+  await yargs(args)
     .scriptName('dynamo-ts')
     .parserConfiguration({ 'camel-case-expansion': false, 'dot-notation': true })
     .command(
@@ -77,7 +85,7 @@ async function main(): Promise<void> {
         }
       },
     )
-    .command('bench', 'run a benchmark: router, routing or http (in the dynamo-ts repository)', (y) =>
+    .command('bench', 'run a benchmark: router, routing or http (in the dynamo-ts repository), or engines (@dynamo-ts/llamacpp)', (y) =>
       loadBench().benchCommands(y, fail),
     )
     .demandCommand(1, 'name a command: serve or bench')

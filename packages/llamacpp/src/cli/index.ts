@@ -1,0 +1,117 @@
+/**
+ * The llama.cpp commands of the `dynamo-ts` CLI (loaded only when asked for):
+ * `model tiny OUT.gguf [--seed N]` and `bench engines --model FILE.gguf ...`.
+ * @packageDocumentation
+ */
+import { writeFileSync } from 'node:fs';
+import cliProgress from 'cli-progress';
+import yargs from 'yargs';
+import { ALL_STRATEGY_NAMES, type StrategyName } from '@dynamo-ts/router';
+import { InvalidArgumentError } from '@dynamo-ts/runtime';
+import { tinyModel } from '../tiny-model';
+import { checkModelFile } from '../worker';
+import { formatEnginesTable, runEnginesBench } from './bench-engines';
+
+function intFlag(name: string, v: unknown, min = 1): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min)
+    throw new InvalidArgumentError(`--${name} must be an integer >= ${min}, got ${String(v)}`);
+  return v;
+}
+
+/** Runs `args` (the words after `dynamo-ts`); errors go to `fail`. */
+export async function runLlamaCppCli(args: string[], fail: (e: unknown) => never): Promise<void> {
+  await yargs(args)
+    .scriptName('dynamo-ts')
+    .command(
+      'model tiny <out>',
+      'write a tiny deterministic llama GGUF (random weights, real tokenizer vocabulary) for tests',
+      (y) =>
+        y
+          .positional('out', { type: 'string', demandOption: true, describe: 'the .gguf file to write' })
+          .option('seed', { type: 'number', default: 1, describe: 'seed of the random weights' }),
+      (argv) => {
+        try {
+          const seed = intFlag('seed', argv.seed, 0);
+          if (seed > 0xffffffff) throw new InvalidArgumentError(`--seed must be below 2^32, got ${seed}`);
+          const bytes = tinyModel({ seed });
+          try {
+            writeFileSync(String(argv.out), bytes);
+          } catch (e) {
+            throw new InvalidArgumentError(`OUT ${String(argv.out)}: cannot write (${(e as Error).message})`);
+          }
+          process.stdout.write(`wrote ${String(argv.out)} (${bytes.length} bytes, seed ${seed})\n`);
+        } catch (e) {
+          fail(e);
+        }
+      },
+    )
+    .command(
+      'bench engines',
+      'real llama.cpp engines behind the KV router: a shared-prefix multi-turn workload per strategy',
+      (y) =>
+        y
+          .option('model', { type: 'string', describe: 'GGUF model file' })
+          .option('workers', { type: 'number', default: 2 })
+          .option('strategies', { type: 'string', default: 'kv,round-robin' })
+          .option('sessions', { type: 'number', default: 16 })
+          .option('turns', { type: 'number', default: 3 })
+          .option('prefix-groups', { type: 'number', default: 4 })
+          .option('prefix-words', { type: 'number', default: 1500 })
+          .option('output-tokens', { type: 'number', default: 16 })
+          .option('concurrency', { type: 'number', default: 4 })
+          .option('slots', { type: 'number', default: 2 })
+          .option('block-size', { type: 'number', default: 16 })
+          .option('seed', { type: 'number', default: 1 })
+          .option('json', { type: 'string', describe: 'write the results as JSON to this file' }),
+      async (argv) => {
+        try {
+          const model = checkModelFile(argv.model ?? '', '--model');
+          const strategies = String(argv.strategies)
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean);
+          for (const s of strategies)
+            if (!(ALL_STRATEGY_NAMES as readonly string[]).includes(s))
+              throw new InvalidArgumentError(
+                `--strategies: unknown strategy ${s} (one of ${ALL_STRATEGY_NAMES.join(', ')})`,
+              );
+          if (!strategies.length) throw new InvalidArgumentError('--strategies: name at least one');
+          const bar = new cliProgress.SingleBar(
+            { format: '{phase} [{bar}] {value}/{total}', stream: process.stderr },
+            cliProgress.Presets.shades_classic,
+          );
+          let phase = '';
+          const results = await runEnginesBench({
+            model,
+            workers: intFlag('workers', argv.workers),
+            strategies: strategies as StrategyName[],
+            sessions: intFlag('sessions', argv.sessions),
+            turns: intFlag('turns', argv.turns),
+            prefixGroups: intFlag('prefix-groups', argv['prefix-groups']),
+            prefixWords: intFlag('prefix-words', argv['prefix-words']),
+            outputTokens: intFlag('output-tokens', argv['output-tokens']),
+            concurrency: intFlag('concurrency', argv.concurrency),
+            slots: intFlag('slots', argv.slots),
+            blockSize: intFlag('block-size', argv['block-size']),
+            seed: intFlag('seed', argv.seed, 0),
+            onProgress(strategy, done, total) {
+              if (strategy !== phase) {
+                if (phase) bar.stop();
+                phase = strategy;
+                bar.start(total, done, { phase: strategy.padEnd(12) });
+              } else bar.update(done);
+            },
+          });
+          if (phase) bar.stop();
+          process.stdout.write(formatEnginesTable(results) + '\n');
+          if (argv.json) writeFileSync(argv.json, JSON.stringify(results, null, 2) + '\n');
+        } catch (e) {
+          fail(e);
+        }
+      },
+    )
+    .strict()
+    .help()
+    .fail((msg, err) => fail(err ?? new InvalidArgumentError(msg)))
+    .parseAsync();
+}

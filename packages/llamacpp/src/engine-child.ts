@@ -1,0 +1,170 @@
+/**
+ * The engine child: hosts node-llama-cpp (model, one context with N sequences = slots) so a GGML
+ * abort on a bad model or a crash takes down only this process. Driven by {@link ToChild}
+ * messages over the IPC channel; answers with {@link FromChild}. Run with `fork`, never imported.
+ */
+import type { FromChild, ToChild } from './child-protocol';
+
+import type * as NodeLlamaCpp from 'node-llama-cpp' with { 'resolution-mode': 'import' };
+import type { Token } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
+
+type NodeLlama = typeof NodeLlamaCpp;
+/** Token ids as node-llama-cpp types them. */
+const asTokens = (t: number[]): Token[] => t as unknown as Token[];
+type Model = Awaited<ReturnType<Awaited<ReturnType<NodeLlama['getLlama']>>['loadModel']>>;
+type Context = Awaited<ReturnType<Model['createContext']>>;
+type Sequence = ReturnType<Context['getSequence']>;
+
+const send = (m: FromChild): void => {
+  process.send?.(m);
+};
+
+let model: Model | undefined;
+let sequences: Sequence[] = [];
+/** Generations running (one per slot; slots run concurrently, the context batches them). */
+const running = new Set<number>();
+/** Running generations asked to stop. */
+const cancelled = new Set<number>();
+
+async function load(m: Extract<ToChild, { type: 'load' }>): Promise<void> {
+  try {
+    // node-llama-cpp is ESM-only: a real dynamic import (kept as import() by the Node16 module mode).
+    const lib: NodeLlama = await import('node-llama-cpp');
+    const llama = await lib.getLlama({ gpu: false, build: 'never', logLevel: lib.LlamaLogLevel.error });
+    model = await llama.loadModel({ modelPath: m.modelPath, vocabOnly: m.vocabOnly });
+    let eos: number[] = [];
+    if (!m.vocabOnly) {
+      const ctx = await model.createContext({
+        contextSize: Math.min(m.contextSize, model.trainContextSize),
+        sequences: m.slots,
+        threads: m.threads,
+      });
+      sequences = Array.from({ length: m.slots }, () => ctx.getSequence());
+      const e = model.tokens.eos;
+      eos = e === null ? [] : [e];
+    }
+    send({
+      type: 'ready',
+      contextLength: m.vocabOnly ? model.trainContextSize : sequences[0]!.context.contextSize,
+      name: String(model.fileInfo.metadata?.general?.name ?? ''),
+      eos,
+    });
+  } catch (e) {
+    send({ type: 'load_failed', error: (e as Error).message });
+  }
+}
+
+function commonPrefix(a: readonly number[], b: readonly number[]): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
+/** Brings the slot to `tokens` less the last (reusing the longest common prefix); returns it. */
+async function reuse(seq: Sequence, tokens: number[]): Promise<number> {
+  const lcp = Math.min(commonPrefix(seq.contextTokens, tokens), tokens.length - 1);
+  if (seq.nextTokenIndex > lcp) await seq.eraseContextTokenRanges([{ start: lcp, end: seq.nextTokenIndex }]);
+  return lcp;
+}
+
+async function generate(m: Extract<ToChild, { type: 'generate' }>): Promise<void> {
+  running.add(m.id);
+  const seq = sequences[m.slot];
+  let cached = 0;
+  let reason: 'stop' | 'length' | 'cancelled' | 'error' = 'length';
+  let error: string | undefined;
+  try {
+    if (!seq || !model) throw new Error(`no slot ${m.slot}`);
+    if (m.tokens.length === 0) throw new Error('empty context');
+    cached = await reuse(seq, m.tokens);
+    let n = 0;
+    if (m.maxNewTokens > 0 && !cancelled.has(m.id)) {
+      const gen = seq.evaluate(asTokens(m.tokens.slice(cached)), {
+        temperature: m.temperature,
+        ...(m.topP !== undefined ? { topP: m.topP } : {}),
+        ...(m.seed !== undefined ? { seed: m.seed } : {}),
+      });
+      for await (const t of gen) {
+        if (cancelled.has(m.id)) {
+          reason = 'cancelled';
+          break;
+        }
+        if (model.isEogToken(t)) {
+          reason = 'stop';
+          break;
+        }
+        send({ type: 'token', id: m.id, token: t });
+        if (++n >= m.maxNewTokens) break;
+        // The check for a cancel sent while this token was produced happens before the next one.
+        await new Promise<void>((r) => setImmediate(r));
+        if (cancelled.has(m.id)) {
+          reason = 'cancelled';
+          break;
+        }
+      }
+    } else if (cancelled.has(m.id)) reason = 'cancelled';
+  } catch (e) {
+    reason = 'error';
+    error = (e as Error).message;
+  }
+  running.delete(m.id);
+  cancelled.delete(m.id);
+  send({
+    type: 'done',
+    id: m.id,
+    reason,
+    ...(error ? { error } : {}),
+    cached,
+    evaluated: m.tokens.length - cached,
+    slotTokens: seq ? [...seq.contextTokens] : [],
+  });
+}
+
+async function prefill(m: Extract<ToChild, { type: 'prefill' }>): Promise<void> {
+  const seq = sequences[m.slot];
+  try {
+    if (!seq) throw new Error(`no slot ${m.slot}`);
+    const cached = Math.min(commonPrefix(seq.contextTokens, m.tokens), m.tokens.length);
+    if (seq.nextTokenIndex > cached) await seq.eraseContextTokenRanges([{ start: cached, end: seq.nextTokenIndex }]);
+    if (cached < m.tokens.length) await seq.evaluateWithoutGeneratingNewTokens(asTokens(m.tokens.slice(cached)));
+    send({
+      type: 'done',
+      id: m.id,
+      reason: 'stop',
+      cached,
+      evaluated: m.tokens.length - cached,
+      slotTokens: [...seq.contextTokens],
+    });
+  } catch (e) {
+    send({ type: 'failed', id: m.id, error: (e as Error).message });
+  }
+}
+
+process.on('message', (m: ToChild) => {
+  switch (m.type) {
+    case 'load':
+      void load(m);
+      return;
+    case 'generate':
+      void generate(m);
+      return;
+    case 'prefill':
+      void prefill(m);
+      return;
+    case 'cancel':
+      // A cancel that crossed the request's end is dropped.
+      if (running.has(m.id)) cancelled.add(m.id);
+      return;
+    case 'tokenize':
+      if (!model) send({ type: 'failed', id: m.id, error: 'model not loaded' });
+      else send({ type: 'tokens', id: m.id, tokens: [...model.tokenize(m.text)] });
+      return;
+    case 'detokenize':
+      if (!model) send({ type: 'failed', id: m.id, error: 'model not loaded' });
+      else send({ type: 'text', id: m.id, text: model.detokenize(asTokens(m.tokens)) });
+      return;
+  }
+});
+// The parent went away: nothing is left to serve.
+process.on('disconnect', () => process.exit(0));

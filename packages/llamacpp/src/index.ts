@@ -1,0 +1,19 @@
+/**
+ * `@dynamo-ts/llamacpp`: llama.cpp workers for dynamo-ts. A real GGUF model (node-llama-cpp, the
+ * engine in a child process) behind the KV-aware router: slots that keep their KV cache, KV
+ * events from the slots' real tokens, the model's own tokenizer for the processor, and a tiny
+ * deterministic test model.
+ * @packageDocumentation
+ */
+export { llamaCppWorker, checkModelFile, promptTokens, generatedTokens, slotsInUse, engineRestarts } from './worker';
+export type { LlamaCppConfig, LlamaCppWorkerOptions } from './worker';
+export { EngineProcess, ModelLoadError, childScript } from './engine-process';
+export type { EngineProcessOptions, ModelInfo } from './engine-process';
+export { SlotTable } from './slots';
+export type { Slot } from './slots';
+export { GgufTokenizer } from './tokenizer';
+export { modelTokenizer } from './processor-tokenizer';
+export { tinyModel, tinyVocabulary, ggufHeaderCheck } from './tiny-model';
+export type { TinyModelOptions } from './tiny-model';
+export { llamaCppPrefillWorker } from './prefill';
+export type { LlamaCppPrefillConfig } from './prefill';
