@@ -1,7 +1,7 @@
 /** Jest projects: one per package, each resolving @dynamo-ts/* to sources so tests need no build. */
 const moduleNameMapper = {
-  '^@dynamo-ts/(runtime|router|sdk|frontend|llm)$': '<rootDir>/../../packages/$1/src/index.ts',
-  '^@dynamo-ts/(runtime|router|sdk|frontend|llm)/(.*)$': '<rootDir>/../../packages/$1/src/$2',
+  '^@dynamo-ts/(runtime|router|sdk|frontend|llm|vllm)$': '<rootDir>/../../packages/$1/src/index.ts',
+  '^@dynamo-ts/(runtime|router|sdk|frontend|llm|vllm)/(.*)$': '<rootDir>/../../packages/$1/src/$2',
 };
 const project = (dir, name) => ({
   displayName: name,
@@ -19,6 +19,8 @@ module.exports = {
     project('packages/sdk', 'sdk'),
     project('packages/frontend', 'frontend'),
     project('packages/llm', 'llm'),
+    project('packages/vllm', 'vllm'),
+    project('examples/vllm', 'vllm-example'),
     { ...project('examples/hello-world', 'hello-world'), testPathIgnorePatterns: ['/node_modules/', '/test/faults/'] },
     // Fault injection with real processes (npm run test:faults): spawns the built CLI, so `tsc -b` first.
     {
