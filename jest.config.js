@@ -21,6 +21,7 @@ module.exports = {
     project('packages/llm', 'llm'),
     project('packages/vllm', 'vllm'),
     project('examples/vllm', 'vllm-example'),
+    project('examples/router-only', 'router-only'),
     { ...project('examples/hello-world', 'hello-world'), testPathIgnorePatterns: ['/node_modules/', '/test/faults/'] },
     // Fault injection with real processes (npm run test:faults): spawns the built CLI, so `tsc -b` first.
     {

@@ -118,7 +118,8 @@ class HfStreamDecoder implements StreamDecoder {
   constructor(private readonly hf: HfTokenizerCore) {}
 
   private text(from: number, to?: number): string {
-    return this.hf.decode(this.ids.slice(from, to), { skip_special_tokens: true });
+    const ids = this.ids.slice(from, to);
+    return ids.length === 0 ? '' : this.hf.decode(ids, { skip_special_tokens: true });
   }
 
   push(token: number): string {

@@ -6,7 +6,8 @@ import { seqFrame } from '../src/ingest/wire';
 import { freePort } from '@dynamo-ts/runtime/testing';
 
 const BS = 4;
-const prompt = (base: number, blocks: number): number[] => Array.from({ length: blocks * BS }, (_, i) => base * 1000 + i);
+const prompt = (base: number, blocks: number): number[] =>
+  Array.from({ length: blocks * BS }, (_, i) => base * 1000 + i);
 
 interface Fleet {
   router: KvRouter;
@@ -78,12 +79,16 @@ describe('KV event ingest against engine doubles', () => {
       const b = prompt(2, 4);
       await f.doubles[0]!.store(a);
       await f.doubles[1]!.store(b);
-      await until(() => f.router.indexer!.cachedBlocks('engine-0') === 5 && f.router.indexer!.cachedBlocks('engine-1') === 5);
+      await until(
+        () => f.router.indexer!.cachedBlocks('engine-0') === 5 && f.router.indexer!.cachedBlocks('engine-1') === 5,
+      );
       expect(route(f, [...a, 7, 7, 7, 7], 'r1')).toMatchObject({ worker_id: 'engine-0', overlap_blocks: 4 });
       expect(route(f, [...b, 7, 7, 7, 7], 'r2')).toMatchObject({ worker_id: 'engine-1', overlap_blocks: 4 });
 
       // engine-0 evicts a's blocks and engine-1 now holds a: requests move to engine-1.
-      const ahashes = [...f.doubles[0]!.cache.blocks.entries()].filter(([, r]) => sequenceHashes(a, BS).includes(r)).map(([e]) => e);
+      const ahashes = [...f.doubles[0]!.cache.blocks.entries()]
+        .filter(([, r]) => sequenceHashes(a, BS).includes(r))
+        .map(([e]) => e);
       await f.doubles[0]!.remove(ahashes);
       await f.doubles[1]!.store(a);
       await until(() => f.router.indexer!.cachedBlocks('engine-0') === 1);
@@ -92,7 +97,9 @@ describe('KV event ingest against engine doubles', () => {
       // engine-1 clears everything; engine-0 stores b: b's requests follow it there.
       await f.doubles[1]!.clear();
       await f.doubles[0]!.store(b);
-      await until(() => f.router.indexer!.cachedBlocks('engine-1') === 0 && f.router.indexer!.cachedBlocks('engine-0') === 5);
+      await until(
+        () => f.router.indexer!.cachedBlocks('engine-1') === 0 && f.router.indexer!.cachedBlocks('engine-0') === 5,
+      );
       expect(route(f, [...b, 7, 7, 7, 7], 'r4')).toMatchObject({ worker_id: 'engine-0', overlap_blocks: 4 });
       expectIndexEquals(f, 'engine-0', f.doubles[0]!);
       expectIndexEquals(f, 'engine-1', f.doubles[1]!);
@@ -168,7 +175,9 @@ describe('KV event ingest against engine doubles', () => {
       const full = batchBytes('array', [storedEvent('array', [1n], null, [1, 2, 3, 4], BS)]);
       await d.kv.publish(full.subarray(0, full.length - 3));
       // An event whose parent the engine never announced; a hash beyond 2^53.
-      await d.kv.publish(batchBytes('array', [storedEvent('array', [0xfedcba9876543210n], 0x1234567890abcdefn, [5, 6, 7, 8], BS)]));
+      await d.kv.publish(
+        batchBytes('array', [storedEvent('array', [0xfedcba9876543210n], 0x1234567890abcdefn, [5, 6, 7, 8], BS)]),
+      );
       // A huge batch: 70k events (over the 65,536 limit).
       const many = Array.from({ length: 70000 }, () => ['AllBlocksCleared'] as string[]);
       await d.kv.publish(batchBytes('array', many));
@@ -193,7 +202,14 @@ describe('KV event ingest against engine doubles', () => {
     const r1 = await new KvPublisherDouble().start(`tcp://127.0.0.1:${base + 1}`);
     const router = new KvRouter({ blockSize: BS });
     router.addWorker('e');
-    const ing = new KvEventIngest({ workerId: 'e', endpoint: r0.endpoint, dpSize: 2, blockSize: BS, emit: (e) => router.applyEvent(e), logger: memoryLogger() });
+    const ing = new KvEventIngest({
+      workerId: 'e',
+      endpoint: r0.endpoint,
+      dpSize: 2,
+      blockSize: BS,
+      emit: (e) => router.applyEvent(e),
+      logger: memoryLogger(),
+    });
     ing.start();
     try {
       const p = prompt(14, 1);

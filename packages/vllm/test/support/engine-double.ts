@@ -243,11 +243,48 @@ export class EngineDouble {
       );
       return;
     }
-    if (path === '/v1/completions' && req.method === 'POST') {
+    if (
+      req.method === 'POST' &&
+      (path === '/tokenize' || path === '/v1/completions' || path === '/v1/chat/completions')
+    ) {
       const chunks: Buffer[] = [];
       for await (const c of req) chunks.push(c as Buffer);
-      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { prompt: number[]; max_tokens?: number };
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+        prompt: number[] | string;
+        messages?: { content: string }[];
+        max_tokens?: number;
+        stream?: boolean;
+      };
+      // Text is tokenized one token per character (vLLM's /tokenize answers {tokens, count, max_model_len}).
+      const text = body.messages ? body.messages.map((m) => m.content).join('\n') : body.prompt;
+      const textual = typeof text === 'string';
+      if (typeof text === 'string') body.prompt = [...text].map((c) => c.codePointAt(0)!);
+      if (path === '/tokenize') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ tokens: body.prompt, count: body.prompt.length, max_model_len: 4096 }));
+        return;
+      }
       this.requests.push(body);
+      if (body.stream === false || (body.stream === undefined && textual)) {
+        await this.store(body.prompt as number[]);
+        const chat = path === '/v1/chat/completions';
+        res.writeHead(200, { 'content-type': 'application/json' });
+        const choice = chat
+          ? { index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'length' }
+          : { index: 0, text: 'ok', finish_reason: 'length' };
+        const usage = { prompt_tokens: body.prompt.length, completion_tokens: 1, total_tokens: body.prompt.length + 1 };
+        res.end(
+          JSON.stringify({
+            id: 'x',
+            object: chat ? 'chat.completion' : 'text_completion',
+            created: 0,
+            model: 'm',
+            choices: [choice],
+            usage,
+          }),
+        );
+        return;
+      }
       if (!Array.isArray(body.prompt) || !body.prompt.every((t) => Number.isInteger(t))) {
         res
           .writeHead(400, { 'content-type': 'application/json' })
