@@ -4,7 +4,7 @@
  * `@dynamo-ts/router` and the ZMQ ingest of `@dynamo-ts/vllm/ingest`, nothing of the runtime.
  * Tokens come from the engine's own `/tokenize` (so routing hashes what the engine caches).
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { KvRouter } from '@dynamo-ts/router';
 import { KvEventIngest, type IngestLogger } from '@dynamo-ts/vllm/ingest';
@@ -58,7 +58,7 @@ export async function startRouterOnly(
     return ing;
   });
   let seq = 0;
-  const fail = (res: import('node:http').ServerResponse, status: number, message: string): void => {
+  const fail = (res: ServerResponse, status: number, message: string): void => {
     if (!res.headersSent) res.writeHead(status, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ error: { message, type: status < 500 ? 'invalid_request_error' : 'api_error' } }));
   };

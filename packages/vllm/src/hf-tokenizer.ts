@@ -22,10 +22,8 @@ export interface HfTokenizer extends Tokenizer {
 }
 
 // Both packages ship CommonJS builds beside their ES modules; their types are declared as ESM only.
-/* eslint-disable @typescript-eslint/no-require-imports */
 const { Template } = require('@huggingface/jinja') as { Template: typeof JinjaTemplate };
 const { Tokenizer: HfTokenizerCtor } = require('@huggingface/tokenizers') as { Tokenizer: typeof HfTokenizerClass };
-/* eslint-enable @typescript-eslint/no-require-imports */
 
 function readJson(path: string): Record<string, unknown> {
   try {

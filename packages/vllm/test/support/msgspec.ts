@@ -26,11 +26,21 @@ function writeInt(n: bigint, out: number[]): void {
   if (n >= 0n) {
     if (n < 128n) out.push(Number(n));
     else if (n < 256n) out.push(0xcc, Number(n));
-    else if (n < 65536n) (out.push(0xcd), be(n, 2, out));
-    else if (n < 1n << 32n) (out.push(0xce), be(n, 4, out));
-    else (out.push(0xcf), be(n, 8, out));
+    else if (n < 65536n) {
+      out.push(0xcd);
+      be(n, 2, out);
+    } else if (n < 1n << 32n) {
+      out.push(0xce);
+      be(n, 4, out);
+    } else {
+      out.push(0xcf);
+      be(n, 8, out);
+    }
   } else if (n >= -32n) out.push(Number(n & 0xffn));
-  else (out.push(0xd3), be(BigInt.asUintN(64, n), 8, out));
+  else {
+    out.push(0xd3);
+    be(BigInt.asUintN(64, n), 8, out);
+  }
 }
 
 function writeLen(
@@ -44,8 +54,13 @@ function writeLen(
 ): void {
   if (n <= fixMax) out.push(fix | n);
   else if (c8 !== undefined && n < 256) out.push(c8, n);
-  else if (n < 65536) (out.push(c16), be(BigInt(n), 2, out));
-  else (out.push(c32), be(BigInt(n), 4, out));
+  else if (n < 65536) {
+    out.push(c16);
+    be(BigInt(n), 2, out);
+  } else {
+    out.push(c32);
+    be(BigInt(n), 4, out);
+  }
 }
 
 function write(v: Msg | F64, out: number[]): void {
@@ -64,7 +79,10 @@ function write(v: Msg | F64, out: number[]): void {
     out.push(...b);
   } else if (v instanceof Uint8Array) {
     if (v.length < 256) out.push(0xc4, v.length);
-    else (out.push(0xc5), be(BigInt(v.length), 2, out));
+    else {
+      out.push(0xc5);
+      be(BigInt(v.length), 2, out);
+    }
     out.push(...v);
   } else if (Array.isArray(v)) {
     writeLen(v.length, 0x90, 15, undefined, 0xdc, 0xdd, out);
