@@ -93,12 +93,20 @@ export class KvPublisherDouble {
     const s = this.seq++;
     this.buffer.push([s, payload]);
     if (this.buffer.length > 10000) this.buffer.shift();
-    if (!o.drop) await this.pub.send([this.topic, seqFrame(s), payload]);
+    if (!o.drop) await this.send([this.topic, seqFrame(s), payload]);
+  }
+
+  /** One send at a time (a zeromq socket refuses a send while another is in progress). */
+  private sending: Promise<void> = Promise.resolve();
+  private send(frames: (Buffer | string)[]): Promise<void> {
+    const next = this.sending.then(() => this.pub.send(frames));
+    this.sending = next.catch(() => undefined);
+    return next;
   }
 
   /** Sends raw frames (bad input). */
   async raw(frames: (Buffer | string)[]): Promise<void> {
-    await this.pub.send(frames);
+    await this.send(frames);
   }
 
   /** The engine restarted: sequence from 0, empty replay buffer. */
