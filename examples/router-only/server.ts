@@ -9,10 +9,9 @@ import type { AddressInfo } from 'node:net';
 import { KvRouter } from '@dynamo-ts/router';
 import { KvEventIngest, type IngestLogger } from '@dynamo-ts/vllm/ingest';
 
+/** An engine: HTTP base URL (http://10.0.0.5:8000), KV-event PUB and replay endpoints (tcp://10.0.0.5:5557). */
 export interface EngineAddress {
-  /** HTTP base URL, e.g. http://10.0.0.5:8000. */
   url: string;
-  /** KV-event PUB endpoint, e.g. tcp://10.0.0.5:5557. */
   kvEvents: string;
   kvReplay?: string;
 }
