@@ -45,9 +45,9 @@ async function fleet(encodings: ('array' | 'map')[], o: { maxBlocks?: number; re
   for (const [i, d] of doubles.entries()) {
     // Empty batches until the subscriber is connected (the replay fills in the ones it missed).
     const empty = batchBytes(encodings[i]!, []);
-    await until(() => (void d.kv.publish(empty), ingests[i]!.stats().batches > 0), 3000, 'first batch');
+    await until(() => (void d.kv.publish(empty), ingests[i]!.stats().batches > 0), 8000, 'first batch');
     await d.store(prompt(900 + i, 1));
-    await until(() => ingests[i]!.translator.size === d.cache.blocks.size, 3000, 'caught up');
+    await until(() => ingests[i]!.translator.size === d.cache.blocks.size, 8000, 'caught up');
   }
   return { router, doubles, ingests, log };
 }
@@ -118,7 +118,7 @@ describe('KV event ingest against engine doubles', () => {
       const first = [...d.cache.blocks.keys()][0]!;
       await d.remove([first], { drop: true });
       await d.store(prompt(5, 2));
-      await until(() => f.ingests[0]!.stats().replays >= 1 && f.ingests[0]!.stats().batches >= 5, 3000, 'replay');
+      await until(() => f.ingests[0]!.stats().replays >= 1 && f.ingests[0]!.stats().batches >= 5, 8000, 'replay');
       expect(f.ingests[0]!.stats()).toMatchObject({ gaps: 1, resyncs: 0 });
       expectIndexEquals(f, 'engine-0', d);
       expect(d.cache.routerHashes()).toEqual(f.ingests[0]!.translator.routerHashes().sort());
@@ -182,15 +182,15 @@ describe('KV event ingest against engine doubles', () => {
       // A huge batch: 70k events (over the 65,536 limit).
       const many = Array.from({ length: 70000 }, () => ['AllBlocksCleared'] as string[]);
       await d.kv.publish(batchBytes('array', many));
-      await until(() => ing.stats().badMessages >= bad0 + 4, 3000, 'bad messages counted');
+      await until(() => ing.stats().badMessages >= bad0 + 4, 8000, 'bad messages counted');
       expect(f.log.lines.some((l) => /unknown parent/.test(l.message))).toBe(true);
       // Still working, and bounded: 100 blocks stored, at most 64 remembered.
       await d.store(prompt(12, 100));
       await until(() => ing.translator.size > 0 && ing.stats().batches >= 3);
-      await until(() => f.router.indexer!.cachedBlocks('engine-0') <= 64 && ing.translator.size <= 64, 3000, 'bounded');
+      await until(() => f.router.indexer!.cachedBlocks('engine-0') <= 64 && ing.translator.size <= 64, 8000, 'bounded');
       const p = prompt(13, 2);
       await d.store(p);
-      await until(() => route(f, p, 'x').overlap_blocks === 2, 3000, 'still applying');
+      await until(() => route(f, p, 'x').overlap_blocks === 2, 8000, 'still applying');
       await d.kv.raw(['kv-events', seqFrame(d.kv.seq), Buffer.from([0xc1])]); // never-used msgpack byte
     } finally {
       await close(f);
@@ -216,7 +216,7 @@ describe('KV event ingest against engine doubles', () => {
       const p = prompt(14, 1);
       const pub = async (k: KvPublisherDouble, rank: number) =>
         k.publish(batchBytes('array', [storedEvent('array', [BigInt(rank + 1)], null, p, BS)], rank));
-      await until(() => (void pub(r0, 0), void pub(r1, 1), ing.stats().batches >= 4), 3000, 'both ranks');
+      await until(() => (void pub(r0, 0), void pub(r1, 1), ing.stats().batches >= 4), 8000, 'both ranks');
       expect(router.indexer!.cachedBlocks('e')).toBe(1);
       // Rank 0 clears: rank 1 still holds the block.
       await r0.publish(batchBytes('array', [['AllBlocksCleared']], 0));

@@ -1,7 +1,7 @@
 import type { IngestLogger } from '../../src/ingest/ingest';
 
 /** Polls `pred` until true (or fails after `ms`). */
-export async function until(pred: () => boolean, ms = 3000, what = 'condition'): Promise<void> {
+export async function until(pred: () => boolean, ms = 8000, what = 'condition'): Promise<void> {
   const end = Date.now() + ms;
   while (!pred()) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
