@@ -1,7 +1,7 @@
 /** Jest projects: one per package, each resolving @dynamo-ts/* to sources so tests need no build. */
 const moduleNameMapper = {
-  '^@dynamo-ts/(runtime|router|sdk|frontend|llm|bench|llamacpp)$': '<rootDir>/../../packages/$1/src/index.ts',
-  '^@dynamo-ts/(runtime|router|sdk|frontend|llm|bench|llamacpp)/(.*)$': '<rootDir>/../../packages/$1/src/$2',
+  '^@dynamo-ts/(runtime|router|sdk|frontend|llm|bench|llamacpp|vllm)$': '<rootDir>/../../packages/$1/src/index.ts',
+  '^@dynamo-ts/(runtime|router|sdk|frontend|llm|bench|llamacpp|vllm)/(.*)$': '<rootDir>/../../packages/$1/src/$2',
 };
 const project = (dir, name) => ({
   displayName: name,
@@ -22,6 +22,9 @@ module.exports = {
     project('packages/bench', 'bench'),
     project('packages/llamacpp', 'llamacpp'),
     project('examples/llm', 'llm-example'),
+    project('packages/vllm', 'vllm'),
+    project('examples/vllm', 'vllm-example'),
+    project('examples/router-only', 'router-only'),
     { ...project('examples/hello-world', 'hello-world'), testPathIgnorePatterns: ['/node_modules/', '/test/faults/'] },
     // Fault injection with real processes (npm run test:faults): spawns the built CLI, so `tsc -b` first.
     {

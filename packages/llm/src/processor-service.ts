@@ -1,5 +1,11 @@
 import { RetryPolicy } from '@dynamo-ts/runtime';
-import { defineService, type AnyServiceDefinition, type ServiceContext, type ServiceDefinition } from '@dynamo-ts/sdk';
+import {
+  defineService,
+  type AnyServiceDefinition,
+  type JsonSchema,
+  type ServiceContext,
+  type ServiceDefinition,
+} from '@dynamo-ts/sdk';
 import { LocalRouteSource, ProcessorPipeline, RemoteRouteSource, type RouteSource } from './processor';
 import { ProcessorApi, type RouterApi, type WorkerApi } from './protocol';
 import { KvRouterService, ROUTER_CONFIG_PROPERTIES, type RouterConfig } from './router-service';
@@ -47,8 +53,12 @@ export interface ProcessorServiceOptions {
   router: ServiceDefinition<RouterConfig, typeof RouterApi>;
   /** The worker service (its `generate` endpoint, {@link WorkerApi}). */
   worker: ServiceDefinition<never, typeof WorkerApi> | AnyServiceDefinition;
+  /** Config properties beside (or overriding) {@link PROCESSOR_CONFIG_PROPERTIES}, e.g. the tokenizer's path. */
+  configProperties?: Record<string, JsonSchema>;
   /** The model's tokenizer. */
-  tokenizer(ctx: ServiceContext<ProcessorConfig>): Tokenizer | AsyncTokenizer | Promise<Tokenizer | AsyncTokenizer>;
+  tokenizer(
+    ctx: ServiceContext<ProcessorConfig & Record<string, unknown>>,
+  ): Tokenizer | AsyncTokenizer | Promise<Tokenizer | AsyncTokenizer>;
 }
 
 /**
@@ -60,11 +70,11 @@ export function processorService(o: ProcessorServiceOptions): ServiceDefinition<
     name: o.name ?? 'Processor',
     api: ProcessorApi,
     dependencies: [o.router, o.worker],
-    configSchema: { properties: PROCESSOR_CONFIG_PROPERTIES },
+    configSchema: { properties: { ...PROCESSOR_CONFIG_PROPERTIES, ...o.configProperties } },
     async create(ctx) {
       const cfg = ctx.config;
       const retry = processorRetryPolicy(cfg);
-      const tokenizer = await o.tokenizer(ctx);
+      const tokenizer = await o.tokenizer(ctx as ServiceContext<ProcessorConfig & Record<string, unknown>>);
       const workersRaw = await ctx.client(o.worker.name, 'generate');
       const workers = await ctx.client(workerDefinition(o.worker), 'generate');
       const log = (type: string, name: string, id: string): void =>

@@ -15,7 +15,7 @@ import {
   type InstanceInfo,
   type Logger,
 } from '@dynamo-ts/runtime';
-import { defineService, type AnyServiceDefinition, type ServiceDefinition } from '@dynamo-ts/sdk';
+import { defineService, type AnyServiceDefinition, type JsonSchema, type ServiceDefinition } from '@dynamo-ts/sdk';
 import { routerDecisions, routerOverlapBlocks } from './metrics';
 import {
   KV_EVENTS_TOPIC,
@@ -354,6 +354,8 @@ export interface RouterServiceOptions {
   worker: AnyServiceDefinition;
   /** The service whose request progress it follows. Default `Processor`. */
   progressFrom?: string;
+  /** Overrides of {@link ROUTER_CONFIG_PROPERTIES} (e.g. the engines' block size as the default). */
+  configProperties?: Record<string, JsonSchema>;
 }
 
 /**
@@ -365,7 +367,7 @@ export function routerService(o: RouterServiceOptions): ServiceDefinition<Router
     name: o.name ?? 'Router',
     api: RouterApi,
     dependencies: [o.worker],
-    configSchema: { properties: ROUTER_CONFIG_PROPERTIES },
+    configSchema: { properties: { ...ROUTER_CONFIG_PROPERTIES, ...o.configProperties } },
     async create(ctx) {
       const workers = await ctx.client(o.worker.name, 'generate');
       const service = await KvRouterService.start({

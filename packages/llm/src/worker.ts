@@ -144,6 +144,8 @@ export interface WorkerServiceOptions<C> {
   configProperties?: Record<string, JsonSchema>;
   /** Workers the embedded graph starts. Default 2. */
   embeddedReplicas?: number;
+  /** Workers the embedded graph starts, read from the config (wins over `embeddedReplicas`). */
+  embeddedReplicasFor?(config: C & WorkerBaseConfig): number;
   /** The prefill worker service, served with the workers in the embedded graph (0 replicas unless configured). */
   prefillWorker?: AnyServiceDefinition;
   /** Builds the engine of one worker. */
@@ -164,6 +166,7 @@ export function workerService<C = Record<string, never>>(
     name: o.name,
     api: WorkerApi,
     embeddedReplicas: o.embeddedReplicas ?? 2,
+    embeddedReplicasFor: o.embeddedReplicasFor,
     dependencies: o.prefillWorker ? [o.prefillWorker] : [],
     configSchema: { properties: { ...WORKER_BASE_CONFIG_PROPERTIES, ...o.configProperties } },
     async create(ctx) {

@@ -188,7 +188,8 @@ export async function serveGraph(root: AnyServiceDefinition, options: ServeGraph
   try {
     for (const def of graph.services) {
       const cfg = configs.get(def)!;
-      const replicas = cfg.replicas ?? (graph.dependencyOnly.has(def) ? def.embeddedReplicas : 1);
+      const replicas =
+        cfg.replicas ?? (graph.dependencyOnly.has(def) ? (def.embeddedReplicasFor?.(cfg) ?? def.embeddedReplicas) : 1);
       delete cfg.replicas;
       for (let replica = 0; replica < replicas; replica++) {
         const workerName = replicas > 1 ? `${settings.workerName}-${replica}` : settings.workerName;

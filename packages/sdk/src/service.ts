@@ -129,6 +129,8 @@ export interface ServiceOptions<C, A extends Api = NoApi> {
   dependencies?: AnyServiceDefinition[];
   /** How many replicas the embedded graph starts when this service is reached only as a dependency. Default 1. */
   embeddedReplicas?: number;
+  /** The embedded replica count read from the validated config (e.g. one per configured engine); wins over `embeddedReplicas`. */
+  embeddedReplicasFor?(config: C): number;
   /** Builds the running service. */
   create(ctx: ServiceContext<C>): Promise<ServiceInstance<A>> | ServiceInstance<A>;
 }
@@ -143,6 +145,8 @@ export interface ServiceDefinition<C = Record<string, unknown>, A extends Api = 
   /** Services served together with this one (`serve module:This` serves them too). */
   readonly links: readonly AnyServiceDefinition[];
   readonly embeddedReplicas: number;
+  /** See {@link ServiceOptions.embeddedReplicasFor}. */
+  embeddedReplicasFor?(config: C): number;
   create(ctx: ServiceContext<C>): Promise<ServiceInstance<A>> | ServiceInstance<A>;
   /** Serves `other` with this service; returns `other`, so `A.link(B).link(C)` chains. */
   link<S extends AnyServiceDefinition>(other: S): S;
@@ -161,6 +165,7 @@ export function defineService<C = Record<string, unknown>, A extends Api = NoApi
     dependencies: options.dependencies ?? [],
     links,
     embeddedReplicas: options.embeddedReplicas ?? 1,
+    embeddedReplicasFor: options.embeddedReplicasFor,
     create: (ctx) => options.create(ctx),
     link<S extends AnyServiceDefinition>(other: S): S {
       if (!links.includes(other)) links.push(other);

@@ -1,0 +1,146 @@
+import { join } from 'node:path';
+import { createLogger } from '@dynamo-ts/runtime';
+import { embeddedPlatform, serveGraph, type GraphHandle } from '@dynamo-ts/sdk';
+import { loadHfTokenizer } from '@dynamo-ts/vllm';
+import { EngineDouble, batchBytes } from '../../../packages/vllm/test/support/engine-double';
+import { until } from '../../../packages/vllm/test/support/util';
+import { Frontend, VllmWorker } from '../graph';
+
+const BS = 4;
+const TOKENIZER = join(__dirname, 'fixtures', 'tiny-tokenizer');
+let ns = 0;
+const settings = () => ({ namespace: `vllm-${process.pid}-${++ns}`, port: 0, workerName: 'node', leaseTtlMs: 10000 });
+
+describe('examples/vllm graph (embedded) over two engine doubles', () => {
+  let doubles: EngineDouble[];
+  let graph: GraphHandle;
+  let url: string;
+
+  beforeAll(async () => {
+    doubles = [
+      await new EngineDouble({ blockSize: BS, tokenDelayMs: 20 }).start(),
+      await new EngineDouble({ blockSize: BS, tokenDelayMs: 20, encoding: 'map' }).start(),
+    ];
+    graph = await serveGraph(Frontend, {
+      platform: embeddedPlatform(),
+      settings: settings(),
+      config: {
+        Frontend: { port: 0, host: '127.0.0.1' },
+        Processor: { tokenizer: TOKENIZER, block_size: BS },
+        Router: { block_size: BS },
+        VllmWorker: {
+          engines: doubles.map((d) => d.url).join(','),
+          kv_events: doubles.map((d) => d.kv.endpoint).join(','),
+          kv_replay: doubles.map((d) => d.kv.replayEndpoint).join(','),
+          block_size: BS,
+          metrics_interval_ms: 50,
+          health_interval_ms: 50,
+        },
+      },
+      logger: createLogger({ silent: true }),
+    });
+    url = graph.get('Frontend')[0]!.instance.metadata!.url as string;
+  });
+  afterAll(async () => {
+    await graph.close({ timeoutMs: 2000 });
+    for (const d of doubles) await d.close();
+  });
+
+  const complete = (prompt: string, maxTokens = 3, signal?: AbortSignal) =>
+    fetch(`${url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'double-model', prompt, max_tokens: maxTokens, stream: true }),
+      signal,
+    });
+
+  it('serves one adapter per engine, and prompts follow the engine that announced their prefix', async () => {
+    expect(graph.get('VllmWorker')).toHaveLength(2);
+    const prompt = 'tell me a joke about cats';
+    const tokens = loadHfTokenizer(TOKENIZER).encode(prompt); // the chat template, as the processor applies it
+    // Engine 1 announces the prompt's blocks (empty batches until the adapters' subscribers are connected).
+    await doubles[1]!.store(tokens);
+    for (let i = 0; i < 20; i++) {
+      for (const d of doubles) await d.kv.publish(batchBytes('map', []));
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    for (let i = 0; i < 3; i++) {
+      const before = doubles[1]!.requests.length;
+      const res = await complete(prompt);
+      expect(res.status).toBe(200);
+      const text = await res.text();
+      expect(text).toContain('[DONE]');
+      expect(doubles[1]!.requests.length).toBe(before + 1);
+    }
+    // The engine got the chat-templated prompt as token ids, and return_token_ids.
+    expect(doubles[1]!.requests.at(-1)).toMatchObject({
+      prompt: tokens,
+      return_token_ids: true,
+      stream: true,
+      max_tokens: 3,
+    });
+  });
+
+  it('a client disconnect closes the upstream HTTP request within 100 ms', async () => {
+    const abort = new AbortController();
+    const started = doubles.map((d) => d.startedAt.length);
+    const closed = doubles.map((d) => d.closedAt.length);
+    const res = await complete('hello world', 200, abort.signal);
+    const reader = res.body!.getReader();
+    await reader.read(); // streaming
+    await until(() => doubles.some((d, i) => d.startedAt.length > started[i]!), 2000, 'engine request');
+    const i = doubles.findIndex((d, k) => d.startedAt.length > started[k]!);
+    const t0 = performance.now();
+    abort.abort();
+    await until(() => doubles[i]!.closedAt.length > closed[i]!, 1000, 'upstream closed');
+    expect(doubles[i]!.closedAt.at(-1)! - t0).toBeLessThan(100);
+  });
+
+  it('an engine that fails /health is marked down and requests go to the other', async () => {
+    doubles[1]!.healthy = false;
+    await new Promise((r) => setTimeout(r, 200));
+    try {
+      const before = doubles[0]!.requests.length;
+      const res = await complete('tell me a joke about cats');
+      expect(res.status).toBe(200);
+      await res.text();
+      expect(doubles[0]!.requests.length).toBe(before + 1);
+    } finally {
+      doubles[1]!.healthy = true;
+    }
+  });
+});
+
+describe('VllmWorker start checks', () => {
+  it('a block size that differs from the engine is refused at start, naming the flags', async () => {
+    const d = await new EngineDouble({ blockSize: 16 }).start();
+    try {
+      await expect(
+        serveGraph(VllmWorker, {
+          platform: embeddedPlatform(),
+          settings: settings(),
+          config: { VllmWorker: { url: d.url, kv_events: d.kv.endpoint, block_size: 4 } },
+          logger: createLogger({ silent: true }),
+        }),
+      ).rejects.toThrow(/block size 16.*--VllmWorker.block_size=16 and --Router.block_size=16/);
+      await expect(
+        serveGraph(VllmWorker, {
+          platform: embeddedPlatform(),
+          settings: settings(),
+          config: { VllmWorker: { url: d.url, kv_events: 'localhost:5557' } },
+          logger: createLogger({ silent: true }),
+        }),
+      ).rejects.toThrow(/kv_events must be tcp:\/\/HOST:PORT/);
+      await expect(
+        serveGraph(VllmWorker, {
+          platform: embeddedPlatform(),
+          settings: settings(),
+          config: { VllmWorker: {} },
+          logger: createLogger({ silent: true }),
+        }),
+      ).rejects.toThrow(/--VllmWorker.url/);
+    } finally {
+      await d.close();
+    }
+  });
+});
