@@ -16,7 +16,7 @@ import path from 'node:path';
 import { freePort } from '@dynamo-ts/runtime/testing';
 
 const ROOT = path.resolve(__dirname, '../..');
-const PACKAGES = ['runtime', 'router', 'sdk', 'frontend'] as const;
+const PACKAGES = ['runtime', 'router', 'sdk', 'frontend', 'llm'] as const;
 
 interface RunResult {
   code: number;
@@ -115,6 +115,7 @@ const EXAMPLES = {
   'frontend.ts': () => readmeBlocks('frontend')[0]!,
   'runtime.ts': () => readmeBlocks('runtime')[0]!,
   'echo.ts': () => readmeBlocks('sdk')[0]!,
+  'llm.ts': () => readmeBlocks('llm')[0]!,
 };
 
 describe('consumer project outside the monorepo (packed tarballs)', () => {

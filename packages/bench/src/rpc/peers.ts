@@ -100,10 +100,10 @@ async function dynamoServer(impl: Impl, url: string, runtimePath: string | undef
   const rt = await loadRuntime(runtimePath);
   const nc = await rt.connectNats({ servers: url });
   const plane = new rt.NatsRequestPlane(nc);
-  await plane.serve(ECHO(impl), async function* (request) {
+  await plane.serve(ECHO(impl), async function* (request: unknown) {
     yield request;
   });
-  await plane.serve(STREAM(impl), async function* (request) {
+  await plane.serve(STREAM(impl), async function* (request: unknown) {
     const n = (request as { n: number }).n;
     for (let i = 0; i < n; i++) yield item(i);
   });

@@ -72,7 +72,8 @@ export interface EtcdDiscoveryOptions extends EtcdSecurityOptions {
  * {@link EtcdDiscovery.leaseId} (the instance id) never changes. Watches re-read their prefix and
  * report the difference with what they reported before, then watch again.
  */
-export class EtcdDiscovery implements Discovery, WatchHost {
+// Also a WatchHost, structurally (the members it needs are internal: not in the published types).
+export class EtcdDiscovery implements Discovery {
   readonly leaseId: string;
   /** @internal */ readonly client: Etcd3;
   /** @internal */ readonly logger: Logger;

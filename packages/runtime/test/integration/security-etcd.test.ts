@@ -60,8 +60,10 @@ describeWithBinaries(['etcd', 'etcdctl', 'openssl'], 'etcd credentials and TLS',
     return d;
   }
   async function works(d: EtcdDiscovery): Promise<void> {
-    const key = `dynamo/sec/instances/w/generate/${d.leaseId}`;
-    const watch = d.watchPrefix('dynamo/sec/instances/');
+    // A prefix of this client's own: another client's key (still leased) is not in its snapshot.
+    const prefix = `dynamo/sec-${d.leaseId}/instances/`;
+    const key = `${prefix}w/generate/${d.leaseId}`;
+    const watch = d.watchPrefix(prefix);
     const it = watch[Symbol.asyncIterator]();
     await d.put(key, 'v1');
     const seen: unknown[] = [];

@@ -63,7 +63,8 @@ const WATCHDOG_TICKS = 5;
  * One plane serves any number of subjects and calls any number of streams over ONE inbox
  * subscription.
  */
-export class NatsRequestPlane implements RequestPlane, PlaneCore {
+// Also a PlaneCore, structurally (the members it needs are internal: not in the published types).
+export class NatsRequestPlane implements RequestPlane {
   /** @internal */ readonly logger: Logger;
   /** @internal */ readonly heartbeatIntervalMs: number;
   /** @internal */ readonly heartbeatTimeoutMs: number;
