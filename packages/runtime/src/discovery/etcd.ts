@@ -37,7 +37,7 @@ import {
   prefixRange,
   type EtcdSecurityOptions,
 } from './etcd-client';
-import { EtcdKvWatch, type WatchHost } from './etcd-watch';
+import { EtcdKvWatch } from './etcd-watch';
 
 export type { EtcdSecurityOptions } from './etcd-client';
 

@@ -15,7 +15,6 @@ import type {
 import { NatsResponseStream } from './caller';
 import {
   type HeartbeatTarget,
-  type PlaneCore,
   type Route,
   type TurnEnd,
   type WatchedStream,
