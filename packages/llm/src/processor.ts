@@ -55,8 +55,7 @@ export class RemoteRouteSource implements RouteSource {
       parent: o.parent,
       requestId: o.requestId,
       waitForInstanceMs: 2000,
-      maxAttempts: this.retry.attempts,
-      retryBackoffMs: this.retry.backoffMs,
+      retry: this.retry,
     });
   }
 

@@ -1,5 +1,8 @@
 import {
+  Cancellation,
+  CancelledError,
   DistributedRuntime,
+  RetryPolicy,
   MemoryCluster,
   UnavailableError,
   type InstanceChange,
@@ -192,6 +195,33 @@ describe('DistributedRuntime', () => {
     client.close();
     await b.close();
     await caller.close();
+  });
+
+  it('takes a RetryPolicy: its attempts bound the retries, and its pause ends when the caller cancels', async () => {
+    const a = await proc(cluster, 60000);
+    const caller = await proc(cluster);
+    let hits = 0;
+    const busy = async function* (): AsyncGenerator<unknown> {
+      hits++;
+      yield* [];
+      throw new UnavailableError('busy');
+    };
+    await a.namespace('ns').component('W').endpoint('gen').serve(busy, { name: 'a' });
+    const client = await caller.namespace('ns').component('W').endpoint('gen').client();
+    await client.waitForInstances({ min: 1, timeoutMs: 1000 });
+    await expect(
+      collect(client.generate({}, { retry: new RetryPolicy({ attempts: 3, backoffMs: 1 }) })),
+    ).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    expect(hits).toBe(3);
+    // A pause of a minute before the second round: the cancelled caller does not wait it out.
+    hits = 0;
+    const parent = new Cancellation();
+    const call = collect(client.generate({}, { parent, retry: new RetryPolicy({ attempts: 3, backoffMs: 60_000 }) }));
+    setTimeout(() => parent.cancel(new CancelledError('caller gone')), 50);
+    await expect(call).rejects.toMatchObject({ code: 'CANCELLED' });
+    expect(hits).toBe(1);
+    client.close();
+    await Promise.all([a.close(), caller.close()]);
   });
 
   it('tries every instance once before any twice when their handlers answer UNAVAILABLE', async () => {

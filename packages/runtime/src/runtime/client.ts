@@ -3,6 +3,7 @@ import { CancelledError, NotFoundError, TimeoutError, UnavailableError } from '.
 import { instancesPrefix, parseInstanceKey } from '../names';
 import type { CallOptions } from '../options';
 import type { RequestOptions, ResponseStream } from '../transport/request-plane';
+import { RetryPolicy } from '../retry';
 import { RateLimiter } from '../util/rate-limit';
 import type { Endpoint, RouterMode } from './endpoint';
 import { failedStream, FailoverStream } from './failover';
@@ -25,6 +26,11 @@ export interface ClientRequestOptions extends RequestOptions {
    * reconnect) get a moment. Default 50.
    */
   retryBackoffMs?: number;
+  /**
+   * The retry policy of the call (its `attempts` and pauses), in place of `maxAttempts` and
+   * `retryBackoffMs`: the one object every layer that retries takes.
+   */
+  retry?: RetryPolicy;
   /**
    * With no instance registered at all, wait up to this long for one to (re)appear before failing
    * UNAVAILABLE: rides over an instance re-registering after a lost lease or a restart. Default 0.
@@ -301,8 +307,10 @@ export class EndpointClient {
     }
     const mode = options.mode ?? 'round-robin';
     let target = this.pick(mode, tried);
-    if (!target && tried.size > 0 && attempt <= (options.maxAttempts ?? 3) && this.usableInstances().length > 0) {
-      await new Promise((r) => setTimeout(r, (options.retryBackoffMs ?? 50) * (attempt - 1)));
+    const policy = retryPolicyOf(options);
+    if (!target && tried.size > 0 && attempt <= policy.attempts && this.usableInstances().length > 0) {
+      // The pause ends at once, CANCELLED, when the request is cancelled.
+      await policy.pause(attempt - 1, options.parent ?? options.signal);
       // A second round: every instance may be tried again (a non-empty `tried` is the stream's own set).
       (tried as Set<string>).clear();
       target = this.pick(mode, tried);
@@ -321,4 +329,16 @@ export class EndpointClient {
     this.usable = undefined;
     this.endpoint.runtime.untrack(this);
   }
+}
+
+/** The retry policy of a call: its own, or one made from `maxAttempts` and `retryBackoffMs` (defaults 3, 50 ms). */
+export function retryPolicyOf(options: ClientRequestOptions): RetryPolicy {
+  return (
+    options.retry ??
+    new RetryPolicy({
+      attempts: options.maxAttempts ?? 3,
+      backoffMs: options.retryBackoffMs ?? 50,
+      maxBackoffMs: 2 ** 31 - 1,
+    })
+  );
 }

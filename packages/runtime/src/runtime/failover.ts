@@ -88,7 +88,12 @@ export class FailoverStream<T> implements ResponseStream<T>, AsyncIterator<T> {
           // handler returned (e.g. it has no worker of its own right now) is worth a retry elsewhere
           // but says nothing against the instance itself.
           if (e instanceof NoRespondersError) this.client.markDown(target.instanceId);
-          if (!isDynamoError(e) || e.code !== 'UNAVAILABLE' || this.attempt >= (options.maxAttempts ?? 3)) throw e;
+          if (
+            !isDynamoError(e) ||
+            e.code !== 'UNAVAILABLE' ||
+            this.attempt >= (options.retry?.attempts ?? options.maxAttempts ?? 3)
+          )
+            throw e;
           (this.tried ??= new Set()).add(target.instanceId);
           this.client.endpoint.runtime.logger.warn('instance unavailable; retrying on another', {
             request_id: this.requestId,
