@@ -1,7 +1,9 @@
 /** Jest projects: one per package, each resolving @dynamo-ts/* to sources so tests need no build. */
 const moduleNameMapper = {
-  '^@dynamo-ts/(runtime|router|sdk|frontend|llm|bench|llamacpp|vllm)$': '<rootDir>/../../packages/$1/src/index.ts',
-  '^@dynamo-ts/(runtime|router|sdk|frontend|llm|bench|llamacpp|vllm)/(.*)$': '<rootDir>/../../packages/$1/src/$2',
+  '^@dynamo-ts/(runtime|router|mocker|sdk|frontend|llm|bench|llamacpp|vllm)$':
+    '<rootDir>/../../packages/$1/src/index.ts',
+  '^@dynamo-ts/(runtime|router|mocker|sdk|frontend|llm|bench|llamacpp|vllm)/(.*)$':
+    '<rootDir>/../../packages/$1/src/$2',
 };
 const project = (dir, name) => ({
   displayName: name,
@@ -16,6 +18,7 @@ module.exports = {
   projects: [
     project('packages/runtime', 'runtime'),
     project('packages/router', 'router'),
+    project('packages/mocker', 'mocker'),
     project('packages/sdk', 'sdk'),
     project('packages/frontend', 'frontend'),
     project('packages/llm', 'llm'),

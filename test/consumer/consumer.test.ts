@@ -16,7 +16,7 @@ import path from 'node:path';
 import { freePort } from '@dynamo-ts/runtime/testing';
 
 const ROOT = path.resolve(__dirname, '../..');
-const PACKAGES = ['runtime', 'router', 'sdk', 'frontend', 'llm'] as const;
+const PACKAGES = ['runtime', 'router', 'mocker', 'sdk', 'frontend', 'llm'] as const;
 
 interface RunResult {
   code: number;
@@ -116,6 +116,7 @@ const EXAMPLES = {
   'runtime.ts': () => readmeBlocks('runtime')[0]!,
   'echo.ts': () => readmeBlocks('sdk')[0]!,
   'llm.ts': () => readmeBlocks('llm')[0]!,
+  'mocker.ts': () => readmeBlocks('mocker')[0]!,
 };
 
 describe('consumer project outside the monorepo (packed tarballs)', () => {
@@ -256,6 +257,14 @@ describe('consumer project outside the monorepo (packed tarballs)', () => {
     } finally {
       await proc.stop();
     }
+  }, 60_000);
+
+  it("runs the mocker README's engine behind a router (CJS): the router learns the engine's cache", async () => {
+    const r = await run(process.execPath, ['dist/mocker.js'], path.join(app, 'cjs'));
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    // 256 tokens of 64-token blocks: the engine stored 4 blocks and announced them.
+    expect(r.stdout).toMatch(/^8 tokens from w1; cached blocks now: 4$/m);
   }, 60_000);
 
   it("runs the frontend README's server with its custom generate function (CJS)", async () => {

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { RealTimeEngine, systemScheduler } from '@dynamo-ts/router/sim';
+import { RealTimeEngine, systemScheduler } from '@dynamo-ts/mocker';
 import { KvCache, workerService, type Engine, type EngineRequest, type EngineStep } from '@dynamo-ts/llm';
 import { PrefillWorker } from './prefill-worker';
 import { tokenize } from './tokenizer';
@@ -14,7 +14,7 @@ export interface DummyEngineConfig {
   local_prefill_ms_per_token: number;
   /**
    * `dummy`: fixed `token_delay_ms` per token and an LRU block cache; `mocker`: the simulated
-   * engine of `@dynamo-ts/router/sim` (paged KV cache, continuous batching, Dynamo's mocker timing
+   * engine of `@dynamo-ts/mocker` (paged KV cache, continuous batching, Dynamo's mocker timing
    * divided by `speedup_ratio`), which paces the tokens and publishes KV events and load.
    */
   engine: 'dummy' | 'mocker';

@@ -18,7 +18,7 @@
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { BlockHasher, KvRouter, type KvStoredEvent, storedEventForBlocks } from '@dynamo-ts/router';
-import { mulberry32 } from '@dynamo-ts/router/sim';
+import { mulberry32 } from '@dynamo-ts/mocker';
 
 /** Options of {@link runRouterBench}. */
 export interface RouterBenchOptions {

@@ -1,5 +1,5 @@
 /**
- * `dynamo-ts bench routing`: replays requests on simulated engines (`@dynamo-ts/router/sim`) on a
+ * `dynamo-ts bench routing`: replays requests on simulated engines (`@dynamo-ts/mocker`) on a
  * virtual clock, once per routing strategy, on the same requests, and reports TTFT, ITL, end-to-end
  * latency, the cache hit rate and the load imbalance of each.
  *
@@ -17,16 +17,7 @@
  * - `failed`: requests an engine refused (they can never fit its KV cache) or that never finished.
  * @packageDocumentation
  */
-import {
-  ALL_STRATEGY_NAMES,
-  createStrategy,
-  isStrategyName,
-  KvRouter,
-  MOCKER_ENGINE_PROFILE,
-  type EngineProfile,
-  type StrategyName,
-  type StrategyOptions,
-} from '@dynamo-ts/router';
+import { KvRouter, MOCKER_ENGINE_PROFILE, type EngineProfile } from '@dynamo-ts/router';
 import {
   SIM_ENGINE_DEFAULTS,
   SimEngine,
@@ -35,8 +26,15 @@ import {
   VllmSimEngine,
   seededRandom,
   type SimStep,
-} from '@dynamo-ts/router/sim';
+} from '@dynamo-ts/mocker';
 import type { BenchRequest } from './routing/trace';
+import {
+  ALL_STRATEGY_NAMES,
+  createStrategy,
+  isStrategyName,
+  type StrategyName,
+  type StrategyOptions,
+} from './strategies';
 
 export { parseMooncakeTrace, traceRequests, TraceFormatError, fillHashIdTokens } from './routing/trace';
 export type { BenchRequest, MooncakeRecord } from './routing/trace';

@@ -1,5 +1,5 @@
 import {
-  ALL_STRATEGY_NAMES,
+  STRATEGY_NAMES,
   checkEngineProfile,
   isStrategyName,
   KvRouter,
@@ -49,7 +49,7 @@ export interface RouterConfig {
 /** JSON-schema properties of {@link RouterConfig} (shared by every service that routes). */
 export const ROUTER_CONFIG_PROPERTIES = {
   block_size: { type: 'integer', minimum: 1, maximum: 4096, default: 2 },
-  strategy: { enum: [...ALL_STRATEGY_NAMES], default: 'kv' },
+  strategy: { enum: [...STRATEGY_NAMES], default: 'kv' },
   kv_preset: { enum: ['tuned', 'dynamo'], default: 'tuned' },
   overlap_weight: { type: 'number', minimum: 0, maximum: 1e6 },
   temperature: { type: 'number', minimum: 0, maximum: 1e6, default: 0 },

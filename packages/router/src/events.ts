@@ -231,7 +231,7 @@ export function parseHexInto(s: string, out: Uint32Array, at: number): boolean {
   return true;
 }
 
-/** Formats a (lo, hi) pair as 16 lowercase hex digits. @internal */
+/** Formats a (lo, hi) hash pair as its wire form: 16 lowercase hex digits. */
 export function packedToHex(lo: number, hi: number): string {
   // One flat string from 16 char codes: `hex8(hi) + hex8(lo)` made a two-part cons string, which
   // V8 flattens (a copy) on the first character read, e.g. when an indexer parses it back.

@@ -56,6 +56,7 @@ export {
   isWireHash,
   hashToWire,
   hashFromWire,
+  packedToHex,
 } from './events';
 export {
   storedEventFromTokens,
@@ -111,8 +112,6 @@ export {
   randomIndex,
   loadBlocks,
   STRATEGY_NAMES,
-  PEER_POLICY_NAMES,
-  ALL_STRATEGY_NAMES,
   RoundRobinStrategy,
   RandomStrategy,
   LeastLoadedStrategy,
@@ -120,25 +119,12 @@ export {
 } from './strategies/index';
 export type {
   StrategyName,
-  BuiltinStrategyName,
-  PeerPolicyName,
   StrategyOptions,
   RoutingStrategy,
   RoutingContext,
   RoutingChoice,
   CandidateWorker,
 } from './strategies/index';
-export {
-  SglangCacheAwarePolicy,
-  ApproxRadixTree,
-  SGLANG_CACHE_AWARE_DEFAULTS,
-  VllmPrefixAwarePolicy,
-  ChunkHashTrie,
-  VLLM_PREFIX_AWARE_DEFAULT_CHUNK_SIZE,
-  LlmdScorersPolicy,
-  LLMD_SCORERS_DEFAULTS,
-} from './policies/index';
-export type { SglangCacheAwareOptions, VllmPrefixAwareOptions, LlmdScorersOptions } from './policies/index';
 export {
   shouldPrefillRemotely,
   disaggregationOptionsSchema,

@@ -11,7 +11,7 @@ import { DEFAULT_LOAD_METRICS_TTL_MS, DEFAULT_MAX_TRACKED_REQUESTS, DEFAULT_REQU
 import { MAX_REPLICA_ID_LENGTH } from './replica';
 import { checkNonNegative, type KvPreset, kvPreset } from './scheduler';
 import { checkEngineProfile, type EngineProfile } from './ttft-cost';
-import { ALL_STRATEGY_NAMES, createStrategy, isStrategyName } from './strategies/index';
+import { STRATEGY_NAMES, createStrategy, isStrategyName } from './strategies/index';
 import type { RoutingStrategy, StrategyName } from './strategies/strategy';
 
 /** Default tokens per KV block (Dynamo's default). */
@@ -125,7 +125,7 @@ export function compileRouterOptions(options: KvRouterOptions = {}): CompiledRou
   if (typeof s === 'string') {
     if (!isStrategyName(s)) {
       throw new RouterInvalidArgumentError(
-        `strategy must be one of ${ALL_STRATEGY_NAMES.join(', ')} or a RoutingStrategy, got ${JSON.stringify(s)}`,
+        `strategy must be one of ${STRATEGY_NAMES.join(', ')} or a RoutingStrategy, got ${JSON.stringify(s)}`,
       );
     }
     const preset = kvPreset(options.kvPreset ?? 'ttft');

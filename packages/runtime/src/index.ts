@@ -45,7 +45,7 @@ export {
   randomId64,
   validateName,
 } from './names';
-export type { Discovery, DiscoveryStatus, KvEntry, KvEvent, KvWatch, PutOptions } from './discovery/discovery';
+export type { Discovery, DiscoveryStatus, KvEntry, DiscoveryEvent, KvWatch, PutOptions } from './discovery/discovery';
 export type {
   CancelSource,
   RequestContext,

@@ -8,7 +8,7 @@
  * `npm run test:chaos` (CHAOS_S=600).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { mulberry32 } from '@dynamo-ts/router/sim';
+import { mulberry32 } from '@dynamo-ts/mocker';
 import { describeWithBinaries } from '../../../../test/support/integration';
 import {
   CONFIGS,

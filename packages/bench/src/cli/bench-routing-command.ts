@@ -4,7 +4,7 @@
  * @packageDocumentation
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import type { StrategyName } from '@dynamo-ts/router';
+import type { StrategyName } from '../strategies';
 import type { Argv, CommandModule } from 'yargs';
 import { InvalidArgumentError } from '@dynamo-ts/runtime';
 import {

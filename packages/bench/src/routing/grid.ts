@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 import { readFileSync } from 'node:fs';
-import type { StrategyName, StrategyOptions } from '@dynamo-ts/router';
+import type { StrategyName, StrategyOptions } from '../strategies';
 import { type EngineModel, runRoutingBench } from '../routing-bench';
 import { parseMooncakeTrace, traceRequests, type BenchRequest } from './trace';
 import { mixedLengthWorkload, sharedPrefixWorkload } from './workload';

@@ -3,7 +3,7 @@
  * few shared system prompts, and grow by each turn's output and next user message.
  * @packageDocumentation
  */
-import { seededRandom } from '@dynamo-ts/router/sim';
+import { seededRandom } from '@dynamo-ts/mocker';
 import { fillHashIdTokens, type BenchRequest } from './trace';
 
 /** Options of {@link sharedPrefixWorkload}. */

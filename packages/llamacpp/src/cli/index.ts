@@ -6,7 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import cliProgress from 'cli-progress';
 import yargs from 'yargs';
-import { ALL_STRATEGY_NAMES, type StrategyName } from '@dynamo-ts/router';
+import { STRATEGY_NAMES, type StrategyName } from '@dynamo-ts/router';
 import { InvalidArgumentError } from '@dynamo-ts/runtime';
 import { tinyModel } from '../tiny-model';
 import { checkModelFile } from '../worker';
@@ -71,9 +71,9 @@ export async function runLlamaCppCli(args: string[], fail: (e: unknown) => never
             .map((s) => s.trim())
             .filter(Boolean);
           for (const s of strategies)
-            if (!(ALL_STRATEGY_NAMES as readonly string[]).includes(s))
+            if (!(STRATEGY_NAMES as readonly string[]).includes(s))
               throw new InvalidArgumentError(
-                `--strategies: unknown strategy ${s} (one of ${ALL_STRATEGY_NAMES.join(', ')})`,
+                `--strategies: unknown strategy ${s} (one of ${STRATEGY_NAMES.join(', ')})`,
               );
           if (!strategies.length) throw new InvalidArgumentError('--strategies: name at least one');
           const bar = new cliProgress.SingleBar(

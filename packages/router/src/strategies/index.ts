@@ -3,15 +3,12 @@
  * @packageDocumentation
  */
 import { RouterInvalidArgumentError } from '../errors';
-import { LlmdScorersPolicy, type LlmdScorersOptions } from '../policies/llm-d-scorers';
-import { SglangCacheAwarePolicy, type SglangCacheAwareOptions } from '../policies/sglang-cache-aware';
-import { VllmPrefixAwarePolicy, type VllmPrefixAwareOptions } from '../policies/vllm-prefix-aware';
 import { KvScheduler, type KvSchedulerOptions } from '../scheduler';
 import { LeastLoadedStrategy } from './least-loaded';
 import { PowerOfTwoStrategy } from './power-of-two';
 import { RandomStrategy } from './random';
 import { RoundRobinStrategy } from './round-robin';
-import { ALL_STRATEGY_NAMES, type RoutingStrategy, type StrategyName } from './strategy';
+import { STRATEGY_NAMES, type RoutingStrategy, type StrategyName } from './strategy';
 
 export * from './strategy';
 export { LeastLoadedStrategy } from './least-loaded';
@@ -19,15 +16,8 @@ export { PowerOfTwoStrategy } from './power-of-two';
 export { RandomStrategy } from './random';
 export { RoundRobinStrategy } from './round-robin';
 
-/** Options of {@link createStrategy}: the `kv` scheduler's at the top level, each peer policy's under its name. */
-export type StrategyOptions = KvSchedulerOptions & {
-  /** `sglang-cache-aware` options. */
-  sglang?: SglangCacheAwareOptions;
-  /** `vllm-prefix-aware` options. */
-  vllm?: VllmPrefixAwareOptions;
-  /** `llm-d-scorers` options. */
-  llmd?: LlmdScorersOptions;
-};
+/** Options of {@link createStrategy}: the `kv` scheduler's. */
+export type StrategyOptions = KvSchedulerOptions;
 
 /**
  * Creates a built-in strategy by name.
@@ -37,12 +27,6 @@ export function createStrategy(name: StrategyName, options: StrategyOptions = {}
   switch (name) {
     case 'kv':
       return new KvScheduler({ ...kvOnly(options), preset: options.preset ?? 'ttft' });
-    case 'sglang-cache-aware':
-      return new SglangCacheAwarePolicy(options.sglang);
-    case 'vllm-prefix-aware':
-      return new VllmPrefixAwarePolicy(options.vllm);
-    case 'llm-d-scorers':
-      return new LlmdScorersPolicy(options.llmd);
     case 'round-robin':
       return new RoundRobinStrategy();
     case 'random':
@@ -53,7 +37,7 @@ export function createStrategy(name: StrategyName, options: StrategyOptions = {}
       return new PowerOfTwoStrategy();
     default:
       throw new RouterInvalidArgumentError(
-        `unknown routing strategy ${JSON.stringify(name)}; expected one of ${ALL_STRATEGY_NAMES.join(', ')}`,
+        `unknown routing strategy ${JSON.stringify(name)}; expected one of ${STRATEGY_NAMES.join(', ')}`,
       );
   }
 }
@@ -76,7 +60,7 @@ function kvOnly(o: StrategyOptions): KvSchedulerOptions {
   return out;
 }
 
-/** Whether `name` is a strategy name {@link createStrategy} accepts (own strategies and peer policies). */
+/** Whether `name` is a strategy name {@link createStrategy} accepts. */
 export function isStrategyName(name: unknown): name is StrategyName {
-  return typeof name === 'string' && (ALL_STRATEGY_NAMES as readonly string[]).includes(name);
+  return typeof name === 'string' && (STRATEGY_NAMES as readonly string[]).includes(name);
 }

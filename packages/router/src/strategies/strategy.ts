@@ -6,36 +6,11 @@ import type { RandomSource } from '../common';
 import { RouterInvalidArgumentError } from '../errors';
 import type { EngineProfile } from '../ttft-cost';
 
-/** Names of this router's own strategies. */
-export type BuiltinStrategyName = 'kv' | 'round-robin' | 'random' | 'least-loaded' | 'power-of-two';
+/** Names of the built-in strategies ({@link createStrategy}, `KvRouterOptions.strategy`). */
+export type StrategyName = 'kv' | 'round-robin' | 'random' | 'least-loaded' | 'power-of-two';
 
-/**
- * Names of the re-implemented policies of other routers, for comparisons (see `policies/`):
- * SGLang's cache_aware, vLLM production-stack's prefixaware, llm-d's weighted scorers.
- */
-export type PeerPolicyName = 'sglang-cache-aware' | 'vllm-prefix-aware' | 'llm-d-scorers';
-
-/** Names accepted wherever a strategy is chosen by name. */
-export type StrategyName = BuiltinStrategyName | PeerPolicyName;
-
-/** This router's own strategy names. */
-export const STRATEGY_NAMES: readonly BuiltinStrategyName[] = [
-  'kv',
-  'round-robin',
-  'random',
-  'least-loaded',
-  'power-of-two',
-];
-
-/** The peer policy names. */
-export const PEER_POLICY_NAMES: readonly PeerPolicyName[] = [
-  'sglang-cache-aware',
-  'vllm-prefix-aware',
-  'llm-d-scorers',
-];
-
-/** Every name {@link createStrategy} accepts: this router's strategies, then the peer policies. */
-export const ALL_STRATEGY_NAMES: readonly StrategyName[] = [...STRATEGY_NAMES, ...PEER_POLICY_NAMES];
+/** The built-in strategy names. */
+export const STRATEGY_NAMES: readonly StrategyName[] = ['kv', 'round-robin', 'random', 'least-loaded', 'power-of-two'];
 
 /**
  * What a strategy sees for one request: the candidate workers as parallel arrays (index `i` in

@@ -3,7 +3,7 @@
  * Keys are unique per test (random prefix), so the suite can share a server with other suites.
  */
 import { afterEach, beforeEach, describe, expect, jest, test } from '@jest/globals';
-import type { Discovery, KvEvent } from '../discovery/discovery';
+import type { Discovery, DiscoveryEvent } from '../discovery/discovery';
 import { Reader, eventually, rejection, uid } from './helpers';
 
 /** What the suite needs from an implementation. */
@@ -136,7 +136,7 @@ export function describeDiscoveryCompliance(name: string, setup: () => Promise<D
       await a.put(`${prefix}a`, '1');
       await a.put(`${prefix.slice(0, -1)}-outside`, 'o', { lease: false });
       const w = a.watchPrefix(prefix);
-      const r = new Reader<KvEvent>(w);
+      const r = new Reader<DiscoveryEvent>(w);
       expect(await r.take(3)).toEqual([
         { type: 'put', key: `${prefix}a`, value: '1' },
         { type: 'put', key: `${prefix}b`, value: '2' },
@@ -163,7 +163,7 @@ export function describeDiscoveryCompliance(name: string, setup: () => Promise<D
       const a = await h.connect();
       const b = await h.connect();
       const w = b.watchPrefix(prefix);
-      const r = new Reader<KvEvent>(w);
+      const r = new Reader<DiscoveryEvent>(w);
       expect(await r.take(1)).toEqual([{ type: 'synced' }]);
       const n = 50;
       for (let i = 0; i < n; i++) await a.put(`${prefix}k`, String(i));
@@ -180,7 +180,7 @@ export function describeDiscoveryCompliance(name: string, setup: () => Promise<D
     test('watch reports the deletes of a closed client (lease revoked)', async () => {
       const a = await h.connect();
       const b = await h.connect();
-      const r = new Reader<KvEvent>(b.watchPrefix(prefix));
+      const r = new Reader<DiscoveryEvent>(b.watchPrefix(prefix));
       expect(await r.take(1)).toEqual([{ type: 'synced' }]);
       await a.put(`${prefix}x`, '1');
       await a.put(`${prefix}y`, '2');
@@ -199,7 +199,7 @@ export function describeDiscoveryCompliance(name: string, setup: () => Promise<D
     test('watch reports the delete when a crashed client lease expires', async () => {
       const a = await h.connect({ leaseTtlMs: SHORT_TTL_MS });
       const b = await h.connect();
-      const r = new Reader<KvEvent>(b.watchPrefix(prefix));
+      const r = new Reader<DiscoveryEvent>(b.watchPrefix(prefix));
       expect(await r.take(1)).toEqual([{ type: 'synced' }]);
       await a.put(`${prefix}instance`, 'alive');
       expect(await r.take(1)).toEqual([{ type: 'put', key: `${prefix}instance`, value: 'alive' }]);
@@ -213,7 +213,7 @@ export function describeDiscoveryCompliance(name: string, setup: () => Promise<D
       const a = await h.connect();
       const b = await h.connect();
       await a.put(`${prefix}k`, 'v');
-      const r = new Reader<KvEvent>(b.watchPrefix(prefix));
+      const r = new Reader<DiscoveryEvent>(b.watchPrefix(prefix));
       expect(await r.take(2)).toEqual([{ type: 'put', key: `${prefix}k`, value: 'v' }, { type: 'synced' }]);
       await a.close();
       await b.close();
@@ -223,19 +223,19 @@ export function describeDiscoveryCompliance(name: string, setup: () => Promise<D
     test('close() of a watch, its signal and the client closing each end the iteration', async () => {
       const a = await h.connect();
       const w1 = a.watchPrefix(prefix);
-      const r1 = new Reader<KvEvent>(w1);
+      const r1 = new Reader<DiscoveryEvent>(w1);
       await r1.take(1);
       w1.close();
       await r1.end();
       expect(r1.error).toBeUndefined();
 
       const ac = new AbortController();
-      const r2 = new Reader<KvEvent>(a.watchPrefix(prefix, { signal: ac.signal }));
+      const r2 = new Reader<DiscoveryEvent>(a.watchPrefix(prefix, { signal: ac.signal }));
       await r2.take(1);
       ac.abort();
       await r2.end();
 
-      const r3 = new Reader<KvEvent>(a.watchPrefix(prefix));
+      const r3 = new Reader<DiscoveryEvent>(a.watchPrefix(prefix));
       await r3.take(1);
       await a.close();
       await r3.end();
@@ -244,7 +244,7 @@ export function describeDiscoveryCompliance(name: string, setup: () => Promise<D
     test('breaking out of a watch iteration stops the watch', async () => {
       const a = await h.connect();
       const w = a.watchPrefix(prefix);
-      const seen: KvEvent[] = [];
+      const seen: DiscoveryEvent[] = [];
       for await (const ev of w) {
         seen.push(ev);
         if (ev.type === 'synced') break;
@@ -263,7 +263,7 @@ export function describeDiscoveryCompliance(name: string, setup: () => Promise<D
       expect((await rejection(a.getPrefix(prefix, { signal: ac.signal }))).code).toBe('CANCELLED');
       expect((await rejection(a.delete(`${prefix}k`, { signal: ac.signal }))).code).toBe('CANCELLED');
       expect(await a.get(`${prefix}k`)).toBeUndefined();
-      const r = new Reader<KvEvent>(a.watchPrefix(prefix, { signal: ac.signal }));
+      const r = new Reader<DiscoveryEvent>(a.watchPrefix(prefix, { signal: ac.signal }));
       await r.end();
       expect(r.items).toEqual([]);
       await a.close();

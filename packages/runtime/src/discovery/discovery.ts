@@ -11,11 +11,11 @@ export interface KvEntry {
  * (sorted by key), then one `synced`, then every later change in order. Implementations
  * take the snapshot and start watching from its revision, so no change is missed between them.
  */
-export type KvEvent =
+export type DiscoveryEvent =
   { type: 'put'; key: string; value: string } | { type: 'delete'; key: string } | { type: 'synced' };
 
 /** A running prefix watch. Iterate it once; {@link KvWatch.close} (or the signal) ends the iteration. */
-export interface KvWatch extends AsyncIterable<KvEvent> {
+export interface KvWatch extends AsyncIterable<DiscoveryEvent> {
   close(): void;
 }
 
@@ -53,7 +53,7 @@ export interface Discovery {
   /** Every key under `prefix`, sorted by key. */
   getPrefix(prefix: string, options?: CallOptions): Promise<KvEntry[]>;
   delete(key: string, options?: CallOptions): Promise<void>;
-  /** Watches every key under `prefix` (see {@link KvEvent}). */
+  /** Watches every key under `prefix` (see {@link DiscoveryEvent}). */
   watchPrefix(prefix: string, options?: { signal?: AbortSignal }): KvWatch;
   /** Revokes the lease (its keys vanish at once), ends all watches and releases the connection. Idempotent. */
   close(): Promise<void>;

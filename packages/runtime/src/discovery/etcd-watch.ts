@@ -3,7 +3,7 @@ import type { Logger } from '../logger';
 import type { CallOptions } from '../options';
 import { noop, onAbort, unrefTimeout } from '../util/abort';
 import { Channel } from '../util/channel';
-import type { KvEntry, KvEvent, KvWatch } from './discovery';
+import type { KvEntry, DiscoveryEvent, KvWatch } from './discovery';
 import {
   RETRY_MAX_MS,
   RETRY_MIN_MS,
@@ -31,7 +31,7 @@ export interface WatchHost {
  * it reported so far (puts of new or changed keys, deletes of vanished keys), and watches again.
  */
 export class EtcdKvWatch implements KvWatch {
-  private readonly channel = new Channel<KvEvent>({ onReturn: () => this.close() });
+  private readonly channel = new Channel<DiscoveryEvent>({ onReturn: () => this.close() });
   /** What the consumer was told: key -> value. */
   private readonly view = new Map<string, string>();
   private synced = false;
@@ -67,7 +67,7 @@ export class EtcdKvWatch implements KvWatch {
     this.host.forget(this);
   }
 
-  [Symbol.asyncIterator](): AsyncIterator<KvEvent> {
+  [Symbol.asyncIterator](): AsyncIterator<DiscoveryEvent> {
     return this.channel;
   }
 

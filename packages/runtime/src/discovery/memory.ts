@@ -13,7 +13,7 @@ import type { CallOptions } from '../options';
 import { Channel } from '../util/channel';
 import { noop, onAbort, unrefInterval, unrefTimeout } from '../util/abort';
 import { checkTimerMs, MAX_TIMER_MS } from '../util/timers';
-import type { Discovery, DiscoveryStatus, KvEntry, KvEvent, KvWatch, PutOptions } from './discovery';
+import type { Discovery, DiscoveryStatus, KvEntry, DiscoveryEvent, KvWatch, PutOptions } from './discovery';
 
 /** Options of {@link MemoryKvStore}. */
 export interface MemoryKvStoreOptions {
@@ -43,9 +43,9 @@ interface Lease {
 
 interface StoreWatcher {
   readonly prefix: string;
-  readonly listener: (event: KvEvent) => void;
+  readonly listener: (event: DiscoveryEvent) => void;
   /** Events held back while the store is unavailable (delivered in order when it returns). */
-  pending: KvEvent[];
+  pending: DiscoveryEvent[];
 }
 
 /**
@@ -193,10 +193,10 @@ export class MemoryKvStore {
    * change, synchronously and in order. Returns the function that stops the watch.
    * Works while the store is unavailable (events are held back until it returns).
    */
-  watch(prefix: string, listener: (event: KvEvent) => void): () => void {
+  watch(prefix: string, listener: (event: DiscoveryEvent) => void): () => void {
     if (this.isClosed) throw new ClosedError('discovery store closed');
     const watcher: StoreWatcher = { prefix, listener, pending: [] };
-    const initial: KvEvent[] = this.snapshot(prefix).map((e) => ({ type: 'put', key: e.key, value: e.value }));
+    const initial: DiscoveryEvent[] = this.snapshot(prefix).map((e) => ({ type: 'put', key: e.key, value: e.value }));
     initial.push({ type: 'synced' });
     this.watchers.add(watcher);
     if (this.isAvailable) for (const ev of initial) listener(ev);
@@ -254,7 +254,7 @@ export class MemoryKvStore {
     for (const key of [...lease.keys].sort()) this.remove(key);
   }
 
-  private emit(event: KvEvent): void {
+  private emit(event: DiscoveryEvent): void {
     if (event.type === 'synced') return;
     for (const w of this.watchers) {
       if (!event.key.startsWith(w.prefix)) continue;
@@ -272,7 +272,7 @@ export interface MemoryDiscoveryOptions {
 }
 
 class MemoryKvWatch implements KvWatch {
-  readonly channel = new Channel<KvEvent>({ onReturn: () => this.close() });
+  readonly channel = new Channel<DiscoveryEvent>({ onReturn: () => this.close() });
   private stop: () => void = noop;
   private offSignal: () => void = noop;
   private closed = false;
@@ -284,7 +284,7 @@ class MemoryKvWatch implements KvWatch {
     if (!this.closed) this.offSignal = onAbort(signal, () => this.close());
   }
 
-  push(event: KvEvent): void {
+  push(event: DiscoveryEvent): void {
     this.channel.push(event);
   }
 
@@ -302,7 +302,7 @@ class MemoryKvWatch implements KvWatch {
     this.onClosed(this);
   }
 
-  [Symbol.asyncIterator](): AsyncIterator<KvEvent> {
+  [Symbol.asyncIterator](): AsyncIterator<DiscoveryEvent> {
     return this.channel;
   }
 }

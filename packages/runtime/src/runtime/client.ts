@@ -1,4 +1,4 @@
-import type { KvEvent } from '../discovery/discovery';
+import type { DiscoveryEvent } from '../discovery/discovery';
 import { CancelledError, NotFoundError, TimeoutError, UnavailableError } from '../errors';
 import { instancesPrefix, parseInstanceKey } from '../names';
 import type { CallOptions } from '../options';
@@ -87,7 +87,7 @@ export class EndpointClient {
     await ready;
   }
 
-  private apply(ev: KvEvent, synced: () => void): void {
+  private apply(ev: DiscoveryEvent, synced: () => void): void {
     if (ev.type === 'synced') {
       synced();
       return;

@@ -5,7 +5,7 @@
  */
 import net from 'node:net';
 import { Etcd3 } from 'etcd3';
-import type { Discovery, KvEvent } from '../../src/discovery/discovery';
+import type { Discovery, DiscoveryEvent } from '../../src/discovery/discovery';
 import { EtcdDiscovery, type EtcdDiscoveryOptions } from '../../src/discovery/etcd';
 import { instanceKey } from '../../src/names';
 import { freePort, startEtcd, type EtcdServer } from '../../src/testing';
@@ -128,7 +128,7 @@ describeWithBinaries(['etcd'], 'EtcdDiscovery', () => {
       const key = instanceKey(ns, 'Worker', 'generate', a.leaseId);
       await a.put(key, 'worker-a');
       await a.put(`${key}-config`, 'cfg', { lease: false });
-      const r = new Reader<KvEvent>(b.watchPrefix(`dynamo/${ns}/`));
+      const r = new Reader<DiscoveryEvent>(b.watchPrefix(`dynamo/${ns}/`));
       expect(await r.take(3)).toEqual([
         { type: 'put', key, value: 'worker-a' },
         { type: 'put', key: `${key}-config`, value: 'cfg' },
@@ -178,8 +178,8 @@ describeWithBinaries(['etcd'], 'EtcdDiscovery', () => {
         const b = await c.open();
         const key = instanceKey(ns, 'Worker', 'generate', a.leaseId);
         await a.put(key, 'worker-a');
-        const seenByB = new Reader<KvEvent>(b.watchPrefix(`dynamo/${ns}/`));
-        const seenByA = new Reader<KvEvent>(a.watchPrefix(`dynamo/${ns}/`));
+        const seenByB = new Reader<DiscoveryEvent>(b.watchPrefix(`dynamo/${ns}/`));
+        const seenByA = new Reader<DiscoveryEvent>(a.watchPrefix(`dynamo/${ns}/`));
         expect(await seenByB.take(2)).toEqual([{ type: 'put', key, value: 'worker-a' }, { type: 'synced' }]);
         expect(await seenByA.take(2)).toEqual([{ type: 'put', key, value: 'worker-a' }, { type: 'synced' }]);
         const leaseId = a.leaseId;
@@ -216,7 +216,7 @@ describeWithBinaries(['etcd'], 'EtcdDiscovery', () => {
       const b = await c.open();
       await a.put(`${prefix}one`, '1');
       await a.put(`${prefix}two`, '2');
-      const r = new Reader<KvEvent>(b.watchPrefix(prefix));
+      const r = new Reader<DiscoveryEvent>(b.watchPrefix(prefix));
       expect(await r.take(3)).toHaveLength(3);
       // Revoke a's lease from outside, as an expiry during an outage would.
       const raw = new Etcd3({ hosts: etcd.url });
@@ -267,7 +267,7 @@ describeWithBinaries(['etcd'], 'EtcdDiscovery', () => {
       const a = await c.open();
       await a.put(`${prefix}k`, 'v');
       await etcd.stop();
-      const r = new Reader<KvEvent>(a.watchPrefix(prefix));
+      const r = new Reader<DiscoveryEvent>(a.watchPrefix(prefix));
       await delay(500);
       expect(r.items).toEqual([]);
       await etcd.start();

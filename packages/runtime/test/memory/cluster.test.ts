@@ -1,7 +1,7 @@
 /** MemoryCluster: one close stops every client, stream, subscription, consumer and timer. */
 import { MemoryCluster } from '../../src/memory';
 import type { EventMessage } from '../../src/events/event-plane';
-import type { KvEvent } from '../../src/discovery/discovery';
+import type { DiscoveryEvent } from '../../src/discovery/discovery';
 import { Reader, rejection } from '@dynamo-ts/runtime/compliance';
 
 describe('MemoryCluster', () => {
@@ -9,7 +9,7 @@ describe('MemoryCluster', () => {
     const cluster = new MemoryCluster();
     const d = await cluster.connectDiscovery({ leaseTtlMs: 60_000 });
     await d.put('k', 'v');
-    const watch = new Reader<KvEvent>(d.watchPrefix(''));
+    const watch = new Reader<DiscoveryEvent>(d.watchPrefix(''));
     await watch.take(2);
 
     const server = cluster.requestPlane();

@@ -1,6 +1,6 @@
 /** Memory-only discovery behaviour: store outages and recovery. */
 import { MemoryDiscovery, MemoryKvStore } from '../../src/discovery/memory';
-import type { KvEvent } from '../../src/discovery/discovery';
+import type { DiscoveryEvent } from '../../src/discovery/discovery';
 import { Reader, delay, eventually, rejection } from '@dynamo-ts/runtime/compliance';
 
 describe('MemoryDiscovery outages', () => {
@@ -39,7 +39,7 @@ describe('MemoryDiscovery outages', () => {
     const a = await connect(1000);
     const b = await connect(1000);
     await a.put('svc/a', '1');
-    const r = new Reader<KvEvent>(b.watchPrefix('svc/'));
+    const r = new Reader<DiscoveryEvent>(b.watchPrefix('svc/'));
     await r.take(2);
     store.setAvailable(false);
     await delay(100);
@@ -55,7 +55,7 @@ describe('MemoryDiscovery outages', () => {
     const leaseId = a.leaseId;
     await a.put('svc/a', '1');
     await a.put('svc/config', 'c', { lease: false });
-    const r = new Reader<KvEvent>(b.watchPrefix('svc/'));
+    const r = new Reader<DiscoveryEvent>(b.watchPrefix('svc/'));
     expect(await r.take(3)).toEqual([
       { type: 'put', key: 'svc/a', value: '1' },
       { type: 'put', key: 'svc/config', value: 'c' },
@@ -96,7 +96,7 @@ describe('MemoryDiscovery outages', () => {
     const a = await connect();
     await a.put('p/x', '1');
     store.setAvailable(false);
-    const r = new Reader<KvEvent>(a.watchPrefix('p/'));
+    const r = new Reader<DiscoveryEvent>(a.watchPrefix('p/'));
     await delay(50);
     expect(r.items).toEqual([]);
     store.setAvailable(true);
@@ -141,7 +141,7 @@ describe('MemoryDiscovery outages', () => {
     expect(a.status).toBe('closed');
     expect((await rejection(a.get('k'))).code).toBe('CLOSED');
     expect(await b.get('k')).toBe('v');
-    const r = new Reader<KvEvent>(b.watchPrefix(''));
+    const r = new Reader<DiscoveryEvent>(b.watchPrefix(''));
     await r.take(2);
     await store.close();
     await r.end();

@@ -4,7 +4,7 @@
  * so a simulation is deterministic and as fast as its callbacks.
  * @packageDocumentation
  */
-import { RouterInvalidArgumentError } from '../errors';
+import { RouterInvalidArgumentError } from '@dynamo-ts/router';
 
 interface Entry {
   at: number;

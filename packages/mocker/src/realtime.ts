@@ -13,8 +13,7 @@
  * ```
  * @packageDocumentation
  */
-import { RouterError } from '../errors';
-import type { KvEvent, LoadMetrics } from '../events';
+import { RouterError, type KvEvent, type LoadMetrics } from '@dynamo-ts/router';
 import { SimEngine, type SimEngineOptions, type SimRequest } from './engine';
 
 /** Where the real-time engine gets its time from. */

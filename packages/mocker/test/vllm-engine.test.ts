@@ -1,5 +1,5 @@
 import { KvIndexer, type KvEvent } from '@dynamo-ts/router';
-import { VllmSimEngine, type SimStep } from '@dynamo-ts/router/sim';
+import { VllmSimEngine, type SimStep } from '@dynamo-ts/mocker';
 
 const tokens = (n: number, base = 0): number[] => Array.from({ length: n }, (_, i) => base + i);
 

@@ -11,7 +11,7 @@ import {
   type EngineScheduler,
   type SimStep,
   type TokenBatch,
-} from '@dynamo-ts/router/sim';
+} from '@dynamo-ts/mocker';
 
 const seq = (from: number, n: number): number[] => Array.from({ length: n }, (_, i) => from + i);
 

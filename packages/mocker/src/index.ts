@@ -1,8 +1,9 @@
 /**
- * `@dynamo-ts/router/sim`: a simulated LLM engine (paged KV cache with prefix reuse and LRU
- * eviction, continuous batching, Dynamo's mocker timing) that emits the router's KV events and load
- * metrics, plus a virtual-clock event loop and a real-time runner. For benchmarks, tests and demo
- * workers without GPUs.
+ * `@dynamo-ts/mocker`: simulated LLM engines (paged KV cache with prefix reuse and LRU eviction,
+ * continuous batching; Dynamo's mocker timing, and a vLLM-like scheduler with chunked prefill and
+ * preemption) that emit `@dynamo-ts/router`'s KV events and load metrics, plus a virtual-clock event
+ * loop and a real-time runner. For benchmarks, tests and demo workers without GPUs; kept out of the
+ * router package, which stays pure routing.
  * @packageDocumentation
  */
 export { prefillTimeMs, prefillChunkTimeMs, decodeStepTimeMs } from './timing';

@@ -15,8 +15,13 @@
  *   published: "we do not consider the eviction of prefix cache").
  * @packageDocumentation
  */
-import { RouterInvalidArgumentError } from '../errors';
-import { randomIndex, type RoutingChoice, type RoutingContext, type RoutingStrategy } from '../strategies/strategy';
+import {
+  RouterInvalidArgumentError,
+  randomIndex,
+  type RoutingChoice,
+  type RoutingContext,
+  type RoutingStrategy,
+} from '@dynamo-ts/router';
 
 /** Options of {@link VllmPrefixAwarePolicy}. */
 export interface VllmPrefixAwareOptions {

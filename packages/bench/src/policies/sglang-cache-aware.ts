@@ -19,8 +19,12 @@
  * load) go to the first candidate, as Rust's `max_by_key`/`min_by_key` over the worker list do.
  * @packageDocumentation
  */
-import { RouterInvalidArgumentError } from '../errors';
-import type { RoutingChoice, RoutingContext, RoutingStrategy } from '../strategies/strategy';
+import {
+  RouterInvalidArgumentError,
+  type RoutingChoice,
+  type RoutingContext,
+  type RoutingStrategy,
+} from '@dynamo-ts/router';
 
 /** Options of {@link SglangCacheAwarePolicy}. */
 export interface SglangCacheAwareOptions {

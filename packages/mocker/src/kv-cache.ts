@@ -6,7 +6,7 @@
  * private (counted, not named).
  * @packageDocumentation
  */
-import { RouterInvalidArgumentError } from '../errors';
+import { RouterInvalidArgumentError } from '@dynamo-ts/router';
 
 interface Block {
   hash: string;

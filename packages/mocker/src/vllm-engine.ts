@@ -20,9 +20,15 @@
  *   mocker's prefill curve; see docs/router.md for the calibration.
  * @packageDocumentation
  */
-import { RouterInvalidArgumentError } from '../errors';
-import { type KvEvent, type KvStoredBlock, type LoadMetrics, packedToHex } from '../events';
-import { BlockHasher, PACKED_STRIDE } from '../hashing';
+import {
+  RouterInvalidArgumentError,
+  type KvEvent,
+  type KvStoredBlock,
+  type LoadMetrics,
+  packedToHex,
+  BlockHasher,
+  PACKED_STRIDE,
+} from '@dynamo-ts/router';
 import { PagedKvCache } from './kv-cache';
 import type { SimAdmission, SimRequest, SimStep, SimTokenOutput } from './engine';
 

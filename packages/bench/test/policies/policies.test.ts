@@ -1,17 +1,12 @@
+import { KvRouter, routingContext, type CandidateWorker } from '@dynamo-ts/router';
 import {
-  ALL_STRATEGY_NAMES,
   ApproxRadixTree,
   ChunkHashTrie,
-  createStrategy,
-  isStrategyName,
-  KvRouter,
   LlmdScorersPolicy,
-  PEER_POLICY_NAMES,
-  routingContext,
   SglangCacheAwarePolicy,
   VllmPrefixAwarePolicy,
-  type CandidateWorker,
-} from '@dynamo-ts/router';
+} from '../../src/policies/index';
+import { ALL_STRATEGY_NAMES, createStrategy, isStrategyName, PEER_POLICY_NAMES } from '../../src/strategies';
 
 const seq = (from: number, n: number): number[] => Array.from({ length: n }, (_, i) => from + i);
 const ctxFor = (tokens: number[], cands: CandidateWorker[], random = () => 0) =>
@@ -33,7 +28,7 @@ describe('peer policy registry', () => {
   it('policies need the token ids, which KvRouter passes', () => {
     const ctx = routingContext([{ workerId: 'a' }], { islTokens: 4, blockSize: 4 });
     expect(() => new VllmPrefixAwarePolicy().select(ctx)).toThrow(/token ids/);
-    const r = new KvRouter({ blockSize: 4, strategy: 'sglang-cache-aware', random: () => 0 });
+    const r = new KvRouter({ blockSize: 4, strategy: createStrategy('sglang-cache-aware'), random: () => 0 });
     r.addWorker('a');
     r.addWorker('b');
     expect(r.route(seq(0, 8)).strategy).toBe('sglang-cache-aware');

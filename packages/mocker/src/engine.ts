@@ -19,9 +19,15 @@
  * load at `step.endsAt` (see `VirtualEventLoop` and `RealTimeEngine`).
  * @packageDocumentation
  */
-import { RouterInvalidArgumentError } from '../errors';
-import { type KvEvent, type KvStoredBlock, type LoadMetrics, packedToHex } from '../events';
-import { BlockHasher, PACKED_STRIDE } from '../hashing';
+import {
+  RouterInvalidArgumentError,
+  type KvEvent,
+  type KvStoredBlock,
+  type LoadMetrics,
+  packedToHex,
+  BlockHasher,
+  PACKED_STRIDE,
+} from '@dynamo-ts/router';
 import { PagedKvCache } from './kv-cache';
 import { decodeStepTimeMs, prefillChunkTimeMs } from './timing';
 

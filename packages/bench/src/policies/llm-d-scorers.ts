@@ -19,9 +19,15 @@
  * `maxPrefixBlocksToMatch` 256, `lruCapacityPerServer` 31250 (the prefix plugin's defaults).
  * @packageDocumentation
  */
-import { RouterInvalidArgumentError } from '../errors';
-import { BlockHasher, PACKED_STRIDE } from '../hashing';
-import { randomIndex, type RoutingChoice, type RoutingContext, type RoutingStrategy } from '../strategies/strategy';
+import {
+  RouterInvalidArgumentError,
+  BlockHasher,
+  PACKED_STRIDE,
+  randomIndex,
+  type RoutingChoice,
+  type RoutingContext,
+  type RoutingStrategy,
+} from '@dynamo-ts/router';
 
 /** Options of {@link LlmdScorersPolicy}. */
 export interface LlmdScorersOptions {
