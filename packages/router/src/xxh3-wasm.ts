@@ -1,5 +1,5 @@
 /**
- * XXH3-64 with seed 1337 as a tiny WebAssembly module, assembled here at load time from the
+ * XXH3-64 with seed 1337 as a tiny WebAssembly module, assembled at load time (wasm-asm.ts) from the
  * instructions below (no binary blob, no build step). WebAssembly has native 64-bit integers, so a
  * 256-byte block hashes in a few tens of nanoseconds, and a whole prompt is hashed in one call:
  * several times faster than calling the native addon once per block (each N-API call costs
@@ -13,6 +13,44 @@
  * (e.g. `node --jitless`) or the host is big-endian; callers then use the native addon.
  * @packageDocumentation
  */
+
+import {
+  type Code,
+  I32,
+  I64,
+  c,
+  get,
+  set,
+  i32,
+  i64,
+  call,
+  load64,
+  load32u,
+  store64,
+  add32,
+  sub32,
+  mul32,
+  divu32,
+  ltu32,
+  gtu32,
+  leu32,
+  eq32,
+  add64,
+  sub64,
+  mul64,
+  and64,
+  or64,
+  xor64,
+  shl64,
+  shr64,
+  rotl64,
+  ext,
+  ret,
+  when,
+  whileLoop,
+  type Func,
+  assemble,
+} from './wasm-asm';
 
 const SEED = 1337n;
 const M64 = (1n << 64n) - 1n;
@@ -39,136 +77,6 @@ const CS = 0;
 const KS = 192;
 /** First byte callers may use. */
 export const WASM_HEAP_BASE = 512;
-
-// ---- a minimal assembler -------------------------------------------------------------------
-
-type Code = number[];
-type Part = number | Code;
-const I32 = 0x7f;
-const I64 = 0x7e;
-
-function uleb(n: number): Code {
-  const out: Code = [];
-  do {
-    let byte = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (n !== 0);
-  return out;
-}
-
-function sleb(v: bigint): Code {
-  const out: Code = [];
-  for (;;) {
-    const byte = Number(v & 0x7fn);
-    v >>= 7n;
-    if ((v === 0n && (byte & 0x40) === 0) || (v === -1n && (byte & 0x40) !== 0)) {
-      out.push(byte);
-      return out;
-    }
-    out.push(byte | 0x80);
-  }
-}
-
-/** Concatenates instruction parts. */
-function c(...parts: Part[]): Code {
-  const out: Code = [];
-  for (const p of parts) {
-    if (typeof p === 'number') out.push(p);
-    else for (const b of p) out.push(b);
-  }
-  return out;
-}
-
-const get = (i: number): Code => [0x20, ...uleb(i)];
-const set = (i: number, ...v: Part[]): Code => c(...v, 0x21, ...uleb(i));
-const i32 = (v: number): Code => [0x41, ...sleb(BigInt(v | 0))];
-const i64 = (v: bigint): Code => {
-  const u = v & M64;
-  return [0x42, ...sleb(u >= 1n << 63n ? u - (1n << 64n) : u)];
-};
-const call = (f: number, ...args: Part[]): Code => c(...args, 0x10, ...uleb(f));
-const load64 = (addr: Part, offset = 0): Code => c(addr, 0x29, 0, ...uleb(offset));
-const load32u = (addr: Part, offset = 0): Code => c(addr, 0x28, 0, ...uleb(offset), 0xad);
-const store64 = (addr: Part, value: Part, offset = 0): Code => c(addr, value, 0x37, 0, ...uleb(offset));
-const bin =
-  (op: number) =>
-  (a: Part, b: Part): Code =>
-    c(a, b, op);
-const add32 = bin(0x6a);
-const sub32 = bin(0x6b);
-const mul32 = bin(0x6c);
-const divu32 = bin(0x6e);
-const ltu32 = bin(0x49);
-const gtu32 = bin(0x4b);
-const leu32 = bin(0x4d);
-const eq32 = bin(0x46);
-const add64 = bin(0x7c);
-const sub64 = bin(0x7d);
-const mul64 = bin(0x7e);
-const and64 = bin(0x83);
-const or64 = bin(0x84);
-const xor64 = bin(0x85);
-const shl64 = bin(0x86);
-const shr64 = bin(0x88);
-const rotl64 = bin(0x89);
-const ext = (a: Part): Code => c(a, 0xad); // i64.extend_i32_u
-const ret = (v: Part): Code => c(v, 0x0f);
-/** `if (cond) { then }` with no value. */
-const when = (cond: Part, ...then: Part[]): Code => c(cond, 0x04, 0x40, ...then, 0x0b);
-/** `while (cond) { body }`: block { loop { br_if 1 (!cond); body; br 0 } }. */
-const whileLoop = (cond: Part, ...body: Part[]): Code =>
-  c(0x02, 0x40, 0x03, 0x40, cond, 0x45, 0x0d, 1, ...body, 0x0c, 0, 0x0b, 0x0b);
-
-interface Func {
-  params: number[];
-  results: number[];
-  locals: number[];
-  body: Code;
-  export?: string;
-}
-
-function assemble(funcs: Func[], data: Uint8Array): Uint8Array {
-  const vec = (items: Code[]): Code => c(uleb(items.length), ...items);
-  const section = (id: number, body: Code): Code => c(id, uleb(body.length), body);
-  const types = funcs.map((f) => c(0x60, vec(f.params.map((t) => [t])), vec(f.results.map((t) => [t]))));
-  const codes = funcs.map((f) => {
-    const locals = vec(f.locals.map((t) => [1, t]));
-    const body = c(locals, f.body, 0x0b);
-    return c(uleb(body.length), body);
-  });
-  const exports: Code[] = [
-    c(
-      uleb(3),
-      [...'mem'].map((ch) => ch.charCodeAt(0)),
-      0x02,
-      0,
-    ),
-  ];
-  funcs.forEach((f, i) => {
-    if (f.export !== undefined) {
-      exports.push(
-        c(
-          uleb(f.export.length),
-          [...f.export].map((ch) => ch.charCodeAt(0)),
-          0x00,
-          uleb(i),
-        ),
-      );
-    }
-  });
-  const bytes = c(
-    [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
-    section(1, vec(types)),
-    section(3, vec(funcs.map((_, i) => uleb(i)))),
-    section(5, vec([[0x00, 1]])),
-    section(7, vec(exports)),
-    section(10, vec(codes)),
-    section(11, vec([c(0x00, i32(0), 0x0b, uleb(data.length), [...data])])),
-  );
-  return Uint8Array.from(bytes);
-}
 
 // ---- XXH3 ----------------------------------------------------------------------------------
 
