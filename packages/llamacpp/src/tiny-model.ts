@@ -4,6 +4,7 @@
  * and prefixes of common English words) that llama.cpp's own tokenizer reads. For tests and
  * benchmarks: nothing downloads a model. Same options, same bytes.
  */
+import { mulberry32 } from '@dynamo-ts/router';
 
 /** Shape of the tiny model. */
 export interface TinyModelOptions {
@@ -63,17 +64,8 @@ export function tinyVocabulary(): { tokens: string[]; scores: number[]; types: n
   return { tokens, scores, types };
 }
 
-/** mulberry32: a small, fast, seedable PRNG (uniform in [0, 1)). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small, fast, seedable PRNG (uniform in [0, 1)): the router's mulberry32. */
+export const prng = mulberry32;
 
 const T_UINT32 = 4;
 const T_INT32 = 5;

@@ -15,4 +15,4 @@ export type { VllmSimEngineOptions, VllmTiming } from './vllm-engine';
 export { VirtualEventLoop } from './event-loop';
 export { RealTimeEngine, systemScheduler } from './realtime';
 export type { EngineScheduler, RealTimeEngineListeners, TokenBatch } from './realtime';
-export { mulberry32, seededRandom } from './random';
+export { mulberry32, seededRandom } from '@dynamo-ts/router';

@@ -135,3 +135,4 @@ export type { DisaggregationOptions, DisaggregationDecision, DisaggregationReaso
 export { RouterError, RouterInvalidArgumentError, NoWorkersError } from './errors';
 export type { RouterErrorCode } from './errors';
 export type { WarningHandler, Clock, RandomSource } from './common';
+export { mulberry32, seededRandom } from './random';

@@ -4,6 +4,7 @@
  * hash when any of its block ids maps to it; overlap = leading request hashes it holds.
  */
 import { type ApplyResult, type GapPolicy, type KvEvent, hashFromWire, sequenceHash } from '@dynamo-ts/router';
+import { mulberry32 } from '../src/random';
 
 interface ModelWorker {
   ids: Map<bigint, bigint>;
@@ -111,14 +112,5 @@ export function normalizeReferences(refs: Map<bigint, Map<string, number>>): [st
     .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
 }
 
-/** A small deterministic PRNG in [0, 1) (mulberry32, as the mocker's). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small deterministic PRNG in [0, 1). */
+export const prng = mulberry32;

@@ -3,7 +3,7 @@
  * for a seed.
  * @packageDocumentation
  */
-import type { RandomSource } from '@dynamo-ts/router';
+import type { RandomSource } from './common';
 
 /** mulberry32: a uniform source in [0, 1) whose state starts at `seed`'s low 32 bits. */
 export function mulberry32(seed: number): RandomSource {
