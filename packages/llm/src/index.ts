@@ -8,6 +8,8 @@
 export {
   WireFinishReason,
   SamplingFields,
+  ChatTurn,
+  MAX_CHAT_TURNS,
   LlmRequest,
   LlmEvent,
   RouteQuery,
