@@ -23,6 +23,7 @@ export type { FrontendServer, FrontendServerOptions } from './server';
 export { compileBodySchema, validateBody } from './validation';
 export { GENERATE_BODY_SCHEMA, generateRoute } from './routes/generate';
 export type {
+  ChatTurn,
   FinishReason,
   GenerateEvent,
   GenerateFn,
@@ -32,7 +33,7 @@ export type {
 } from './routes/generate';
 export { healthRoutes } from './routes/health';
 export type { HealthFn } from './routes/health';
-export { chatCompletionsRoute, chatPrompt } from './routes/chat-completions';
+export { chatCompletionsRoute, chatPrompt, chatTurns } from './routes/chat-completions';
 export { completionPrompt, completionsRoute } from './routes/completions';
 export { metricsRoutes } from './routes/metrics';
 export { modelsRoutes } from './routes/models';

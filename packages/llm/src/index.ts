@@ -8,6 +8,8 @@
 export {
   WireFinishReason,
   SamplingFields,
+  ChatTurn,
+  MAX_CHAT_TURNS,
   LlmRequest,
   LlmEvent,
   RouteQuery,
@@ -32,7 +34,14 @@ export type { RouteSource, ProcessorPipelineOptions } from './processor';
 export { processorService, processorRetryPolicy, PROCESSOR_CONFIG_PROPERTIES } from './processor-service';
 export type { ProcessorConfig, ProcessorServiceOptions } from './processor-service';
 export { KvRouterService, routerService, ROUTER_CONFIG_PROPERTIES } from './router-service';
-export type { RouterConfig, RouterServiceOptions, KvRouterServiceOptions, WorkerSet } from './router-service';
+export type {
+  RouterConfig,
+  RouterServiceOptions,
+  KvRouterServiceOptions,
+  WorkerSet,
+  KvEventSource,
+  KvEventSubscription,
+} from './router-service';
 export { workerService, workerEvents, WORKER_BASE_CONFIG_PROPERTIES } from './worker';
 export type {
   Engine,

@@ -139,7 +139,11 @@ export class ProcessorPipeline {
 
   async *generate(req: LlmRequest, ectx: EndpointContext): AsyncGenerator<LlmEvent> {
     const { tokenizer, router, workers, retry } = this.o;
-    const prompt = await tokenizer.encode(req.prompt);
+    // A chat is rendered through the model's template when the tokenizer has one; anything else is raw.
+    const prompt =
+      req.messages !== undefined && tokenizer.encodeChat !== undefined
+        ? await tokenizer.encodeChat(req.messages)
+        : await tokenizer.encode(req.prompt);
     const requestId = req.request_id;
     // Tokens the caller has already received (a resumed stream), then what comes now.
     const generated: number[] = req.generated_token_ids ? [...req.generated_token_ids] : [];

@@ -27,9 +27,26 @@ export const SamplingFields = {
   seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 4294967295 })),
 };
 
+/** One turn of a chat conversation: its role and its text (bounded: a turn of at most 1 MiB). */
+export const ChatTurn = Type.Object({
+  role: Type.String({ minLength: 1, maxLength: 32 }),
+  content: Type.String({ maxLength: 1_048_576 }),
+});
+/** One turn of a chat conversation. */
+export type ChatTurn = Static<typeof ChatTurn>;
+
+/** Most turns one chat request may carry to the Processor. */
+export const MAX_CHAT_TURNS = 1024;
+
 /** Processor `generate` request: the frontend's `/generate` body, plus what a resumed stream sends. */
 export const LlmRequest = Type.Object({
+  /** The text encoded raw; for a chat, the last user message (used when the tokenizer has no chat template). */
   prompt: Type.String(),
+  /**
+   * A chat's whole conversation, rendered by the tokenizer's chat template (with the generation
+   * prompt) when it has one; absent for completions and `/generate`, whose prompt is encoded raw.
+   */
+  messages: Type.Optional(Type.Array(ChatTurn, { minItems: 1, maxItems: MAX_CHAT_TURNS })),
   request_id: RequestId,
   /** Generate at most this many tokens in all. */
   max_tokens: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_048_576 })),

@@ -4,6 +4,7 @@ import {
   isStrategyName,
   KvRouter,
   type EngineProfile,
+  type KvEvent,
   type KvRouterOptions,
 } from '@dynamo-ts/router';
 import {
@@ -15,7 +16,13 @@ import {
   type InstanceInfo,
   type Logger,
 } from '@dynamo-ts/runtime';
-import { defineService, type AnyServiceDefinition, type JsonSchema, type ServiceDefinition } from '@dynamo-ts/sdk';
+import {
+  defineService,
+  type AnyServiceDefinition,
+  type JsonSchema,
+  type ServiceContext,
+  type ServiceDefinition,
+} from '@dynamo-ts/sdk';
 import { routerDecisions, routerOverlapBlocks } from './metrics';
 import {
   KV_EVENTS_TOPIC,
@@ -94,6 +101,25 @@ export interface WorkerSet {
   onChange(listener: (c: InstanceChange) => void): () => void;
 }
 
+/** A worker's KV events read straight from its engine, until closed. */
+export interface KvEventSubscription {
+  close(): void;
+}
+
+/**
+ * Where a router reads KV events from the engines themselves (e.g. their ZMQ publishers) instead
+ * of the workers' `kv_events` topic. Engine-agnostic: the engine package implements it.
+ */
+export interface KvEventSource {
+  /**
+   * Starts following `worker`'s engine (from what it registered, e.g. its metadata), feeding the
+   * router's events (for `worker.instanceId`) to `emit`; undefined when the worker registered no
+   * engine endpoint (its events then come over the event plane). May throw for bad metadata:
+   * the router logs it and follows that worker over the event plane.
+   */
+  follow(worker: InstanceInfo, emit: (event: KvEvent) => void): KvEventSubscription | undefined;
+}
+
 /** Options of {@link KvRouterService.start}. */
 export interface KvRouterServiceOptions {
   runtime: DistributedRuntime;
@@ -108,6 +134,11 @@ export interface KvRouterServiceOptions {
   progressComponent?: Component;
   config: RouterConfig;
   logger: Logger;
+  /**
+   * Reads KV events from the engines directly: each worker it follows has its events taken from
+   * there only (the same worker's events on the event plane are ignored, so nothing counts twice).
+   */
+  kvEventSource?: KvEventSource;
 }
 
 /**
@@ -131,6 +162,8 @@ export class KvRouterService {
   /** Cache-hit share of each worker's decisions (for the live dashboard). */
   private readonly hits = new metrics.CacheHitShare();
   private unregisterDashboard: () => void = () => undefined;
+  /** Workers whose KV events are read from their engines directly, with the subscription. */
+  private readonly direct = new Map<string, KvEventSubscription>();
 
   private constructor(
     readonly router: KvRouter,
@@ -156,7 +189,7 @@ export class KvRouterService {
     for (const i of o.workers.instances()) s.add(i);
     s.unwatch = o.workers.onChange((c) => (c.type === 'added' ? s.add(c.instance) : s.remove(c.instance.instanceId)));
     const signal = s.stop.signal;
-    s.follow(o.workerComponent.subscribe(KV_EVENTS_TOPIC, { signal }), (d) => s.router.applyEvent(d), 'KV event');
+    s.follow(o.workerComponent.subscribe(KV_EVENTS_TOPIC, { signal }), (d) => s.applyPlaneEvent(d), 'KV event');
     s.follow(o.workerComponent.subscribe(LOAD_METRICS_TOPIC, { signal }), (d) => s.router.applyLoad(d), 'load metric');
     if (o.progressComponent) {
       s.follow(o.progressComponent.subscribe(PROGRESS_TOPIC, { signal }), (d) => s.progress(d), 'request status');
@@ -199,9 +232,46 @@ export class KvRouterService {
     });
   }
 
+  /** A KV event from the event plane; dropped for a worker followed directly. */
+  private applyPlaneEvent(d: unknown): void {
+    const id = (d as { worker_id?: unknown } | null)?.worker_id;
+    if (typeof id === 'string' && this.direct.has(id)) return;
+    this.router.applyEvent(d);
+  }
+
+  /** Starts reading `i`'s KV events from its engine when a source is configured and it registered one. */
+  private followDirect(i: InstanceInfo): void {
+    const source = this.o.kvEventSource;
+    if (!source || this.direct.has(i.instanceId) || this.stop.signal.aborted) return;
+    const id = i.instanceId;
+    try {
+      const sub = source.follow(i, (e) => {
+        // Only this worker's events, and only while it is followed.
+        if (this.direct.has(id) && e.worker_id === id) this.router.applyEvent(e);
+      });
+      if (sub) {
+        this.direct.set(id, sub);
+        this.o.logger.info('KV events read from the engine directly', { worker_id: id, name: i.name });
+      }
+    } catch (e) {
+      this.o.logger.warn('cannot read KV events from the engine; following the event plane', {
+        worker_id: id,
+        error: (e as Error).message,
+      });
+    }
+  }
+
+  private unfollowDirect(id: string): void {
+    const sub = this.direct.get(id);
+    if (!sub) return;
+    this.direct.delete(id);
+    sub.close();
+  }
+
   private add(i: InstanceInfo): void {
     this.names.set(i.instanceId, i.name);
     this.router.addWorker(i.instanceId);
+    this.followDirect(i);
     // (Re-)registered: whatever fenced it, it is back.
     this.unfence(i.instanceId);
     const profile = engineProfileFromMetadata(i.metadata);
@@ -232,6 +302,7 @@ export class KvRouterService {
   }
 
   private remove(id: string): void {
+    this.unfollowDirect(id);
     this.unfence(id);
     this.router.removeWorker(id);
     this.names.delete(id);
@@ -331,6 +402,7 @@ export class KvRouterService {
     if (this.stop.signal.aborted) return;
     this.stop.abort();
     this.unwatch();
+    for (const id of [...this.direct.keys()]) this.unfollowDirect(id);
     this.unregisterDashboard();
     if (this.stateTimer) clearInterval(this.stateTimer);
     if (this.replicaTimer) clearTimeout(this.replicaTimer);
@@ -356,6 +428,11 @@ export interface RouterServiceOptions {
   progressFrom?: string;
   /** Overrides of {@link ROUTER_CONFIG_PROPERTIES} (e.g. the engines' block size as the default). */
   configProperties?: Record<string, JsonSchema>;
+  /**
+   * The engines' own KV events, for this service's config (e.g. when its `ingest` key says
+   * `direct`); undefined: the workers' `kv_events` topic only.
+   */
+  kvEventSource?(ctx: ServiceContext<RouterConfig & Record<string, unknown>>): KvEventSource | undefined;
 }
 
 /**
@@ -370,6 +447,7 @@ export function routerService(o: RouterServiceOptions): ServiceDefinition<Router
     configSchema: { properties: { ...ROUTER_CONFIG_PROPERTIES, ...o.configProperties } },
     async create(ctx) {
       const workers = await ctx.client(o.worker.name, 'generate');
+      const kvEventSource = o.kvEventSource?.(ctx as ServiceContext<RouterConfig & Record<string, unknown>>);
       const service = await KvRouterService.start({
         runtime: ctx.runtime,
         workerComponent: ctx.namespace.component(o.worker.name),
@@ -377,6 +455,7 @@ export function routerService(o: RouterServiceOptions): ServiceDefinition<Router
         progressComponent: ctx.namespace.component(o.progressFrom ?? 'Processor'),
         config: ctx.config,
         logger: ctx.logger,
+        ...(kvEventSource ? { kvEventSource } : {}),
       });
       const debug = ctx.logger.isLevelEnabled('debug');
       return {

@@ -1,10 +1,18 @@
+import type { ChatTurn } from './protocol';
+
 /**
  * The processor's tokenizer: the model's own, so the router's block hashes and the engine's tokens
  * agree. Engine-agnostic: the hello-world uses cl100k, a llama.cpp graph the GGUF's vocabulary.
  */
 export interface Tokenizer {
-  /** Token ids of user text (special-token markers in it are text, not control tokens). */
+  /** Token ids of a raw prompt (no chat template), as the engine encodes a completion's prompt. */
   encode(text: string): number[];
+  /**
+   * Token ids of a conversation rendered through the model's chat template with the generation
+   * prompt, as the engine encodes a chat request. Optional: without it a chat is encoded as the
+   * raw text of its last user message.
+   */
+  encodeChat?(messages: readonly ChatTurn[]): number[];
   /** A decoder for one stream of token ids. */
   decoder(): StreamDecoder;
 }
@@ -27,6 +35,7 @@ export interface StreamDecoder {
  */
 export interface AsyncTokenizer {
   encode(text: string): Promise<number[]>;
+  encodeChat?(messages: readonly ChatTurn[]): Promise<number[]>;
   decoder(): AsyncStreamDecoder;
 }
 

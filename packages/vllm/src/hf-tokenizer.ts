@@ -2,13 +2,15 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Template as JinjaTemplate } from '@huggingface/jinja' with { 'resolution-mode': 'import' };
 import type { Tokenizer as HfTokenizerClass } from '@huggingface/tokenizers' with { 'resolution-mode': 'import' };
-import type { StreamDecoder, Tokenizer } from '@dynamo-ts/llm';
+import { InvalidArgumentError } from '@dynamo-ts/runtime';
+import type { ChatTurn, StreamDecoder, Tokenizer } from '@dynamo-ts/llm';
 
 /** Options of {@link loadHfTokenizer}. */
 export interface HfTokenizerOptions {
   /**
-   * Render each prompt as one user message through the model's chat template (what the engine
-   * does for a chat request) before encoding. Default true when the model has a template.
+   * Render chat conversations through the model's chat template (what the engine does for a chat
+   * request). Default true when the model has a template; false: a chat is encoded as the raw text
+   * of its last user message.
    */
   chatTemplate?: boolean;
 }
@@ -18,7 +20,7 @@ export interface HfTokenizer extends Tokenizer {
   /** The chat template applied, or undefined. */
   readonly template: string | undefined;
   /** Renders `messages` through the chat template with the generation prompt. */
-  applyChatTemplate(messages: { role: string; content: string }[]): string;
+  applyChatTemplate(messages: readonly ChatTurn[]): string;
 }
 
 // Both packages ship CommonJS builds beside their ES modules; their types are declared as ESM only.
@@ -57,10 +59,10 @@ function templateOf(config: Record<string, unknown>, dir: string): string | unde
 
 /**
  * Loads a HuggingFace tokenizer from a local `tokenizer.json` (or the directory holding it, with
- * its `tokenizer_config.json` and chat template): no hub access. Encoding renders the prompt as
- * one user message through the chat template, then encodes it without adding special tokens (the
- * template writes them), as vLLM does for a chat request; without a template it encodes the text
- * with the model's special tokens (as for a completion).
+ * its `tokenizer_config.json` and chat template): no hub access. As vLLM does: a raw prompt
+ * (completions, `/generate`) is encoded with the model's special tokens added (e.g. BOS); a chat
+ * is rendered through the chat template (`add_generation_prompt`, the config's `bos_token` and
+ * `eos_token`) and encoded without adding special tokens, since the template writes them.
  */
 export function loadHfTokenizer(path: string, options: HfTokenizerOptions = {}): HfTokenizer {
   if (!existsSync(path)) throw new Error(`tokenizer ${path} does not exist`);
@@ -82,19 +84,28 @@ export function loadHfTokenizer(path: string, options: HfTokenizerOptions = {}):
     bos_token: tokenText(config.bos_token) ?? '',
     eos_token: tokenText(config.eos_token) ?? '',
   };
-  const applyChatTemplate = (messages: { role: string; content: string }[]): string => {
+  const applyChatTemplate = (messages: readonly ChatTurn[]): string => {
     if (!template) throw new Error('this tokenizer has no chat template');
-    return template.render({ messages, add_generation_prompt: true, ...specials });
+    // Plain copies: the template sees exactly role and content.
+    const turns = messages.map((m) => ({ role: m.role, content: m.content }));
+    try {
+      return template.render({ messages: turns, add_generation_prompt: true, ...specials });
+    } catch (e) {
+      // The template refused the conversation (e.g. its `raise_exception` for a role it has no turn for).
+      throw new InvalidArgumentError(`the chat template refused the messages: ${(e as Error).message}`, { cause: e });
+    }
   };
-  return {
+  const tokenizer: HfTokenizer = {
     template: source,
     applyChatTemplate,
-    encode(text: string): number[] {
-      if (!template) return hf.encode(text).ids;
-      return hf.encode(applyChatTemplate([{ role: 'user', content: text }]), { add_special_tokens: false }).ids;
-    },
+    encode: (text: string): number[] => hf.encode(text).ids,
     decoder: () => new HfStreamDecoder(hf),
   };
+  if (template) {
+    tokenizer.encodeChat = (messages: readonly ChatTurn[]): number[] =>
+      hf.encode(applyChatTemplate(messages), { add_special_tokens: false }).ids;
+  }
+  return tokenizer;
 }
 
 /** What this module uses of the HF tokenizer. */

@@ -9,14 +9,19 @@
 export * from './ingest/index';
 export { vllmWorkerService, engineTarget } from './worker';
 export type { VllmWorkerConfig, VllmWorkerServiceOptions } from './worker';
+export { directKvEventSource, routerKvEventSource, ROUTER_INGEST_PROPERTIES } from './router-ingest';
+export type { DirectKvEventSourceOptions, RouterIngestConfig } from './router-ingest';
 export { loadHfTokenizer } from './hf-tokenizer';
 export type { HfTokenizer, HfTokenizerOptions } from './hf-tokenizer';
 export {
   streamCompletion,
+  streamSglang,
   parseChunk,
+  parseSglangChunk,
+  detectEngine,
   parsePrometheus,
   readEngineMetrics,
   scrapeMetrics,
   checkHealth,
 } from './engine-http';
-export type { CompletionCall, EngineMetrics } from './engine-http';
+export type { CompletionCall, EngineMetrics, EngineInfo, EngineKind } from './engine-http';

@@ -8,7 +8,16 @@ import {
   type WorkerBaseConfig,
 } from '@dynamo-ts/llm';
 import type { ServiceDefinition } from '@dynamo-ts/sdk';
-import { checkHealth, engineLoad, scrapeMetrics, streamCompletion, type EngineMetrics } from './engine-http';
+import {
+  checkHealth,
+  detectEngine,
+  engineLoad,
+  scrapeMetrics,
+  streamCompletion,
+  streamSglang,
+  type EngineInfo,
+  type EngineMetrics,
+} from './engine-http';
 import { checkEndpoint, KvEventIngest } from './ingest/index';
 
 /** Config of the engine-adapter worker (one external engine per worker). */
@@ -31,6 +40,14 @@ export interface VllmWorkerConfig {
   health_interval_ms: number;
   /** Timeout of one `/health` or `/metrics` call, ms. */
   probe_timeout_ms: number;
+  /** The engine's API: `vllm` (`/v1/completions`), `sglang` (`/generate`), or `auto` (detected at start). */
+  engine: 'auto' | 'vllm' | 'sglang';
+  /**
+   * Who reads the engine's KV events: `adapter` (this worker, republishing them on the event
+   * plane) or `router` (the Router subscribes to the endpoints this worker registers, with
+   * `--Router.ingest=direct`; this worker only registers them).
+   */
+  kv_ingest: 'adapter' | 'router';
 }
 
 /** What the adapter knows of its engine. */
@@ -97,11 +114,13 @@ export interface VllmWorkerServiceOptions {
 
 /**
  * The engine-adapter worker: one external vLLM (or SGLang) instance behind the worker base.
- * Registers the engine (URL, model, block size, total blocks, DP size) in discovery; serves
- * `generate` through the engine's `/v1/completions` with token ids (streamed; cancellation closes
+ * Registers the engine (URL, model, block size, total blocks, DP size, KV-event endpoints) in
+ * discovery; serves `generate` through vLLM's `/v1/completions` or SGLang's `/generate` with
+ * token ids (streamed; cancellation closes
  * the HTTP request; migration continues after `generated_token_ids`, done by the base); reports
  * load scraped from `/metrics`; refuses requests while `/health` fails (the processor re-routes);
- * and republishes the engine's ZMQ KV events as the router's, on the event plane.
+ * and republishes the engine's ZMQ KV events as the router's on the event plane (`kv_ingest=adapter`)
+ * or leaves them to a Router that subscribes to the engine itself (`kv_ingest=router`).
  */
 export function vllmWorkerService(
   o: VllmWorkerServiceOptions = {},
@@ -121,6 +140,8 @@ export function vllmWorkerService(
       metrics_interval_ms: { type: 'integer', minimum: 10, maximum: 600000, default: 1000 },
       health_interval_ms: { type: 'integer', minimum: 10, maximum: 600000, default: 2000 },
       probe_timeout_ms: { type: 'integer', minimum: 1, maximum: 600000, default: 2000 },
+      engine: { enum: ['auto', 'vllm', 'sglang'], default: 'auto' },
+      kv_ingest: { enum: ['adapter', 'router'], default: 'adapter' },
       // vLLM's default block size; the model is the engine's unless given.
       block_size: { ...WORKER_BASE_CONFIG_PROPERTIES.block_size, default: 16 },
       model: { type: 'string', minLength: 1, maxLength: 256 },
@@ -146,6 +167,7 @@ class VllmEngine implements Engine {
     private readonly t: EngineTarget,
     private readonly model: string,
     private readonly totalBlocks: number,
+    private readonly info: EngineInfo,
     private readonly log: Logger,
   ) {}
 
@@ -156,31 +178,45 @@ class VllmEngine implements Engine {
     log: Logger,
   ): Promise<VllmEngine> {
     const timeout = cfg.probe_timeout_ms;
+    const info = await detectEngine(t.url, cfg.engine, timeout);
     let m: EngineMetrics;
     try {
       m = await scrapeMetrics(t.url, timeout);
     } catch (e) {
       throw new Error(`engine ${t.url} did not answer /metrics: ${(e as Error).message}`);
     }
+    // vLLM reports its block size in /metrics, SGLang its page size in /get_server_info.
+    const engineBlockSize = m.blockSize ?? info.blockSize;
+    const engineBlocks = m.totalBlocks ?? info.totalBlocks;
     // A block size that differs from the router's silently breaks routing: refuse to start.
-    if (m.blockSize !== undefined && m.blockSize !== cfg.block_size) {
+    if (engineBlockSize !== undefined && engineBlockSize !== cfg.block_size) {
+      const flag = info.kind === 'sglang' ? '--page-size' : '--block-size';
       const msg =
-        `engine ${t.url} uses block size ${m.blockSize} but the worker is configured for ${cfg.block_size}: ` +
-        `set --VllmWorker.block_size=${m.blockSize} and --Router.block_size=${m.blockSize} (or the engine's --block-size)`;
-      log.error('KV block size mismatch', { url: t.url, engine_block_size: m.blockSize, block_size: cfg.block_size });
+        `engine ${t.url} uses block size ${engineBlockSize} but the worker is configured for ${cfg.block_size}: ` +
+        `set --VllmWorker.block_size=${engineBlockSize} and --Router.block_size=${engineBlockSize} (or the engine's ${flag})`;
+      log.error('KV block size mismatch', {
+        url: t.url,
+        engine_block_size: engineBlockSize,
+        block_size: cfg.block_size,
+      });
       throw new Error(msg);
     }
-    if (m.blockSize === undefined) {
+    if (engineBlockSize === undefined) {
       log.warn('engine does not expose its block size (vllm:cache_config_info); make sure it matches', {
         url: t.url,
         block_size: cfg.block_size,
       });
     }
     const model = (cfg.model as string | undefined) ?? (await servedModel(t.url, timeout));
-    const total = (m.totalBlocks ?? cfg.cache_blocks) * cfg.dp_size;
-    const eng = new VllmEngine(host, cfg, t, model, total, log);
+    const total = (engineBlocks ?? cfg.cache_blocks) * cfg.dp_size;
+    const eng = new VllmEngine(host, cfg, t, model, total, info, log);
     eng.metrics = m;
-    if (t.kvEvents !== undefined) {
+    if (t.kvEvents !== undefined && cfg.kv_ingest === 'router') {
+      log.info('KV events left to the Router (--Router.ingest=direct reads them from the registered endpoint)', {
+        url: t.url,
+        kv_events: t.kvEvents,
+      });
+    } else if (t.kvEvents !== undefined) {
       eng.ingest = new KvEventIngest({
         workerId: host.workerId,
         endpoint: t.kvEvents,
@@ -188,7 +224,7 @@ class VllmEngine implements Engine {
         dpSize: cfg.dp_size,
         topic: cfg.kv_topic,
         blockSize: cfg.block_size,
-        maxBlocks: Math.max(1024, 2 * (m.totalBlocks ?? cfg.cache_blocks)),
+        maxBlocks: Math.max(1024, 2 * (engineBlocks ?? cfg.cache_blocks)),
         emit: (e) => host.publishKvEvent(e),
         logger: log,
       });
@@ -198,6 +234,7 @@ class VllmEngine implements Engine {
     eng.every(cfg.health_interval_ms, () => eng.probe());
     log.info('engine attached', {
       url: t.url,
+      engine: info.kind,
       model,
       block_size: cfg.block_size,
       total_blocks: total,
@@ -250,13 +287,18 @@ class VllmEngine implements Engine {
       block_size: this.cfg.block_size,
       total_blocks: this.totalBlocks,
       dp_size: this.cfg.dp_size,
+      engine: this.info.kind,
+      // Where a Router with --Router.ingest=direct reads this engine's KV events.
       kv_events: this.t.kvEvents ?? null,
+      kv_replay: this.t.kvReplay ?? null,
+      kv_topic: this.cfg.kv_topic,
     };
   }
 
   async *generate(req: Parameters<Engine['generate']>[0], ctx: Parameters<Engine['generate']>[1]) {
     if (this.down) throw new UnavailableError(`engine ${this.t.url} is down`);
-    yield* streamCompletion(this.t.url, {
+    const stream = this.info.kind === 'sglang' ? streamSglang : streamCompletion;
+    yield* stream(this.t.url, {
       model: this.model,
       tokenIds: req.contextTokenIds,
       maxTokens: req.maxNewTokens,

@@ -56,6 +56,8 @@ describe('adapter config', () => {
     metrics_interval_ms: 1000,
     health_interval_ms: 1000,
     probe_timeout_ms: 1000,
+    engine: 'auto' as const,
+    kv_ingest: 'adapter' as const,
   };
   it('picks the engine of each replica and checks the lists', () => {
     const cfg: VllmWorkerConfig = {
@@ -73,19 +75,20 @@ describe('adapter config', () => {
 });
 
 describe('HF tokenizer from a local tokenizer.json', () => {
-  it('applies the chat template as the engine would, and decodes a stream back to the text', () => {
+  it('renders a chat through the template, encodes raw prompts raw, and decodes a stream back to the text', () => {
     const t = loadHfTokenizer(TOKENIZER);
-    const ids = t.encode('Tell me a joke');
     // <s> <|user|> tell me a joke <|assistant|>: the template writes the special tokens.
-    expect(ids).toEqual([0, 3, 7, 8, 9, 10, 4]);
+    expect(t.encodeChat!([{ role: 'user', content: 'Tell me a joke' }])).toEqual([0, 3, 7, 8, 9, 10, 4]);
+    // A completion's prompt: no template (this tokenizer adds no special tokens of its own).
+    expect(t.encode('Tell me a joke')).toEqual([7, 8, 9, 10]);
     expect(t.applyChatTemplate([{ role: 'user', content: 'hi' }])).toBe('<s><|user|> hi <|assistant|>');
     const d = t.decoder();
     let text = '';
     for (const id of [5, 6, 22, 1]) text += d.push(id);
     expect(text + d.flush()).toBe('hello world!');
-    expect(loadHfTokenizer(join(TOKENIZER, 'tokenizer.json'), { chatTemplate: false }).encode('hello world')).toEqual([
-      5, 6,
-    ]);
+    const raw = loadHfTokenizer(join(TOKENIZER, 'tokenizer.json'), { chatTemplate: false });
+    expect(raw.encode('hello world')).toEqual([5, 6]);
+    expect(raw.encodeChat).toBeUndefined();
   });
   it('names the path it cannot load', () => {
     expect(() => loadHfTokenizer('/nonexistent/tok.json')).toThrow(/\/nonexistent\/tok.json does not exist/);

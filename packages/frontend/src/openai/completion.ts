@@ -4,7 +4,7 @@ import { CancelledError, UnavailableError, toDynamoError, type Logger } from '@d
 import { HttpError, errorBody, sendError } from '../errors';
 import type { FrontendEndpoint, FrontendMetrics } from '../metrics';
 import { RequestScope, releaseUpstream } from '../request-scope';
-import type { FinishReason, GenerateEvent, GenerateFn } from '../routes/generate';
+import type { ChatTurn, FinishReason, GenerateEvent, GenerateFn } from '../routes/generate';
 import { endSse, startSse, waitDrain, writeSse } from '../sse';
 import { StopMatcher } from './stop';
 
@@ -29,6 +29,8 @@ export interface CompletionJob {
   requestId: string;
   model: string;
   prompt: string;
+  /** A chat's conversation (the chat route only). */
+  messages?: ChatTurn[];
   maxTokens: number | undefined;
   stop: string[];
   stream: boolean;
@@ -169,6 +171,7 @@ export async function serveCompletion(
           request_id: job.requestId,
           model: job.model,
           ...(job.maxTokens !== undefined ? { max_tokens: job.maxTokens } : {}),
+          ...(job.messages !== undefined ? { messages: job.messages } : {}),
         },
         scope,
       )

@@ -15,6 +15,14 @@ export interface GenerateRequest {
   max_tokens?: number;
   /** The model asked for (already checked to be served). */
   model?: string;
+  /** A chat's conversation (role + text of each turn), for the model's chat template; `prompt` is its last user message. */
+  messages?: ChatTurn[];
+}
+
+/** One turn of a chat as the frontend hands it upstream. */
+export interface ChatTurn {
+  role: string;
+  content: string;
 }
 
 /** Why a generation ended: `length` when `max_tokens` cut it. */

@@ -67,7 +67,7 @@ export function completionRoute<B extends CommonBody>(
   endpoint: CompletionJob['endpoint'],
   format: CompletionFormat,
   validate: ValidateFunction<B>,
-  parse: (body: B) => { prompt: string; maxTokens: number | undefined },
+  parse: (body: B) => Pick<CompletionJob, 'prompt' | 'maxTokens' | 'messages'>,
 ): RequestHandler {
   return async (req: Request, res: Response): Promise<void> => {
     const startedAt = performance.now();
@@ -76,9 +76,9 @@ export function completionRoute<B extends CommonBody>(
     try {
       const body = validateBody(req, validate);
       rejectUnsupported(body);
-      const { prompt, maxTokens } = parse(body);
+      const parsed = parse(body);
       await checkModel(deps.models, body.model);
-      job = { ...commonJob(body, startedAt), endpoint, requestId: requestIdOf(req), prompt, maxTokens };
+      job = { ...commonJob(body, startedAt), endpoint, requestId: requestIdOf(req), ...parsed };
       release = await admitRequest(deps.admission, body.model, res);
     } catch (e) {
       deps.metrics.rejected(endpoint, requestTypeOf(req));

@@ -4,7 +4,7 @@
  * sequence, msgpack batch) with a ROUTER replay socket answering vLLM's replay protocol, in either
  * encoding (`array`: msgspec array_like tagged structs; `map`: the keyed form), and an
  * OpenAI-compatible HTTP server answering token-id completions (`return_token_ids`), `/health`,
- * `/metrics` and `/v1/models`.
+ * `/metrics` and `/v1/models`; or SGLang's HTTP server (`api: 'sglang'`).
  */
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -180,6 +180,15 @@ export interface EngineDoubleOptions {
   tokenDelayMs?: number;
   /** Expose `vllm:cache_config_info` (the block size). Default true. */
   cacheConfigInfo?: boolean;
+  /**
+   * `vllm` (default): vLLM's OpenAI server. `sglang`: SGLang's HTTP server as its
+   * `srt/entrypoints/http_server.py` answers: `GET /get_server_info` (`page_size`,
+   * `max_total_num_tokens`), `POST /generate` with `input_ids` and `sampling_params` streaming
+   * `data: {text, output_ids, meta_info}` chunks then `data: [DONE]`, `sglang:*` metrics.
+   */
+  api?: 'vllm' | 'sglang';
+  /** SGLang's `--incremental-streaming-output`: each chunk's `output_ids` are the new ones only. */
+  incremental?: boolean;
 }
 
 /** A vLLM double: HTTP server + KV publisher + cache model. */
@@ -195,6 +204,8 @@ export class EngineDouble {
   /** Time the engine saw each client-closed request's connection close (ms, performance.now). */
   readonly closedAt: number[] = [];
   readonly startedAt: number[] = [];
+  /** Streams that ran to their end (SGLang double). */
+  private finished = 0;
   private readonly enc: Encoding;
 
   constructor(readonly o: EngineDoubleOptions) {
@@ -233,6 +244,11 @@ export class EngineDouble {
     if (path === '/v1/models') {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ object: 'list', data: [{ id: this.o.model ?? 'double-model', object: 'model' }] }));
+      return;
+    }
+    if (this.o.api === 'sglang') {
+      if (await this.handleSglang(req, res, path)) return;
+      res.writeHead(404).end();
       return;
     }
     if (path === '/metrics') {
@@ -326,6 +342,94 @@ export class EngineDouble {
       return;
     }
     res.writeHead(404).end();
+  }
+
+  /** SGLang's routes; false for a path it does not serve. */
+  private async handleSglang(req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> {
+    const bs = this.o.blockSize;
+    const total = this.o.totalBlocks ?? 1000;
+    if (path === '/get_server_info') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({
+          model_path: this.o.model ?? 'double-model',
+          page_size: bs,
+          max_total_num_tokens: total * bs,
+          incremental_streaming_output: this.o.incremental === true,
+          internal_states: [{}],
+          version: '0.5.0',
+        }),
+      );
+      return true;
+    }
+    if (path === '/metrics') {
+      const labels = 'model_name="m",engine_type="unified",tp_rank="0",pp_rank="0"';
+      const running = this.startedAt.length - this.closedAt.length - this.finished;
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+      res.end(
+        `# HELP sglang:num_running_reqs The number of running requests.\n# TYPE sglang:num_running_reqs gauge\n` +
+          `sglang:num_running_reqs{${labels}} ${running}.0\n` +
+          `# TYPE sglang:num_queue_reqs gauge\nsglang:num_queue_reqs{${labels}} ${this.waiting}.0\n` +
+          `# TYPE sglang:token_usage gauge\nsglang:token_usage{${labels}} ${this.cache.blocks.size / total}\n` +
+          `# TYPE sglang:cache_hit_rate gauge\nsglang:cache_hit_rate{${labels}} 0.0\n`,
+      );
+      return true;
+    }
+    if (req.method !== 'POST' || path !== '/generate') return false;
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+      input_ids?: unknown;
+      text?: unknown;
+      sampling_params?: { max_new_tokens?: number };
+      stream?: boolean;
+      rid?: string;
+    };
+    this.requests.push(body as Record<string, unknown>);
+    const ids = body.input_ids;
+    if (!Array.isArray(ids) || !ids.every((t) => Number.isInteger(t) && t >= 0)) {
+      // SGLang's ErrorResponse for a request it cannot read.
+      res.writeHead(400, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({ object: 'error', message: 'input_ids must be token ids', type: 'Bad Request', code: 400 }),
+      );
+      return true;
+    }
+    const prompt = ids as number[];
+    const n = body.sampling_params?.max_new_tokens ?? 128;
+    this.startedAt.push(performance.now());
+    let done = false;
+    res.on('close', () => {
+      if (!done) this.closedAt.push(performance.now());
+    });
+    await this.store(prompt);
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    const out: number[] = [];
+    const last = prompt[prompt.length - 1] ?? 0;
+    for (let i = 0; i < n; i++) {
+      if (res.destroyed) return true;
+      if (this.o.tokenDelayMs) await new Promise((r) => setTimeout(r, this.o.tokenDelayMs));
+      if (res.destroyed) return true;
+      const t = (last + i + 1) % 50000;
+      out.push(t);
+      const end = i === n - 1;
+      const chunk = {
+        text: out.map((x) => `t${x}`).join(' '),
+        output_ids: this.o.incremental ? [t] : [...out],
+        meta_info: {
+          id: body.rid ?? 'rid-1',
+          finish_reason: end ? { type: 'length', length: n } : null,
+          prompt_tokens: prompt.length,
+          completion_tokens: out.length,
+          cached_tokens: 0,
+        },
+      };
+      res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+    }
+    done = true;
+    this.finished++;
+    res.end('data: [DONE]\n\n');
+    return true;
   }
 
   async close(): Promise<void> {
