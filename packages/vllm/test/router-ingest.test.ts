@@ -58,7 +58,10 @@ describe("the Router's direct KV-event source", () => {
         await d.store(tokens);
         await new Promise((r) => setTimeout(r, 10));
       }
-      await until(() => events.length > 0, 2000, 'the stored event');
+      // The prefix's blocks may arrive in more than one event (a batch missed while connecting is
+      // replayed): wait for both.
+      const storedBlocks = () => events.reduce((n, e) => n + (e.type === 'stored' ? e.blocks.length : 0), 0);
+      await until(() => storedBlocks() >= 2, 2000, 'the stored blocks');
       expect(events.every((e) => e.worker_id === 'w1')).toBe(true);
       expect(router.route({ tokenIds: tokens, requestId: 'q' })).toMatchObject({ worker_id: 'w1', overlap_blocks: 2 });
     } finally {
