@@ -189,6 +189,19 @@ describe('runRoutingBench', () => {
     await expect(runRoutingBench({ ...base, routerReplicas: 0 })).rejects.toThrow(/routerReplicas/);
   }, 30_000);
 
+  it('kv replicates a hot prefix instead of queueing every session on the worker caching it', async () => {
+    // 96 sessions on 2 system prompts, 8 engines: keeping each prompt on one worker leaves 6 idle.
+    const requests = sharedPrefixWorkload(
+      { sessions: 96, prefixGroups: 2, turns: 2, prefixLength: 2048, sessionRate: 16 },
+      1,
+    );
+    const r = await runRoutingBench({ requests, workers: 8, speedup: 1.5, strategies: ['kv', 'round-robin'] });
+    const [kv, rr] = r.runs;
+    expect(r.details[0]!.busyMs.every((b) => b > 0)).toBe(true);
+    expect(kv!.ttft_ms.p99).toBeLessThan(rr!.ttft_ms.p99);
+    expect(kv!.ttft_ms.p50).toBeLessThan(rr!.ttft_ms.p50);
+  }, 30_000);
+
   it('counts requests that can never fit an engine as failed', async () => {
     const reqs: BenchRequest[] = [
       { arrivalMs: 0, inputLength: 8, outputLength: 2, tokens: () => Uint32Array.from([1, 2, 3, 4, 5, 6, 7, 8]) },

@@ -366,6 +366,13 @@ export class LoadTracker {
     this.scoreMode = 1;
   }
 
+  /** Running requests whose first block (sequence hash at `words[at]`, `+ 1`) is this one's; O(1). */
+  prefixSharers(words: Uint32Array, at: number, count: number): number {
+    if (count === 0 || this.groups.size === 0) return 0;
+    const ge = this.groups.find(words[at]!, words[at + 1]!);
+    return ge < 0 ? 0 : this.groupSize[this.groups.data[ge + V0]!]!;
+  }
+
   /** A worker's result of the last {@link LoadTracker.scoreActive}. */
   activeOverlap(w: WorkerLoadState): number {
     return this.activeOverlapAt(w.slot);

@@ -57,6 +57,7 @@ interface MutableContext {
   islTokens: number;
   blockSize: number;
   requestBlocks: number;
+  prefixSharers: number;
   random: RandomSource;
 }
 
@@ -135,6 +136,7 @@ export class KvRouter {
       islTokens: 0,
       blockSize: o.blockSize,
       requestBlocks: 0,
+      prefixSharers: 0,
       random: o.random,
     };
   }
@@ -443,6 +445,7 @@ export class KvRouter {
     ctx.tokenIds = tokens;
     ctx.islTokens = isl;
     ctx.requestBlocks = requestBlocks;
+    ctx.prefixSharers = load.prefixSharers(packed.words, seqAt, packed.count);
     // With excluded workers, entry i must name cands[i] for strategies that read ids.
     const allIds = ctx.workerIds;
     if (cands !== all) ctx.workerIds = cands.map((c) => c.id);

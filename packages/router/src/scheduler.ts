@@ -117,8 +117,9 @@ export const TUNED_KV_OPTIONS: PresetValues = {
 
 /**
  * The predicted-TTFT cost (`ttft-cost.ts`) with in-flight blocks counted as cached where they are
- * being computed, plus 6 times the prefill time the request adds (`workWeight`, chosen on the grid's
- * `tune` cells, docs/benchmarks.md). `overlapWeight` and `queueWeight` do not apply to it.
+ * being computed, plus 6 times the prefill time the request adds, as far as it delays others
+ * (`workWeight` times the share of `ttft-cost.ts`; the weight chosen on the grid's `tune` cells,
+ * docs/benchmarks.md). `overlapWeight` and `queueWeight` do not apply to it.
  */
 export const TTFT_KV_OPTIONS: PresetValues = {
   overlapWeight: 1,

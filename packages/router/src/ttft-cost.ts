@@ -12,7 +12,9 @@
  * steps      = ceil((queue + new) / max_batched_tokens)
  * decode_ms  = steps * (decode_base + decode_per_seq * running(w) + decode_per_ctx * active(w) * block_size)
  * memory_ms  = per_token * block_size * max(0, active(w) + new_blocks(w) - total_blocks(w))
- * ttft(w)    = prefill_ms + decode_ms + memory_ms
+ * own_ms     = fixed + per_token * new + attention * new * (cached + new / 2)
+ * share(w)   = max(ahead / (ahead + 1), 1 / (1 + sharers))
+ * cost(w)    = prefill_ms + decode_ms + memory_ms + work_weight * share(w) * own_ms
  * ```
  *
  * - `prefill_ms`: the queue ahead is computed first (each request in it paying the fixed cost),
@@ -22,6 +24,14 @@
  *   prefill needs costs one decode step at the worker's batch and context;
  * - `memory_ms`: blocks beyond the worker's capacity must wait for others to finish (or be
  *   recomputed after a preemption): priced as recomputing them.
+ * - `own_ms` (the work term): the compute this request adds to the worker, which delays the requests
+ *   behind it there; a cache miss costs the fleet more than its own TTFT shows. `share(w)` is how
+ *   much of that delay is expected: the worker's queue (`ahead / (ahead + 1)`, 0 when idle, towards
+ *   1 when busy), or the prefix being cold (`sharers`: running requests anywhere whose prompt starts
+ *   with the same block; none gives 1). An idle worker recomputing a hot prefix delays nobody now
+ *   and serves the later requests of that prefix, so the term fades there: that replicates a hot
+ *   prefix whose home worker's queue costs more than recomputing it elsewhere, while a session's
+ *   private history (no sharers) keeps its full weight and stays where it is cached.
  * @packageDocumentation
  */
 import { RouterInvalidArgumentError } from './errors';
@@ -100,6 +110,9 @@ export function predictTtftMs(
   const total = ctx.totalBlocks?.[i] ?? 0;
   const over = total > 0 ? active + ctx.newBlocks[i]! - total : 0;
   const memory = over > 0 ? p.prefillPerTokenMs * bs * over : 0;
+  if (workWeight === 0) return prefill + decode + memory;
   const own = p.prefillFixedMs + p.prefillPerTokenMs * fresh + p.prefillAttentionMs * fresh * (cached + fresh / 2);
-  return prefill + decode + memory + workWeight * own;
+  const busy = ahead / (ahead + 1);
+  const cold = 1 / (1 + (ctx.prefixSharers ?? 0));
+  return prefill + decode + memory + workWeight * (busy > cold ? busy : cold) * own;
 }

@@ -23,6 +23,7 @@ interface Seen {
   waiting: number[];
   inflight: number[];
   total: number[];
+  sharers: number;
 }
 
 class Recorder implements RoutingStrategy {
@@ -42,6 +43,7 @@ class Recorder implements RoutingStrategy {
       waiting: take(ctx.waiting),
       inflight: take(ctx.inflight),
       total: take(ctx.totalBlocks),
+      sharers: ctx.prefixSharers ?? -1,
     };
     return { index: this.pick(ctx) };
   }
@@ -127,6 +129,9 @@ describe('KvRouter: the figures a strategy sees', () => {
         expect([w, 'prefill', seen.prefill[i]]).toEqual([w, 'prefill', Math.max(trackedPrefill, repPrefill)]);
       });
       expect(seen.overlap[seen.ids.indexOf(d.worker_id)]).toBe(d.overlap_blocks);
+      // Running requests anywhere whose first block is this prompt's (before this one was recorded).
+      const sharers = [...running.values()].filter((x) => x.seq.length > 0 && x.seq[0] === seq[0]).length;
+      expect(seen.sharers).toBe(seq.length === 0 ? 0 : sharers);
       running.set(d.request_id, { worker: d.worker_id, seq });
       // The worker caches the prompt; some requests end.
       const ev = kv.get(d.worker_id)!.stored(tokens, d.overlap_blocks);

@@ -188,6 +188,38 @@ describe('the ttft cost (default of the kv strategy)', () => {
     expect(new KvScheduler({ preset: 'ttft' }).workWeight).toBe(6);
   });
 
+  it('counts the work a miss adds only as far as it delays others: a hot prefix is replicated on an idle worker', () => {
+    const s = new KvScheduler({ preset: 'ttft', engineProfile: profile, workWeight: 6 });
+    const pick = (sharers: number, coldAhead: number): string => {
+      const ctx = routingContext(
+        [
+          { workerId: 'hit', overlapBlocks: 8, activePrefillTokens: 2000, prefillRequests: 4 },
+          { workerId: 'cold', prefillRequests: coldAhead },
+        ],
+        { islTokens: 1000, blockSize: 100, random: () => 0, prefixSharers: sharers },
+      );
+      return ctx.workerIds[s.select(ctx).index]!;
+    };
+    const ttft = (ctx: ReturnType<typeof routingContext>, i: number, o: number): number =>
+      predictTtftMs(ctx, i, o, profile, 0);
+    // No other request shares the prefix (a private history): the full work term keeps it cached.
+    expect(pick(0, 0)).toBe('hit');
+    // Hot prefix (9 running sharers) and an idle cold worker: the term fades to 1/10 there.
+    expect(pick(9, 0)).toBe('cold');
+    // Hot prefix but the cold worker is busy too (4 ahead): 4/5 of the term stays, the hit wins.
+    expect(pick(9, 4)).toBe('hit');
+    // The figures: the share is max(ahead / (ahead + 1), 1 / (1 + sharers)).
+    const ctx = routingContext([{ workerId: 'a', prefillRequests: 1 }], {
+      islTokens: 1000,
+      blockSize: 100,
+      prefixSharers: 3,
+    });
+    const own = 10 + 0.1 * 1000 + 1e-4 * 1000 * 500;
+    expect(predictTtftMs(ctx, 0, 0, profile, 6)).toBeCloseTo(ttft(ctx, 0, 0) + 6 * 0.5 * own, 9);
+    const lone = routingContext([{ workerId: 'a' }], { islTokens: 1000, blockSize: 100 });
+    expect(predictTtftMs(lone, 0, 0, profile, 6)).toBeCloseTo(ttft(lone, 0, 0) + 6 * own, 9);
+  });
+
   it('uses a worker profile from the context over its own, and rejects bad profiles naming the field', () => {
     const s = new KvScheduler({ preset: 'ttft', engineProfile: profile });
     const slow = { ...profile, prefillPerTokenMs: 10 };

@@ -59,6 +59,11 @@ export interface RoutingContext {
   readonly totalBlocks?: ArrayLike<number>;
   /** Each worker's engine timing curve when known (worker metadata); absent or undefined: unknown. */
   readonly profiles?: ArrayLike<EngineProfile | undefined>;
+  /**
+   * Running requests (this router's and its peers', on any worker) whose prompt starts with the
+   * same block as this one: how hot the prompt's prefix is; absent: unknown.
+   */
+  readonly prefixSharers?: number;
 }
 
 /** A strategy's pick. */
@@ -107,7 +112,13 @@ export interface CandidateWorker {
  */
 export function routingContext(
   candidates: readonly CandidateWorker[],
-  request: { islTokens: number; blockSize: number; random?: RandomSource; tokenIds?: ArrayLike<number> },
+  request: {
+    islTokens: number;
+    blockSize: number;
+    random?: RandomSource;
+    tokenIds?: ArrayLike<number>;
+    prefixSharers?: number;
+  },
 ): RoutingContext {
   if (candidates.length === 0) throw new RouterInvalidArgumentError('at least one candidate worker is needed');
   const requestBlocks = Math.ceil(request.islTokens / request.blockSize);
@@ -128,6 +139,7 @@ export function routingContext(
     prefillRequests: candidates.map((c) => c.prefillRequests ?? 0),
     totalBlocks: candidates.map((c) => c.totalBlocks ?? 0),
     ...(request.tokenIds !== undefined ? { tokenIds: request.tokenIds } : {}),
+    ...(request.prefixSharers !== undefined ? { prefixSharers: request.prefixSharers } : {}),
   };
 }
 
