@@ -56,6 +56,7 @@ export type {
   ServeOptions,
   ServedEndpoint,
 } from './transport/request-plane';
+export { DEFAULT_MAX_PAYLOAD } from './transport/request-plane';
 export type { EventMessage, EventPlane, EventSubscription } from './events/event-plane';
 export type { Job, PushOptions, WorkQueue, WorkQueueOptions, WorkQueueStats } from './queue/work-queue';
 export {

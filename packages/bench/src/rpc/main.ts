@@ -8,7 +8,9 @@
  *
  * Flags: --rounds N (5), --warmup-ms N (300), --ms N (1000), --only a,b (scenario names),
  * --json OUT, --runtime PATH (the dynamo-ts runtime build to bench, default @dynamo-ts/runtime),
- * --baseline-runtime PATH (also bench that build, e.g. dist/index.js of an earlier commit, as dynamo-base).
+ * --baseline-runtime PATH (also bench that build, e.g. dist/index.js of an earlier commit, as dynamo-base),
+ * --cpu-prof DIR (each calling and serving process writes V8 CPU profiles to DIR/<role>-<impl>/
+ * when it exits, one per thread: the largest is the process's main thread; open it in Chrome DevTools).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -25,6 +27,7 @@ interface Flags {
   json: string | undefined;
   runtime: string | undefined;
   baseline: string | undefined;
+  cpuProf: string | undefined;
 }
 
 function fail(message: string): never {
@@ -41,6 +44,7 @@ function parseFlags(argv: string[]): Flags {
     json: undefined,
     runtime: undefined,
     baseline: undefined,
+    cpuProf: undefined,
   };
   const int = (name: string, v: string | undefined): number => {
     const n = Number(v);
@@ -83,6 +87,10 @@ function parseFlags(argv: string[]): Flags {
         f.runtime = path.resolve(str(a, v));
         i++;
         break;
+      case '--cpu-prof':
+        f.cpuProf = path.resolve(str(a, v));
+        i++;
+        break;
       case '--baseline-runtime':
         f.baseline = path.resolve(str(a, v));
         i++;
@@ -100,9 +108,11 @@ class Peer {
   private waiters: Array<(m: Record<string, unknown>) => boolean> = [];
   private cpuSeq = 0;
 
-  constructor(role: 'server' | 'client', impl: Impl, url: string, runtime: string | undefined) {
+  constructor(role: 'server' | 'client', impl: Impl, url: string, runtime: string | undefined, cpuProf?: string) {
+    // One directory per process: its threads (tsx's loader runs in one) each write a profile.
+    const prof = cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${path.join(cpuProf, `${role}-${impl}`)}`] : [];
     this.proc = fork(path.join(__dirname, 'child.ts'), [role, impl, url, runtime ?? ''], {
-      execArgv: ['--import', 'tsx'],
+      execArgv: ['--import', 'tsx', ...prof],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     this.proc.on('message', (m: Record<string, unknown>) => {
@@ -236,9 +246,9 @@ async function main(): Promise<void> {
   try {
     for (const impl of impls) {
       const runtime = impl === 'dynamo-base' ? flags.baseline : flags.runtime;
-      const server = new Peer('server', impl, nats.url, runtime);
+      const server = new Peer('server', impl, nats.url, runtime, flags.cpuProf);
       await server.wait('ready');
-      const client = new Peer('client', impl, nats.url, runtime);
+      const client = new Peer('client', impl, nats.url, runtime, flags.cpuProf);
       await client.wait('ready');
       peers.set(impl, { server, client });
     }

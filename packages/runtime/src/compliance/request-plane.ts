@@ -190,6 +190,32 @@ export function describeRequestPlaneCompliance(name: string, setup: () => Promis
       expect(calls).toBe(1);
     });
 
+    test('a 3 MiB request and a 3 MiB response item travel whole (larger than one NATS message)', async () => {
+      const subject = `${base}.large`;
+      const MiB = 1024 * 1024;
+      // Not one repeated character: a wrong join of chunks shows. Multi-byte text too.
+      const text = (n: number, seed: number): string =>
+        Array.from({ length: n / 16 }, (_, i) => `${(i * 7919 + seed) % 1000000}`.padStart(14, '.') + 'é').join('');
+      const request = { prompt: text(3 * MiB, 1), tail: 'end' };
+      const item = { answer: text(3 * MiB, 2) };
+      let seen: unknown;
+      await server.serve(subject, async function* (req) {
+        seen = req;
+        yield 'small first';
+        yield item;
+        yield 'small last';
+      });
+      expect(client.maxPayload).toBeGreaterThanOrEqual(4 * MiB);
+      const got = await collect(client.request(subject, request));
+      expect(seen).toEqual(request);
+      expect(got).toEqual(['small first', item, 'small last']);
+      // Answered at once, as a single final item, too.
+      await server.serve(`${subject}.once`, async function* () {
+        yield item;
+      });
+      expect(await collect(client.request(`${subject}.once`, request))).toEqual([item]);
+    });
+
     test('aborting the signal cancels the stream and fires the handler signal', async () => {
       const subject = `${base}.abort`;
       let handlerSignal: AbortSignal | undefined;

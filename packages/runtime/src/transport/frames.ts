@@ -1,5 +1,5 @@
 /**
- * The wire protocol of `NatsRequestPlane` (NATS core, no JetStream), version 2.
+ * The wire protocol of `NatsRequestPlane` (NATS core, no JetStream), version 3.
  *
  * Subjects
  * - A served endpoint subscribes to its request subject (`dynamo.{ns}.{component}.{endpoint}.{instanceId}`)
@@ -10,11 +10,19 @@
  *   repeat in a plane).
  *
  * Request (caller -> request subject), with NATS reply subject = the caller's `P.t`, no NATS headers:
- * - body `~2[<request id>,<window>,<deadline>,<headers>,<payload>]` ({@link encodeRequest}): the
- *   version mark `~2`, then one JSON array of the request id (string), the flow-control window in
+ * - body `~3[<request id>,<window>,<deadline>,<headers>,<payload>]` ({@link encodeRequest}): the
+ *   version mark `~3`, then one JSON array of the request id (string), the flow-control window in
  *   items (0 = unbounded), the absolute deadline in epoch ms (0 = none), the caller's string
- *   headers (an object, or null when there are none) and the request payload. The body must fit
- *   the server's `max_payload`.
+ *   headers (an object, or null when there are none) and the request payload, when the body fits
+ *   nats-server's `max_payload`.
+ * - A larger request (up to the plane's `maxPayload`, 64 MiB by default) is announced with
+ *   `~3*[<request id>,<window>,<deadline>,<headers>,<bytes>]`: the same array with the UTF-8 size of
+ *   the payload's JSON instead of the payload. The server that takes it answers `p<upload subject>`
+ *   (a token `u` of its inbox) and the caller sends the payload's JSON there as chunk messages (see
+ *   below); the server runs the handler once all `<bytes>` arrived. An announcement over the
+ *   server's `maxPayload` (or its budget of bytes in assembly) is refused with PAYLOAD_TOO_LARGE;
+ *   chunks that stop arriving for the server's `heartbeatTimeoutMs` drop the upload, which is
+ *   refused with UNAVAILABLE (nothing ran: safe to send again).
  * - Nobody subscribed: the server answers the reply subject with an empty `503` status
  *   message (headers are on): the caller fails with NoRespondersError before any item.
  *
@@ -40,6 +48,17 @@
  *                                 seq = data frames sent so far (a lost trailing data frame shows)
  * - `e<seq>`                      end: seq = data frames sent in all
  * - `x<seq> <json {code,message}>` error: the handler failed (or the endpoint refused/closed)
+ * - `p<upload subject>`           pull: send the chunks of the announced request to this subject
+ *
+ * Chunks (either way): a message (a request's payload, or one frame of the above) larger than
+ * nats-server's `max_payload` travels as consecutive messages `k<index>,<total> <bytes>`
+ * ({@link chunkMessages}): index 0, 1, 2, ... in order, total = the UTF-8 size of the whole message,
+ * the raw bytes of the next slice after the space. The receiver ({@link ChunkAssembler}) joins the
+ * slices in order and handles the result as one message once `total` bytes arrived; a chunk
+ * whose header is malformed, out of order or disagrees with the total is logged and skipped. A
+ * total above the receiver's `maxPayload` fails the stream (caller) or refuses the upload (server).
+ * A server sends chunked frames only to version 3 callers; to older ones an item that does not
+ * fit `max_payload` fails with PAYLOAD_TOO_LARGE, as before.
  *
  * Control (caller -> server's `P.u`):
  * - `c` or `c<json {code,message}>`  cancel: fires the handler's `ctx.signal` (with that reason)
@@ -53,6 +72,10 @@
  * with TIMEOUT naming the subject and cancels it.
  *
  * Versions
+ * - Version 3 added chunks (`~3`, `~3*`, `p`, `k`); otherwise it is version 2. A version 3 server
+ *   serves version 1, 2 and 3 callers; a version 2 server refuses a `~3` body naming the versions
+ *   it speaks, which a version 3 caller turns into an INTERNAL error naming the mismatch: upgrade
+ *   servers before callers.
  * - Version 1 (before the `~2` body) sent the request id, deadline, headers and window as NATS
  *   headers ({@link HDR_REQUEST_ID}, {@link HDR_DEADLINE}, {@link HDR_HEADERS}, {@link HDR_WINDOW})
  *   and the payload as the whole body, and the server acked every request first. A version 2
@@ -60,11 +83,11 @@
  *   after their servers.
  * - A version 1 server refuses a `~2` body as "not JSON" (`x0`): the version 2 caller turns that
  *   into an INTERNAL error naming the subject and the version mismatch. A body with a later
- *   version mark (`~3`...) is refused with INVALID_ARGUMENT naming the versions this server speaks.
+ *   version mark (`~4`...) is refused with INVALID_ARGUMENT naming the versions this server speaks.
  */
 
 /** The version of the request-plane wire protocol this code sends. */
-export const WIRE_VERSION = 2;
+export const WIRE_VERSION = 3;
 /** First byte of a request body of version 2 or later (`~`: no JSON text starts with it). */
 export const VERSION_MARK = 0x7e;
 
@@ -90,6 +113,8 @@ export const FrameType = {
   Error: 0x78, // 'x'
   Cancel: 0x63, // 'c'
   Credit: 0x77, // 'w'
+  Pull: 0x70, // 'p'
+  Chunk: 0x6b, // 'k'
 } as const;
 
 /** Frame type byte (see {@link FrameType}). */
@@ -135,6 +160,11 @@ export function errorFrame(seq: number, error: { code: string; message: string }
   return 'x' + seq + ' ' + JSON.stringify({ code: error.code, message: error.message });
 }
 
+/** `p<upload subject>` */
+export function pullFrame(uploadSubject: string): string {
+  return 'p' + uploadSubject;
+}
+
 /** `w<consumed>` */
 export function creditFrame(consumed: number): string {
   return 'w' + consumed;
@@ -174,9 +204,11 @@ export function frameRest(data: Uint8Array): string {
 }
 
 /**
- * The body of a version 2 request: `~2[id,window,deadline,headers,payload]`.
+ * The body of a version 3 request: `~3[id,window,deadline,headers,payload]`, or with `upload`
+ * (the payload's JSON then follows in chunks) the announcement `~3*[id,window,deadline,headers,bytes]`.
  * @param headersJson the caller's headers as JSON, or undefined for none
- * @param payloadJson the payload, already JSON-encoded
+ * @param payloadJson the payload, already JSON-encoded (unused with `upload`)
+ * @param upload the UTF-8 size of the payload's JSON, for a request sent in chunks
  */
 export function encodeRequest(
   requestId: string,
@@ -184,9 +216,10 @@ export function encodeRequest(
   deadline: number | undefined,
   headersJson: string | undefined,
   payloadJson: string,
+  upload?: number,
 ): string {
   return (
-    '~2[' +
+    (upload === undefined ? '~3[' : '~3*[') +
     JSON.stringify(requestId) +
     ',' +
     window +
@@ -195,7 +228,7 @@ export function encodeRequest(
     ',' +
     (headersJson ?? 'null') +
     ',' +
-    payloadJson +
+    (upload === undefined ? payloadJson : String(upload)) +
     ']'
   );
 }
@@ -207,46 +240,164 @@ export interface DecodedRequest {
   window: number;
   deadline: number | undefined;
   headers: Record<string, string> | undefined;
+  /** The payload; undefined for an upload announcement. */
   payload: unknown;
+  /** The wire version of the body (2 or 3): a version 3 caller takes chunked frames. */
+  version: number;
+  /** For an upload announcement (`~3*`): the UTF-8 size of the payload's JSON to come in chunks. */
+  upload: number | undefined;
 }
 
 /**
- * Decodes the text of a version 2 request body (it starts with {@link VERSION_MARK}).
+ * Decodes the text of a version 2 or 3 request body (it starts with {@link VERSION_MARK}).
  * @returns the request, or the reason it is malformed (sent back as INVALID_ARGUMENT)
  */
 export function decodeRequest(text: string): DecodedRequest | string {
-  if (text.charCodeAt(1) !== 0x32 /* '2' */ || text.charCodeAt(2) !== 0x5b /* '[' */) {
+  const v = text.charCodeAt(1) - ZERO;
+  const upload = v === 3 && text.charCodeAt(2) === 0x2a; /* '*' */
+  const start = upload ? 3 : 2;
+  if ((v !== 2 && v !== 3) || text.charCodeAt(start) !== 0x5b /* '[' */) {
     const version = /^~(\d+)/.exec(text)?.[1];
-    return version !== undefined
-      ? `request uses request-plane wire version ${version}; this server speaks versions 1 and ${WIRE_VERSION}`
-      : 'malformed request: a body starting with ~ must carry a wire version';
+    return version !== undefined && version !== '2' && version !== '3'
+      ? `request uses request-plane wire version ${version}; this server speaks versions 1 to ${WIRE_VERSION}`
+      : version === undefined
+        ? 'malformed request: a body starting with ~ must carry a wire version'
+        : `malformed request (wire version ${version}): no JSON array after the version mark`;
   }
+  const what = `malformed request (wire version ${v})`;
   let parts: unknown;
   try {
-    parts = JSON.parse(text.slice(2));
+    parts = JSON.parse(text.slice(start));
   } catch (e) {
-    return `malformed request (wire version 2): ${e instanceof Error ? e.message : String(e)}`;
+    return `${what}: ${e instanceof Error ? e.message : String(e)}`;
   }
-  if (!Array.isArray(parts) || parts.length !== 5) return 'malformed request (wire version 2): not a 5-element array';
-  const [requestId, window, deadline, headers] = parts as unknown[];
+  if (!Array.isArray(parts) || parts.length !== 5) return `${what}: not a 5-element array`;
+  const [requestId, window, deadline, headers, last] = parts as unknown[];
   if (typeof requestId !== 'string' || requestId.length === 0)
-    return 'malformed request (wire version 2): the request id is not a non-empty string';
+    return `${what}: the request id is not a non-empty string`;
   if (typeof window !== 'number' || !Number.isInteger(window) || window < 0)
-    return 'malformed request (wire version 2): the window is not a non-negative integer';
+    return `${what}: the window is not a non-negative integer`;
   if (typeof deadline !== 'number' || !Number.isFinite(deadline) || deadline < 0)
-    return 'malformed request (wire version 2): the deadline is not a non-negative number';
+    return `${what}: the deadline is not a non-negative number`;
   if (headers !== null) {
-    if (typeof headers !== 'object' || Array.isArray(headers))
-      return 'malformed request (wire version 2): the headers are not an object';
-    for (const v of Object.values(headers)) {
-      if (typeof v !== 'string') return 'malformed request (wire version 2): a header value is not a string';
+    if (typeof headers !== 'object' || Array.isArray(headers)) return `${what}: the headers are not an object`;
+    for (const h of Object.values(headers)) {
+      if (typeof h !== 'string') return `${what}: a header value is not a string`;
     }
   }
+  if (upload && (typeof last !== 'number' || !Number.isSafeInteger(last) || last < 1))
+    return `${what}: the size of an announced upload is not a positive integer`;
   return {
     requestId,
     window: window === 0 ? Number.POSITIVE_INFINITY : window,
     deadline: deadline === 0 ? undefined : deadline,
     headers: headers === null ? undefined : (headers as Record<string, string>),
-    payload: parts[4],
+    payload: upload ? undefined : last,
+    version: v,
+    upload: upload ? (last as number) : undefined,
   };
+}
+
+/** Bytes of a chunk message's header (`k<index>,<total> `) at most: the slice gets the rest of `max_payload`. */
+export const CHUNK_HEADER_BYTES = 40;
+
+/**
+ * Splits `bytes` (one whole message) into chunk messages `k<index>,<total> <slice>` of at most
+ * `maxMessage` bytes each (nats-server's `max_payload`).
+ */
+export function chunkMessages(bytes: Uint8Array, maxMessage: number): Uint8Array[] {
+  const slice = maxMessage - CHUNK_HEADER_BYTES;
+  if (slice < 1) throw new RangeError(`max_payload of ${maxMessage} bytes leaves no room for a chunk`);
+  const out: Uint8Array[] = [];
+  const total = bytes.length;
+  for (let index = 0, at = 0; at < total; index++, at += slice) {
+    const header = 'k' + index + ',' + total + ' ';
+    const end = Math.min(total, at + slice);
+    const msg = Buffer.allocUnsafe(header.length + end - at);
+    msg.write(header, 0, 'latin1');
+    msg.set(bytes.subarray(at, end), header.length);
+    out.push(msg);
+  }
+  return out;
+}
+
+/** What {@link ChunkAssembler.add} made of a chunk message. */
+export type ChunkResult =
+  | { kind: 'more' }
+  | { kind: 'done'; bytes: Uint8Array }
+  /** Not used (malformed header, out of order, another total): log it and go on. */
+  | { kind: 'skipped'; reason: string }
+  /** The message announced is larger than the receiver takes: give up on it. */
+  | { kind: 'too-large'; total: number };
+
+/**
+ * Joins the chunk messages of one message, in order, up to `maxBytes`. Holds at most `total`
+ * bytes (checked before anything is kept); a chunk that does not continue the message is skipped.
+ */
+export class ChunkAssembler {
+  private parts: Uint8Array[] = [];
+  private received = 0;
+  private next = 0;
+
+  /**
+   * @param maxBytes largest whole message taken
+   * @param total the size announced beforehand (an upload), else taken from the first chunk
+   */
+  constructor(
+    private readonly maxBytes: number,
+    private total = -1,
+  ) {}
+
+  add(data: Uint8Array): ChunkResult {
+    const header = parseChunkHeader(data);
+    if (typeof header === 'string') return { kind: 'skipped', reason: header };
+    const { index, total, offset } = header;
+    if (index !== this.next) return { kind: 'skipped', reason: `chunk ${index} where chunk ${this.next} was expected` };
+    if (this.total < 0) {
+      if (total > this.maxBytes) return { kind: 'too-large', total };
+      this.total = total;
+    } else if (total !== this.total) {
+      return { kind: 'skipped', reason: `chunk of a ${total}-byte message where ${this.total} bytes are expected` };
+    }
+    const slice = data.subarray(offset);
+    if (slice.length === 0 || this.received + slice.length > this.total)
+      return {
+        kind: 'skipped',
+        reason: `chunk ${index} of ${slice.length} bytes does not fit the ${this.total}-byte message`,
+      };
+    this.parts.push(slice);
+    this.received += slice.length;
+    this.next++;
+    if (this.received < this.total) return { kind: 'more' };
+    const bytes = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.total);
+    this.parts = [];
+    return { kind: 'done', bytes };
+  }
+}
+
+const COMMA = 0x2c;
+
+/** The index and total of a chunk message and where its slice starts, or why it is malformed. */
+function parseChunkHeader(data: Uint8Array): { index: number; total: number; offset: number } | string {
+  if (data[0] !== FrameType.Chunk) return 'not a chunk message';
+  const n = Math.min(data.length, CHUNK_HEADER_BYTES);
+  let index = -1;
+  let value = 0;
+  let digits = 0;
+  for (let i = 1; i < n; i++) {
+    const c = data[i]!;
+    if (c >= ZERO && c <= NINE && digits < 15) {
+      value = value * 10 + (c - ZERO);
+      digits++;
+    } else if (c === COMMA && index < 0 && digits > 0) {
+      index = value;
+      value = 0;
+      digits = 0;
+    } else if (c === SPACE && index >= 0 && digits > 0) {
+      return value > 0 ? { index, total: value, offset: i + 1 } : 'malformed chunk header: total 0';
+    } else {
+      return 'malformed chunk header';
+    }
+  }
+  return 'malformed chunk header';
 }

@@ -93,8 +93,14 @@ export interface ResponseStream<T = unknown> extends AsyncIterable<T> {
  * - a handler error reaches the caller with the same code and message;
  * - `timeoutMs` bounds the whole stream; `deadline` too.
  */
+/**
+ * Default {@link RequestPlane.maxPayload} of every plane: 64 MiB. The NATS plane splits a request or
+ * response frame larger than nats-server's `max_payload` into chunks up to this size.
+ */
+export const DEFAULT_MAX_PAYLOAD = 64 * 1024 * 1024;
+
 export interface RequestPlane {
-  /** Largest encoded request the transport accepts, in bytes. */
+  /** Largest encoded request (and response item) the transport accepts, in bytes. */
   readonly maxPayload: number;
   serve(subject: string, handler: RequestHandler, options?: ServeOptions): Promise<ServedEndpoint>;
   request<T = unknown>(subject: string, payload: unknown, options?: RequestOptions): ResponseStream<T>;

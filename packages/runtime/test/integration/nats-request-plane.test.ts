@@ -6,6 +6,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
  * max_payload, and a nats-server restart.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
+import fc from 'fast-check';
+import { chunkMessages } from '../../src/transport/frames';
 import { NatsRequestPlane, type NatsRequestPlaneOptions } from '../../src/transport/nats';
 import type { RequestContext } from '../../src/transport/request-plane';
 import { connectNats } from '../../src/nats-connection';
@@ -187,7 +189,7 @@ describeWithBinaries(['nats-server'], 'NatsRequestPlane', () => {
       raw.subscribe(subject, {
         queue: 'dynamo',
         callback: (_err, msg) => {
-          expect(new TextDecoder().decode(msg.data)).toMatch(/^~2\["/);
+          expect(new TextDecoder().decode(msg.data)).toMatch(/^~3\["/);
           const reply = msg.reply!;
           raw.publish(reply, 'a_INBOX.fake.1');
           raw.publish(reply, 'd1 "one"');
@@ -279,13 +281,14 @@ describeWithBinaries(['nats-server'], 'NatsRequestPlane', () => {
       expect(items.every((x, i) => x === i)).toBe(true);
     });
 
-    test('an item larger than max_payload fails the stream with PAYLOAD_TOO_LARGE', async () => {
-      const { plane: server, nc } = await planes.open();
+    test('an item larger than the plane maxPayload fails the stream with PAYLOAD_TOO_LARGE', async () => {
+      const { plane: server, nc } = await planes.open({ maxPayload: 2 * 1024 * 1024 });
       const { plane: client } = await planes.open();
       const subject = `bigitem.${uid()}`;
       await server.serve(subject, async function* () {
         yield 'small';
-        yield 'x'.repeat(nc.info!.max_payload);
+        yield 'x'.repeat(nc.info!.max_payload); // larger than one message: chunked, fine
+        yield 'x'.repeat(2 * 1024 * 1024);
       });
       const items: unknown[] = [];
       const err = await rejection(
@@ -293,7 +296,7 @@ describeWithBinaries(['nats-server'], 'NatsRequestPlane', () => {
           for await (const x of client.request(subject, {})) items.push(x);
         })(),
       );
-      expect(items).toEqual(['small']);
+      expect(items).toEqual(['small', 'x'.repeat(nc.info!.max_payload)]);
       expect(err.code).toBe('PAYLOAD_TOO_LARGE');
     });
 
@@ -354,24 +357,102 @@ describeWithBinaries(['nats-server'], 'NatsRequestPlane', () => {
       await small?.dispose();
     });
 
-    test('maxPayload is the server limit; a larger request fails before sending, naming it', async () => {
-      const { plane: server } = await planes.open();
-      const { plane: client } = await planes.open();
-      expect(client.maxPayload).toBe(4096);
+    test('requests and items larger than max_payload travel in chunks; maxPayload bounds them, naming it', async () => {
+      const { plane: server } = await planes.open({ maxPayload: 64 * 1024 });
+      const { plane: client } = await planes.open({ maxPayload: 64 * 1024 });
+      expect(client.maxPayload).toBe(64 * 1024);
       const subject = `limit.${uid()}`;
       let calls = 0;
       await server.serve(subject, async function* (req) {
         calls += 1;
-        yield (req as string).length;
+        const s = req as string;
+        yield s.length;
+        yield s.split('').reverse().join(''); // a 50 KB item: 13 chunks
       });
-      const err = await rejection(collect(client.request(subject, 'x'.repeat(5000))));
-      expect(err).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', limit: 4096 });
-      expect(err.message).toContain('4096');
-      // Headers count against the limit too: a body just under it, plus headers, is refused.
-      const err2 = await rejection(collect(client.request(subject, 'x'.repeat(4090))));
-      expect(err2.code).toBe('PAYLOAD_TOO_LARGE');
-      expect(await collect(client.request(subject, 'x'.repeat(3000)))).toEqual([3000]);
-      expect(calls).toBe(1);
+      const big = Array.from({ length: 5000 }, (_, i) => String(i % 10))
+        .join('')
+        .repeat(10);
+      expect(await collect(client.request(subject, big))).toEqual([50_000, big.split('').reverse().join('')]);
+      const err = await rejection(collect(client.request(subject, 'x'.repeat(70_000))));
+      expect(err).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', limit: 64 * 1024 });
+      expect(err.message).toContain(String(64 * 1024));
+      expect(await collect(client.request(subject, 'x'.repeat(3000)))).toEqual([3000, 'x'.repeat(3000)]);
+      expect(calls).toBe(2);
+    });
+
+    test('forged and partial chunks are skipped or time out; the plane keeps serving and calling', async () => {
+      const { plane: server } = await planes.open({ maxPayload: 64 * 1024, heartbeatTimeoutMs: 400 });
+      const { plane: client, nc: clientNc } = await planes.open({ maxPayload: 64 * 1024 });
+      const { nc: raw } = await planes.open();
+      const subject = `forged.${uid()}`;
+      let calls = 0;
+      await server.serve(subject, async function* (req) {
+        calls += 1;
+        yield req;
+      });
+      const ask = async (body: string): Promise<{ first: string; got: string[] }> => {
+        const inbox = `_INBOX.fz${uid()}`;
+        const got: string[] = [];
+        raw.subscribe(inbox, { max: 2, callback: (_e, m) => void got.push(new TextDecoder().decode(m.data)) });
+        raw.publish(subject, body, { reply: inbox });
+        await eventually('an answer', () => got.length > 0);
+        return { first: got[0]!, got };
+      };
+      const code = (frame: string): unknown => (JSON.parse(frame.slice(3)) as { code: unknown }).code;
+      // Announcements over the limit, or malformed, are refused at once.
+      expect(code((await ask('~3*["f1",0,0,null,70000]')).first)).toBe('PAYLOAD_TOO_LARGE');
+      expect(code((await ask('~3*["f2",0,0,null,-5]')).first)).toBe('INVALID_ARGUMENT');
+      // An upload pulled, then fed garbage, replays, a wrong total and half its chunks: dropped
+      // after the heartbeat timeout with UNAVAILABLE, its budget back.
+      const payload = Buffer.from(JSON.stringify('y'.repeat(10_000)));
+      const { first: pull, got } = await ask(`~3*["f3",0,0,null,${payload.length}]`);
+      expect(pull).toMatch(/^p_INBOX\./);
+      const upload = pull.slice(1);
+      const chunks = chunkMessages(payload, 4096);
+      const rng = fc.sample(fc.uint8Array({ maxLength: 80 }), { numRuns: 200, seed: 7 });
+      for (const g of rng) raw.publish(upload, g);
+      for (const forged of ['k', 'k0,', 'k9,10 a', `k0,${payload.length + 1} abc`, 'kx,1 a', 'c', 'w5'])
+        raw.publish(upload, forged);
+      raw.publish(upload, chunks[0]!);
+      raw.publish(upload, chunks[0]!);
+      expect(chunks.length).toBeGreaterThan(2);
+      await eventually('the upload to time out', () => got.length === 2);
+      expect(got[1]).toMatch(/^x0 /);
+      expect(code(got[1]!)).toBe('UNAVAILABLE');
+      expect(calls).toBe(0);
+      // Chunks sent after it was dropped reach nobody.
+      for (const c of chunks) raw.publish(upload, c);
+      // Forged chunks to the caller's inbox, to tokens live or not: skipped.
+      const prefix = (client as unknown as { prefix: string }).prefix;
+      for (let t = 1; t < 40; t++) {
+        clientNc.publish(`${prefix}.${t.toString(36)}`, `k0,${1 << 30} x`);
+        clientNc.publish(`${prefix}.${t.toString(36)}`, 'k0,5 ab');
+      }
+      await clientNc.flush();
+      await delay(50);
+      // Everything still works: small, chunked both ways, and concurrent with forged traffic.
+      const text = 'z'.repeat(30_000);
+      const calling = Promise.all([collect(client.request(subject, text)), collect(client.request(subject, 'small'))]);
+      for (let t = 1; t < 40; t++) raw.publish(`${prefix}.${t.toString(36)}`, 'k1,30003 zz');
+      expect(await calling).toEqual([[text], ['small']]);
+      expect(calls).toBe(2);
+    });
+
+    test('a caller of wire version 2 gets PAYLOAD_TOO_LARGE for an item that needs chunks', async () => {
+      const { plane: server } = await planes.open();
+      const { nc: raw } = await planes.open();
+      const subject = `v2caller.${uid()}`;
+      await server.serve(subject, async function* () {
+        yield 'x'.repeat(5000);
+      });
+      const inbox = `_INBOX.v2${uid()}`;
+      const got: string[] = [];
+      raw.subscribe(inbox, { callback: (_e, m) => void got.push(new TextDecoder().decode(m.data)) });
+      raw.publish(subject, '~2["old",0,0,null,{}]', { reply: inbox });
+      await eventually('the answer', () => got.some((f) => f.startsWith('x')));
+      const err = got.find((f) => f.startsWith('x'))!;
+      expect(JSON.parse(err.slice(err.indexOf(' ') + 1))).toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
+      expect(got.some((f) => f.startsWith('k'))).toBe(false);
     });
   });
 });

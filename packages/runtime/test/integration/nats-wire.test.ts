@@ -140,6 +140,25 @@ describeWithBinaries(['nats-server'], 'NatsRequestPlane wire version 2', () => {
     expect(err.message).toContain(subject);
   });
 
+  test('against a version 2 server, a version 3 call fails loudly naming the mismatch', async () => {
+    const raw = await connection();
+    const calling = await plane();
+    const subject = `v2server.${uid()}`;
+    // What a version 2 server answers to a body of a later version.
+    raw.subscribe(subject, {
+      queue: 'dynamo',
+      callback: (_e, m) => {
+        const message = 'request uses request-plane wire version 3; this server speaks versions 1 and 2';
+        raw.publish(m.reply!, 'x0 ' + JSON.stringify({ code: 'INVALID_ARGUMENT', message }));
+      },
+    });
+    await raw.flush();
+    const err = await rejection(collect(calling.request(subject, { q: 1 })));
+    expect(err.code).toBe('INTERNAL');
+    expect(err.message).toContain('wire version 2');
+    expect(err.message).toContain(subject);
+  });
+
   test('a request of a later wire version, or a malformed version 2 one, is refused naming the problem', async () => {
     const serving = await plane();
     const raw = await connection();
@@ -157,11 +176,11 @@ describeWithBinaries(['nats-server'], 'NatsRequestPlane wire version 2', () => {
       await eventually('the answer', () => got.length > 0);
       return got[0]!;
     };
-    const future = await ask('~3["id",0,0,null,{}]');
+    const future = await ask('~4["id",0,0,null,{}]');
     expect(future).toMatch(/^x0 /);
     expect(JSON.parse(future.slice(3))).toEqual({
       code: 'INVALID_ARGUMENT',
-      message: expect.stringContaining('wire version 3') as unknown,
+      message: expect.stringContaining('wire version 4') as unknown,
     });
     for (const bad of ['~2[1,2]', '~2["id",-1,0,null,{}]', '~2["id",0,0,{"h":1},{}]', '~2[nope', '~']) {
       const answer = await ask(bad);

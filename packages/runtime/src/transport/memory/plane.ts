@@ -11,13 +11,14 @@ import { noop } from '../../util/abort';
 import { copyJson } from '../../util/json';
 import { LinkedSet, type Linked } from '../../util/linked-set';
 import { parseSubject } from '../../util/subject';
-import type {
-  RequestHandler,
-  RequestOptions,
-  RequestPlane,
-  ResponseStream,
-  ServeOptions,
-  ServedEndpoint,
+import {
+  DEFAULT_MAX_PAYLOAD,
+  type RequestHandler,
+  type RequestOptions,
+  type RequestPlane,
+  type ResponseStream,
+  type ServeOptions,
+  type ServedEndpoint,
 } from '../request-plane';
 import { EndpointCore, ServedCall, handlerFailure } from '../stream-core';
 import { type Exchange, type MemoryBus, type MemoryBusClient, addResponder, internalsOf } from './bus';
@@ -25,14 +26,12 @@ import { MemoryResponseStream, type PlaneInternals } from './stream';
 
 /** Options of {@link MemoryRequestPlane}. */
 export interface MemoryRequestPlaneOptions {
-  /** Largest encoded request (and response item) in bytes. Default 1 MiB, as nats-server. */
+  /** Largest encoded request (and response item) in bytes. Default 64 MiB, as the NATS plane's. */
   maxPayload?: number;
   /** Items buffered per stream before the handler is paused (backpressure). Default 16. */
   streamBuffer?: number;
   logger?: Logger;
 }
-
-const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 
 const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
 

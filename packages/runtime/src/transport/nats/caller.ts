@@ -15,7 +15,17 @@ import {
 } from '../../errors';
 import { encodeJson } from '../../util/json';
 import { checkSubject } from '../../util/subject';
-import { FrameType, cancelFrame, creditFrame, encodeRequest, frameBody, frameRest, readSeq } from '../frames';
+import {
+  ChunkAssembler,
+  FrameType,
+  cancelFrame,
+  chunkMessages,
+  creditFrame,
+  encodeRequest,
+  frameBody,
+  frameRest,
+  readSeq,
+} from '../frames';
 import type { RequestOptions } from '../request-plane';
 import { CallerStream } from '../stream-core';
 import {
@@ -45,6 +55,10 @@ export class NatsResponseStream<T> extends CallerStream<T> implements Route, Wat
   private credited = 0;
   /** Watchdog ticks since the last frame. */
   private idleTicks = 0;
+  /** A request sent in chunks: its payload's JSON, until the server's pull frame says where. */
+  private upload: Uint8Array | undefined;
+  /** The chunks of a frame larger than one NATS message, while they arrive. */
+  private assembly: ChunkAssembler | undefined;
 
   constructor(
     private readonly plane: PlaneCore,
@@ -66,16 +80,18 @@ export class NatsResponseStream<T> extends CallerStream<T> implements Route, Wat
       }
       headersJson = JSON.stringify(user);
     }
-    const body = encodeRequest(
-      this.requestId,
-      this.plane.streamWindow,
-      this.deadline,
-      headersJson,
-      encodeJson(this.payload, 'request payload'),
-    );
-    const limit = this.plane.maxPayload;
-    const size = exceeds(body, 0, limit);
-    if (size !== undefined) throw new PayloadTooLargeError(size, limit);
+    const payloadJson = encodeJson(this.payload, 'request payload');
+    let body = encodeRequest(this.requestId, this.plane.streamWindow, this.deadline, headersJson, payloadJson);
+    const size = exceeds(body, 0, this.plane.messageLimit);
+    if (size !== undefined) {
+      // Larger than one NATS message: announce it, and send the payload in chunks when pulled.
+      const limit = this.plane.maxPayload;
+      if (size > limit) throw new PayloadTooLargeError(size, limit);
+      this.upload = Buffer.from(payloadJson, 'utf8');
+      body = encodeRequest(this.requestId, this.plane.streamWindow, this.deadline, headersJson, '', this.upload.length);
+      const announced = exceeds(body, 0, this.plane.messageLimit);
+      if (announced !== undefined) throw new PayloadTooLargeError(announced, this.plane.messageLimit);
+    }
     const { token, subject: reply } = this.plane.register(this);
     this.token = token;
     this.link = 'live';
@@ -116,6 +132,32 @@ export class NatsResponseStream<T> extends CallerStream<T> implements Route, Wat
       }
       return;
     }
+    if (data[0] === FrameType.Chunk) this.onChunk(data);
+    else {
+      // Any other frame ends a chunked frame still incomplete (its loss shows in the sequence).
+      this.assembly = undefined;
+      this.onFrame(data);
+    }
+  }
+
+  /** One chunk of a frame larger than a NATS message: the frame is handled once whole. */
+  private onChunk(data: Uint8Array): void {
+    if (this.link === 'gone' || this.link === 'none') return;
+    const assembly = (this.assembly ??= new ChunkAssembler(this.plane.maxPayload));
+    const r = assembly.add(data);
+    if (r.kind === 'more') return;
+    if (r.kind === 'skipped') {
+      this.plane.logger.debug('chunk skipped', { subject: this.subject, request_id: this.requestId, reason: r.reason });
+      return;
+    }
+    this.assembly = undefined;
+    if (r.kind === 'done') this.onFrame(r.bytes);
+    else if (this.link === 'live') {
+      this.fail(new PayloadTooLargeError(r.total, this.plane.maxPayload), true);
+    }
+  }
+
+  private onFrame(data: Uint8Array): void {
     const type = data[0];
     if (this.link === 'cancelling') {
       if (type === FrameType.Ack) {
@@ -158,6 +200,9 @@ export class NatsResponseStream<T> extends CallerStream<T> implements Route, Wat
       }
       case FrameType.Ack:
         this.control ??= frameRest(data);
+        return;
+      case FrameType.Pull:
+        this.sendUpload(frameRest(data));
         return;
       case FrameType.End: {
         const seq = readSeq(data);
@@ -215,7 +260,8 @@ export class NatsResponseStream<T> extends CallerStream<T> implements Route, Wat
       wire = { code: 'INTERNAL', message: `malformed error frame from ${this.subject}` };
     }
     this.unlink();
-    this.endWith(seq === 0 && isVersion1Refusal(wire) ? versionMismatch(this.subject) : fromWireError(wire));
+    const older = seq === 0 ? olderServer(wire) : undefined;
+    this.endWith(older !== undefined ? versionMismatch(this.subject, older) : fromWireError(wire));
   }
 
   private malformed(what: string): void {
@@ -240,6 +286,18 @@ export class NatsResponseStream<T> extends CallerStream<T> implements Route, Wat
           ),
       true,
     );
+  }
+
+  /** Sends the payload of a chunked request to the upload subject the server named (once). */
+  private sendUpload(subject: string): void {
+    const upload = this.upload;
+    this.upload = undefined;
+    if (upload === undefined) return;
+    try {
+      for (const chunk of chunkMessages(upload, this.plane.messageLimit)) this.plane.nc.publish(subject, chunk);
+    } catch (e) {
+      this.fail(toNatsError(e, `request to ${this.subject}`), true);
+    }
   }
 
   /** Reports the items consumed so far to the server, which pauses the handler a window ahead. */
@@ -307,21 +365,20 @@ export class NatsResponseStream<T> extends CallerStream<T> implements Route, Wat
   }
 }
 
-/** True for the refusal of a version 1 server, which takes a version 2 body for JSON. */
-function isVersion1Refusal(wire: { code?: unknown; message?: unknown }): boolean {
-  return (
-    wire.code === 'INVALID_ARGUMENT' &&
-    typeof wire.message === 'string' &&
-    wire.message.startsWith('request payload is not JSON') &&
-    wire.message.includes("'~'")
-  );
+/** The version of a server that refused this caller's body as too new (1 or 2), else undefined. */
+function olderServer(wire: { code?: unknown; message?: unknown }): number | undefined {
+  if (wire.code !== 'INVALID_ARGUMENT' || typeof wire.message !== 'string') return undefined;
+  // A version 1 server takes the body for JSON; a version 2 one names the versions it speaks.
+  if (wire.message.startsWith('request payload is not JSON') && wire.message.includes("'~'")) return 1;
+  if (wire.message.includes('wire version 3; this server speaks versions 1 and 2')) return 2;
+  return undefined;
 }
 
-function versionMismatch(subject: string): DynamoError {
+function versionMismatch(subject: string, version: number): DynamoError {
   return new DynamoErrorClass(
     'INTERNAL',
-    `the server of ${subject} speaks request-plane wire version 1 and refused this version 2 request: ` +
-      'upgrade the serving side (version 2 servers also serve version 1 callers)',
+    `the server of ${subject} speaks request-plane wire version ${version} and refused this version 3 request: ` +
+      'upgrade the serving side (version 3 servers also serve version 1 and 2 callers)',
     { retryable: false },
   );
 }

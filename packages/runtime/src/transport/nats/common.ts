@@ -30,7 +30,13 @@ export interface PlaneCore {
   readonly logger: Logger;
   readonly heartbeatTimeoutMs: number;
   readonly streamWindow: number;
+  /** Largest request or response item, in bytes (larger than one NATS message: chunked). */
   readonly maxPayload: number;
+  /** Largest NATS message: nats-server's `max_payload`. */
+  readonly messageLimit: number;
+  /** Takes `bytes` of the budget for chunked requests in assembly; false when it is spent. */
+  reserveAssembly(bytes: number): boolean;
+  releaseAssembly(bytes: number): void;
   /** False once the plane closed. */
   readonly isOpen: boolean;
   /** Allocates an inbox token routed to `route`; returns the full subject `P.<token>`. */

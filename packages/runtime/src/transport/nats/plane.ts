@@ -4,13 +4,14 @@ import type { Logger } from '../../logger';
 import { noopLogger } from '../../logger';
 import { unrefInterval } from '../../util/abort';
 import { parseSubject } from '../../util/subject';
-import type {
-  RequestHandler,
-  RequestOptions,
-  RequestPlane,
-  ResponseStream,
-  ServeOptions,
-  ServedEndpoint,
+import {
+  DEFAULT_MAX_PAYLOAD,
+  type RequestHandler,
+  type RequestOptions,
+  type RequestPlane,
+  type ResponseStream,
+  type ServeOptions,
+  type ServedEndpoint,
 } from '../request-plane';
 import { NatsResponseStream } from './caller';
 import {
@@ -45,6 +46,18 @@ export interface NatsRequestPlaneOptions {
    * do not wait for a whole window to be encoded.
    */
   streamWindow?: number;
+  /**
+   * Largest request or response item, in bytes (the plane's `maxPayload`): larger ones fail with
+   * PAYLOAD_TOO_LARGE. One larger than nats-server's `max_payload` travels in chunks (see
+   * `transport/frames.ts`). Default 64 MiB ({@link DEFAULT_MAX_PAYLOAD}).
+   */
+  maxPayload?: number;
+  /**
+   * Bytes of chunked requests this plane's endpoints hold at once while their chunks arrive
+   * (announced sizes, reserved before any chunk is kept); an upload beyond it is refused with
+   * PAYLOAD_TOO_LARGE. Default twice `maxPayload`.
+   */
+  maxAssemblyBytes?: number;
 }
 
 /** Used only before the connection has seen the server's INFO (it always has after `connect()`). */
@@ -68,6 +81,9 @@ export class NatsRequestPlane implements RequestPlane {
   /** @internal */ readonly heartbeatIntervalMs: number;
   /** @internal */ readonly heartbeatTimeoutMs: number;
   /** @internal */ readonly streamWindow: number;
+  readonly maxPayload: number;
+  private readonly maxAssemblyBytes: number;
+  private assemblyBytes = 0;
   /** @internal The inbox prefix `P` of this plane; tokens are `P.<token>`. */
   readonly prefix: string;
   private readonly drainTimeoutMs: number;
@@ -110,6 +126,15 @@ export class NatsRequestPlane implements RequestPlane {
     this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 5000;
     this.drainTimeoutMs = options.drainTimeoutMs ?? 30_000;
     this.streamWindow = options.streamWindow ?? 1024;
+    this.maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
+    this.maxAssemblyBytes = options.maxAssemblyBytes ?? 2 * this.maxPayload;
+    for (const [k, v] of [
+      ['maxPayload', this.maxPayload],
+      ['maxAssemblyBytes', this.maxAssemblyBytes],
+    ] as const) {
+      if (!Number.isSafeInteger(v) || v < 1)
+        throw new InvalidArgumentError(`${k} must be a positive integer, got ${v}`);
+    }
     if (!Number.isInteger(this.streamWindow) || this.streamWindow < 1) {
       throw new InvalidArgumentError(`streamWindow must be a positive integer, got ${this.streamWindow}`);
     }
@@ -144,9 +169,21 @@ export class NatsRequestPlane implements RequestPlane {
     void this.followStatus();
   }
 
-  /** Largest encoded request (NATS headers + JSON body) the server accepts: its `max_payload`. */
-  get maxPayload(): number {
+  /** @internal Largest NATS message (headers + body) the server accepts: its `max_payload`. */
+  get messageLimit(): number {
     return this.nc.info?.max_payload ?? FALLBACK_MAX_PAYLOAD;
+  }
+
+  /** @internal */
+  reserveAssembly(bytes: number): boolean {
+    if (this.assemblyBytes + bytes > this.maxAssemblyBytes) return false;
+    this.assemblyBytes += bytes;
+    return true;
+  }
+
+  /** @internal */
+  releaseAssembly(bytes: number): void {
+    this.assemblyBytes = Math.max(0, this.assemblyBytes - bytes);
   }
 
   /**

@@ -21,8 +21,10 @@ import {
   HDR_WINDOW,
   QUEUE_GROUP,
   VERSION_MARK,
+  type DecodedRequest,
   ackFrame,
   batchFrame,
+  chunkMessages,
   dataFrame,
   decodeRequest,
   endFrame,
@@ -34,6 +36,7 @@ import {
 } from '../frames';
 import type { RequestHandler } from '../request-plane';
 import { EndpointCore, NO_HEADERS, ServedCall, handlerFailure } from '../stream-core';
+import { RequestUpload } from './upload';
 import {
   type HeartbeatTarget,
   type PlaneCore,
@@ -84,6 +87,8 @@ class ServerRequest extends ServedCall implements Route, HeartbeatTarget, TurnEn
     private readonly window: number,
     /** A version 1 caller: acked at once, as it expects. */
     legacy: boolean,
+    /** A version 3 caller: frames larger than a NATS message go in chunks. */
+    private readonly chunks: boolean,
   ) {
     super(requestId, headers, deadline, endpoint.subject);
     if (legacy) this.acknowledge();
@@ -95,7 +100,8 @@ class ServerRequest extends ServedCall implements Route, HeartbeatTarget, TurnEn
     try {
       const iterator = handler(payload, this)[Symbol.asyncIterator]();
       this.iterator = iterator;
-      const limit = this.plane.maxPayload;
+      // Older callers cannot join chunks: their items must fit one NATS message.
+      const limit = this.chunks ? this.plane.maxPayload : this.plane.messageLimit;
       const batchItems = Math.max(1, Math.min(this.window, 1024) >> 2);
       while (!this.cancelled) {
         const r = await iterator.next();
@@ -117,7 +123,7 @@ class ServerRequest extends ServedCall implements Route, HeartbeatTarget, TurnEn
           await this.credit();
         }
         if (this.cancelled) break;
-        this.enqueue(json, limit);
+        this.enqueue(json, this.plane.messageLimit);
         // A quarter window per frame at most, and the first frame early: the caller starts on the
         // first items (and credits them) while the rest are encoded.
         if (this.pending.length >= (this.seq === 0 ? FIRST_FRAME_ITEMS : batchItems)) this.flush();
@@ -265,7 +271,13 @@ class ServerRequest extends ServedCall implements Route, HeartbeatTarget, TurnEn
     const last = c === FrameType.Final || c === FrameType.End || c === FrameType.Error;
     if (this.pubOptions === undefined && !last && c !== FrameType.Ack) this.acknowledge();
     try {
-      this.plane.nc.publish(this.reply, frame, this.pubOptions);
+      const limit = this.plane.messageLimit;
+      if (this.chunks && exceeds(frame, 0, limit) !== undefined) {
+        const bytes = Buffer.from(frame, 'utf8');
+        if (bytes.length > limit) {
+          for (const chunk of chunkMessages(bytes, limit)) this.plane.nc.publish(this.reply, chunk, this.pubOptions);
+        } else this.plane.nc.publish(this.reply, bytes, this.pubOptions);
+      } else this.plane.nc.publish(this.reply, frame, this.pubOptions);
       this.sentSinceTick = true;
     } catch (e) {
       this.endpoint.logger.warn('cannot send a frame; cancelling the handler', {
@@ -385,51 +397,79 @@ export class NatsServedEndpoint extends EndpointCore {
       return;
     }
     const data = msg.data;
-    let requestId: string;
-    let deadline: number | undefined;
-    let headers: Readonly<Record<string, string>> = NO_HEADERS;
-    let window: number;
-    let payload: unknown;
-    const legacy = data.length === 0 || data[0] !== VERSION_MARK;
-    if (!legacy) {
+    if (data.length > 0 && data[0] === VERSION_MARK) {
       const r = decodeRequest(utf8.decode(data));
-      if (typeof r === 'string') {
-        refuse(new InvalidArgumentError(r));
-        return;
-      }
-      ({ requestId, deadline, window, payload } = r);
-      if (r.headers !== undefined) headers = r.headers;
-    } else {
-      // Version 1: the metadata in NATS headers, the payload as the body.
-      const h = msg.headers;
-      requestId = h?.get(HDR_REQUEST_ID) || randomUUID();
-      const deadlineText = h?.get(HDR_DEADLINE);
-      const d = deadlineText ? Number(deadlineText) : undefined;
-      deadline = d !== undefined && Number.isFinite(d) ? d : undefined;
-      const headersText = h?.get(HDR_HEADERS);
-      if (headersText) {
-        try {
-          headers = JSON.parse(headersText) as Record<string, string>;
-        } catch {
-          refuse(new InvalidArgumentError(`malformed ${HDR_HEADERS} header`));
-          return;
-        }
-      }
-      try {
-        payload = data.length === 0 ? null : JSON.parse(utf8.decode(data));
-      } catch (e) {
-        refuse(new InvalidArgumentError(`request payload is not JSON: ${errorMessage(e)}`));
-        return;
-      }
-      const windowText = h?.get(HDR_WINDOW);
-      window = windowText && Number(windowText) >= 1 ? Number(windowText) : Number.POSITIVE_INFINITY;
-    }
-    if (deadline !== undefined && deadline <= Date.now()) {
-      refuse(new TimeoutError(`request ${requestId} to ${this.subject} arrived after its deadline`));
+      if (typeof r === 'string') refuse(new InvalidArgumentError(r));
+      else if (r.upload === undefined) this.begin(reply, r, false);
+      else
+        RequestUpload.start(this.plane, this.logger, reply, r as DecodedRequest & { upload: number }, (whole) => {
+          if (this.state !== 'serving' || !this.plane.isOpen) refuse(new NoRespondersError(this.subject));
+          else this.begin(reply, whole, false);
+        });
       return;
     }
-    const request = new ServerRequest(this.plane, this, reply, requestId, headers, deadline, window, legacy);
+    // Version 1: the metadata in NATS headers, the payload as the body.
+    const h = msg.headers;
+    const requestId = h?.get(HDR_REQUEST_ID) || randomUUID();
+    const deadlineText = h?.get(HDR_DEADLINE);
+    const d = deadlineText ? Number(deadlineText) : undefined;
+    let headers: Record<string, string> | undefined;
+    const headersText = h?.get(HDR_HEADERS);
+    if (headersText) {
+      try {
+        headers = JSON.parse(headersText) as Record<string, string>;
+      } catch {
+        refuse(new InvalidArgumentError(`malformed ${HDR_HEADERS} header`));
+        return;
+      }
+    }
+    let payload: unknown;
+    try {
+      payload = data.length === 0 ? null : JSON.parse(utf8.decode(data));
+    } catch (e) {
+      refuse(new InvalidArgumentError(`request payload is not JSON: ${errorMessage(e)}`));
+      return;
+    }
+    const windowText = h?.get(HDR_WINDOW);
+    const request: DecodedRequest = {
+      requestId,
+      deadline: d !== undefined && Number.isFinite(d) ? d : undefined,
+      headers,
+      window: windowText && Number(windowText) >= 1 ? Number(windowText) : Number.POSITIVE_INFINITY,
+      payload,
+      version: 1,
+      upload: undefined,
+    };
+    this.begin(reply, request, true);
+  }
+
+  /** Runs the handler on a decoded request (unless it arrived past its deadline). */
+  private begin(reply: string, r: DecodedRequest, legacy: boolean): void {
+    const { requestId, deadline } = r;
+    if (deadline !== undefined && deadline <= Date.now()) {
+      try {
+        this.plane.nc.publish(
+          reply,
+          errorFrame(0, new TimeoutError(`request ${requestId} to ${this.subject} arrived after its deadline`)),
+        );
+      } catch {
+        // connection closing: the caller times out
+      }
+      return;
+    }
+    const headers = r.headers ?? NO_HEADERS;
+    const request = new ServerRequest(
+      this.plane,
+      this,
+      reply,
+      requestId,
+      headers,
+      deadline,
+      r.window,
+      legacy,
+      r.version >= 3,
+    );
     this.active.add(request);
-    void request.run(this.handler, payload);
+    void request.run(this.handler, r.payload);
   }
 }
