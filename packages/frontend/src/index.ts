@@ -28,6 +28,7 @@ export type {
   GenerateFn,
   GenerateOptions,
   GenerateRequest,
+  SamplingParams,
   GenerateRouteOptions,
 } from './routes/generate';
 export { healthRoutes } from './routes/health';

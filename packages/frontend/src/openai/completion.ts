@@ -4,7 +4,7 @@ import { CancelledError, UnavailableError, toDynamoError, type Logger } from '@d
 import { HttpError, errorBody, sendError } from '../errors';
 import type { FrontendEndpoint, FrontendMetrics } from '../metrics';
 import { RequestScope, releaseUpstream } from '../request-scope';
-import type { FinishReason, GenerateEvent, GenerateFn } from '../routes/generate';
+import type { FinishReason, GenerateEvent, GenerateFn, SamplingParams } from '../routes/generate';
 import { endSse, startSse, waitDrain, writeSse } from '../sse';
 import { StopMatcher } from './stop';
 
@@ -30,6 +30,8 @@ export interface CompletionJob {
   model: string;
   prompt: string;
   maxTokens: number | undefined;
+  /** Sampling fields the client set (passed on to the engine). */
+  sampling: SamplingParams;
   stop: string[];
   stream: boolean;
   includeUsage: boolean;
@@ -169,6 +171,7 @@ export async function serveCompletion(
           request_id: job.requestId,
           model: job.model,
           ...(job.maxTokens !== undefined ? { max_tokens: job.maxTokens } : {}),
+          ...job.sampling,
         },
         scope,
       )
