@@ -17,6 +17,7 @@ export {
   RequestProgress,
   PrefillJob,
   PrefillDone,
+  KvStateRef,
   KvTransferMetadata,
   ProcessorApi,
   RouterApi,
