@@ -172,6 +172,32 @@ describe('examples/llm on the tiny model', () => {
     }
   });
 
+  it('samples over HTTP: a seed repeats, other seeds differ, temperature 0 is the engine greedy', async () => {
+    const prompt = 'the router and the worker';
+    const sample = async (seed: number): Promise<string> =>
+      (await client.completions.create({ model: 'dynamo-tiny', prompt, max_tokens: 16, temperature: 1.5, seed }))
+        .choices[0]!.text;
+    const a = await sample(11);
+    expect(await sample(11)).toBe(a);
+    const others = [await sample(12), await sample(13), await sample(14)];
+    expect(others.some((t) => t !== a)).toBe(true);
+    const chat = async (seed: number): Promise<string | null> =>
+      (
+        await client.chat.completions.create({
+          model: 'dynamo-tiny',
+          messages: [{ role: 'user', content: prompt }],
+          max_tokens: 16,
+          temperature: 1.5,
+          top_p: 0.9,
+          seed,
+        })
+      ).choices[0]!.message.content;
+    expect(await chat(21)).toBe(await chat(21));
+    const greedy = await client.completions.create({ model: 'dynamo-tiny', prompt, max_tokens: 16, temperature: 0 });
+    expect(greedy.choices[0]!.text).toBe(await directGreedy(prompt, 16));
+    expect(others.concat(a)).not.toContain(greedy.choices[0]!.text);
+  }, 30000);
+
   it('answers a chat and streams it', async () => {
     const r = await client.chat.completions.create({
       model: 'dynamo-tiny',
