@@ -87,7 +87,7 @@ async function main(): Promise<void> {
     )
     .command(
       'bench',
-      'run a benchmark: router, routing or http (in the dynamo-ts repository), or engines (@dynamo-ts/llamacpp)',
+      'run a benchmark: router, routing or http (in the dynamo-ts repository), or engines, handover (@dynamo-ts/llamacpp)',
       (y) => loadBench().benchCommands(y, fail),
     )
     .demandCommand(1, 'name a command: serve or bench')
