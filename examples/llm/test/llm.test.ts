@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
-import { EngineProcess, engineRestarts, promptTokens, slotsInUse, tinyModel } from '@dynamo-ts/llamacpp';
+import { EngineProcess, engineRestarts, kvHandovers, promptTokens, slotsInUse, tinyModel } from '@dynamo-ts/llamacpp';
 import { workerEvents, type WorkerRequestEvent } from '@dynamo-ts/llm';
 import { createLogger } from '@dynamo-ts/runtime';
 import { embeddedPlatform, serveGraph, type GraphHandle } from '@dynamo-ts/sdk';
@@ -17,16 +17,39 @@ const METRICS = {
   dynamo_worker_prompt_tokens_total: promptTokens,
   dynamo_worker_slots_in_use: slotsInUse,
   dynamo_worker_engine_restarts_total: engineRestarts,
+  dynamo_worker_kv_handovers_total: kvHandovers,
 };
 
-/** Sum of a metric's samples whose labels include `labels`. */
-async function metricSum(name: keyof typeof METRICS, labels: Record<string, string> = {}): Promise<number> {
+/** Sum of a metric's samples whose labels match `labels` (a string equal, a RegExp matching). */
+async function metricSum(name: keyof typeof METRICS, labels: Record<string, string | RegExp> = {}): Promise<number> {
   const m = await METRICS[name].get();
   let sum = 0;
   for (const v of m?.values ?? [])
-    if (Object.entries(labels).every(([k, want]) => String((v.labels as Record<string, unknown>)[k]) === want))
+    if (
+      Object.entries(labels).every(([k, want]) => {
+        const got = String((v.labels as Record<string, unknown>)[k]);
+        return typeof want === 'string' ? got === want : want.test(got);
+      })
+    )
       sum += v.value;
   return sum;
+}
+
+/** Greedy tokens of `prompt` from an engine called directly (no graph). */
+async function directGreedy(prompt: string, maxNewTokens: number): Promise<string> {
+  const engine = new EngineProcess({ modelPath: MODEL, slots: 1, contextSize: 2048, logger });
+  try {
+    await engine.start();
+    const tokens = await engine.tokenize(prompt);
+    const out: number[] = [];
+    await engine.request<void>(
+      (id) => ({ type: 'generate', id, slot: 0, tokens, maxNewTokens, temperature: 0 }),
+      (m, ok) => (m.type === 'token' ? void out.push(m.token) : m.type === 'done' ? ok() : undefined),
+    ).done;
+    return await engine.detokenize(out);
+  } finally {
+    await engine.close();
+  }
 }
 
 /** Pids of this process's engine children. */
@@ -90,22 +113,8 @@ describe('examples/llm on the tiny model', () => {
     expect(a.choices[0]!.text.length).toBeGreaterThan(0);
     expect(b.choices[0]!.text).toBe(a.choices[0]!.text);
     expect(a.usage?.completion_tokens).toBe(16);
-
-    const engine = new EngineProcess({ modelPath: MODEL, slots: 1, contextSize: 2048, logger });
-    try {
-      await engine.start();
-      const tokens = await engine.tokenize(prompt);
-      const out: number[] = [];
-      await engine.request<void>(
-        (id) => ({ type: 'generate', id, slot: 0, tokens, maxNewTokens: 16, temperature: 0 }),
-        (m, ok) => (m.type === 'token' ? void out.push(m.token) : m.type === 'done' ? ok() : undefined),
-      ).done;
-      expect(out).toHaveLength(16);
-      expect(a.choices[0]!.text).toBe(await engine.detokenize(out));
-    } finally {
-      await engine.close();
-    }
-  });
+    expect(a.choices[0]!.text).toBe(await directGreedy(prompt, 16));
+  }, 30000);
 
   it('a stop sequence cuts the answer and ends the engine request', async () => {
     const prompt = 'the model and the cache';
@@ -147,7 +156,33 @@ describe('examples/llm on the tiny model', () => {
     } finally {
       await engine.close();
     }
-  });
+  }, 30000);
+
+  it('samples over HTTP: a seed repeats, other seeds differ, temperature 0 is the engine greedy', async () => {
+    const prompt = 'the router and the worker';
+    const sample = async (seed: number): Promise<string> =>
+      (await client.completions.create({ model: 'dynamo-tiny', prompt, max_tokens: 16, temperature: 1.5, seed }))
+        .choices[0]!.text;
+    const a = await sample(11);
+    expect(await sample(11)).toBe(a);
+    const others = [await sample(12), await sample(13), await sample(14)];
+    expect(others.some((t) => t !== a)).toBe(true);
+    const chat = async (seed: number): Promise<string | null> =>
+      (
+        await client.chat.completions.create({
+          model: 'dynamo-tiny',
+          messages: [{ role: 'user', content: prompt }],
+          max_tokens: 16,
+          temperature: 1.5,
+          top_p: 0.9,
+          seed,
+        })
+      ).choices[0]!.message.content;
+    expect(await chat(21)).toBe(await chat(21));
+    const greedy = await client.completions.create({ model: 'dynamo-tiny', prompt, max_tokens: 16, temperature: 0 });
+    expect(greedy.choices[0]!.text).toBe(await directGreedy(prompt, 16));
+    expect(others.concat(a)).not.toContain(greedy.choices[0]!.text);
+  }, 30000);
 
   it('answers a chat and streams it', async () => {
     const r = await client.chat.completions.create({
@@ -246,7 +281,8 @@ describe('examples/llm on the tiny model', () => {
 });
 
 describe('examples/llm disaggregated (configs/disagg.yaml) on the tiny model', () => {
-  it('a long prompt is prefilled by a LlamaPrefillWorker through the queue, then decoded', async () => {
+  it('a long prompt is prefilled by a LlamaPrefillWorker, its KV state handed over, then decoded', async () => {
+    const kvDir = mkdtempSync(path.join(tmpdir(), 'llm-kv-'));
     const graph = await serveGraph(Frontend, {
       platform: embeddedPlatform(),
       settings: { namespace: `llm-disagg-${process.pid}`, port: 0, workerName: 'dis', leaseTtlMs: 10000 },
@@ -261,22 +297,38 @@ describe('examples/llm disaggregated (configs/disagg.yaml) on the tiny model', (
           max_local_prefill_length: 32,
           max_prefill_queue_size: 100,
           prefill_timeout_ms: 10000,
+          kv_transfer_dir: kvDir,
         },
-        LlamaPrefillWorker: { model: MODEL, replicas: 1 },
+        LlamaPrefillWorker: { model: MODEL, replicas: 1, kv_transfer_dir: kvDir },
       },
       logger,
     });
     try {
       const url = graph.get('Frontend')[0]!.instance.metadata!.url as string;
       const c = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'none', maxRetries: 0 });
-      const prefillBefore = await metricSum('dynamo_worker_prompt_tokens_total', { worker: 'dis', cached: 'false' });
+      // The prefill worker is `dis`; its replicas `dis-N` are the decode workers.
+      const decode = /^dis-/;
+      const count = async () => ({
+        prefilled: await metricSum('dynamo_worker_prompt_tokens_total', { worker: 'dis', cached: 'false' }),
+        decodeEvaluated: await metricSum('dynamo_worker_prompt_tokens_total', { worker: decode, cached: 'false' }),
+        loaded: await metricSum('dynamo_worker_kv_handovers_total', { worker: decode, outcome: 'loaded' }),
+        fallback: await metricSum('dynamo_worker_kv_handovers_total', { outcome: 'fallback' }),
+      });
+      const before = await count();
       const prompt = Array.from({ length: 100 }, () => 'model cache').join(' ');
-      const r = await c.completions.create({ model: 'dynamo-tiny', prompt, max_tokens: 4, temperature: 0 });
-      expect(r.usage?.completion_tokens).toBe(4);
-      // The prefill worker (named `dis`, its replicas `dis-N` are the decode workers) evaluated the prompt.
-      const prefilled =
-        (await metricSum('dynamo_worker_prompt_tokens_total', { worker: 'dis', cached: 'false' })) - prefillBefore;
-      expect(prefilled).toBeGreaterThanOrEqual(200);
+      const r = await c.completions.create({ model: 'dynamo-tiny', prompt, max_tokens: 8, temperature: 0 });
+      expect(r.usage?.completion_tokens).toBe(8);
+      const after = await count();
+      // The prefill worker evaluated the prompt; the decode worker loaded its state and evaluated
+      // only the last prompt token (whose logits the saved state does not carry).
+      expect(after.prefilled - before.prefilled).toBeGreaterThanOrEqual(200);
+      expect(after.loaded - before.loaded).toBe(1);
+      expect(after.fallback - before.fallback).toBe(0);
+      expect(after.decodeEvaluated - before.decodeEvaluated).toBe(1);
+      // The same greedy answer as the engine evaluating the whole prompt itself.
+      expect(r.choices[0]!.text).toBe(await directGreedy(prompt, 8));
+      // The state file was deleted once loaded.
+      expect(readdirSync(kvDir)).toEqual([]);
     } finally {
       await graph.close({ timeoutMs: 2000 });
     }

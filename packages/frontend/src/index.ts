@@ -29,6 +29,7 @@ export type {
   GenerateFn,
   GenerateOptions,
   GenerateRequest,
+  SamplingParams,
   GenerateRouteOptions,
 } from './routes/generate';
 export { healthRoutes } from './routes/health';

@@ -22,12 +22,14 @@ export type ToChild =
       temperature: number;
       topP?: number;
       seed?: number;
+      /** A checked sequence-state file (a prefill worker's) to load into the slot first. */
+      loadState?: string;
     }
   | { type: 'cancel'; id: number }
   | { type: 'tokenize'; id: number; text: string }
   | { type: 'detokenize'; id: number; tokens: number[] }
-  /** Holds the slot at `tokens` (evaluated, nothing generated): a prefill. */
-  | { type: 'prefill'; id: number; slot: number; tokens: number[] };
+  /** Holds the slot at `tokens` (evaluated, nothing generated): a prefill; `saveTo` saves its state there. */
+  | { type: 'prefill'; id: number; slot: number; tokens: number[]; saveTo?: string };
 
 /** Child -> parent. */
 export type FromChild =
@@ -46,6 +48,14 @@ export type FromChild =
       evaluated: number;
       /** What the slot holds now. */
       slotTokens: number[];
+      /** Tokens loaded from `loadState` (0: it could not be loaded). */
+      loaded?: number;
+      /** Why `loadState` could not be loaded (the prompt was evaluated instead). */
+      loadError?: string;
+      /** Bytes of the state saved to `saveTo`. */
+      saved?: number;
+      /** Why the state could not be saved to `saveTo`. */
+      saveError?: string;
     }
   | { type: 'text'; id: number; text: string }
   | { type: 'failed'; id: number; error: string };

@@ -68,15 +68,41 @@ async function reuse(seq: Sequence, tokens: number[]): Promise<number> {
   return lcp;
 }
 
+/**
+ * Loads a sequence-state file (checked by the parent) into the slot, replacing what it held;
+ * returns the tokens loaded. A file llama.cpp refuses leaves the slot empty (it clears the
+ * sequence) and throws: the prompt is then evaluated.
+ */
+async function loadState(seq: Sequence, file: string, tokens: number[]): Promise<number> {
+  await seq.loadStateFromFile(file, { acceptRisk: true });
+  const got = seq.contextTokens;
+  if (commonPrefix(got, tokens) !== got.length) {
+    // The file changed after the parent checked it: drop what it brought.
+    await seq.eraseContextTokenRanges([{ start: 0, end: seq.nextTokenIndex }]);
+    throw new Error('loaded state does not match the prompt');
+  }
+  return got.length;
+}
+
 async function generate(m: Extract<ToChild, { type: 'generate' }>): Promise<void> {
   running.add(m.id);
   const seq = sequences[m.slot];
   let cached = 0;
+  let loaded: number | undefined;
+  let loadError: string | undefined;
   let reason: 'stop' | 'length' | 'cancelled' | 'error' = 'length';
   let error: string | undefined;
   try {
     if (!seq || !model) throw new Error(`no slot ${m.slot}`);
     if (m.tokens.length === 0) throw new Error('empty context');
+    if (m.loadState !== undefined) {
+      try {
+        loaded = await loadState(seq, m.loadState, m.tokens);
+      } catch (e) {
+        loaded = 0;
+        loadError = (e as Error).message;
+      }
+    }
     cached = await reuse(seq, m.tokens);
     let n = 0;
     if (m.maxNewTokens > 0 && !cancelled.has(m.id)) {
@@ -118,6 +144,8 @@ async function generate(m: Extract<ToChild, { type: 'generate' }>): Promise<void
     cached,
     evaluated: m.tokens.length - cached,
     slotTokens: seq ? [...seq.contextTokens] : [],
+    ...(loaded !== undefined ? { loaded } : {}),
+    ...(loadError !== undefined ? { loadError } : {}),
   });
 }
 
@@ -128,6 +156,16 @@ async function prefill(m: Extract<ToChild, { type: 'prefill' }>): Promise<void> 
     const cached = Math.min(commonPrefix(seq.contextTokens, m.tokens), m.tokens.length);
     if (seq.nextTokenIndex > cached) await seq.eraseContextTokenRanges([{ start: cached, end: seq.nextTokenIndex }]);
     if (cached < m.tokens.length) await seq.evaluateWithoutGeneratingNewTokens(asTokens(m.tokens.slice(cached)));
+    let saved: number | undefined;
+    let saveError: string | undefined;
+    if (m.saveTo !== undefined) {
+      // A state that cannot be saved (disk full) does not fail the prefill: nothing is handed over.
+      try {
+        saved = (await seq.saveStateToFile(m.saveTo)).fileSize;
+      } catch (e) {
+        saveError = (e as Error).message;
+      }
+    }
     send({
       type: 'done',
       id: m.id,
@@ -135,6 +173,8 @@ async function prefill(m: Extract<ToChild, { type: 'prefill' }>): Promise<void> 
       cached,
       evaluated: m.tokens.length - cached,
       slotTokens: [...seq.contextTokens],
+      ...(saved !== undefined ? { saved } : {}),
+      ...(saveError !== undefined ? { saveError } : {}),
     });
   } catch (e) {
     send({ type: 'failed', id: m.id, error: (e as Error).message });

@@ -5,8 +5,18 @@
  * deterministic test model.
  * @packageDocumentation
  */
-export { llamaCppWorker, checkModelFile, promptTokens, generatedTokens, slotsInUse, engineRestarts } from './worker';
+export {
+  llamaCppWorker,
+  checkModelFile,
+  promptTokens,
+  generatedTokens,
+  slotsInUse,
+  engineRestarts,
+  kvHandovers,
+} from './worker';
 export type { LlamaCppConfig, LlamaCppWorkerOptions } from './worker';
+export { TransferDir, KvStateRejected, modelFingerprint, transferDir } from './kv-handover';
+export type { KvTransferConfig } from './kv-handover';
 export { EngineProcess, ModelLoadError, childScript } from './engine-process';
 export type { EngineProcessOptions, ModelInfo } from './engine-process';
 export { SlotTable } from './slots';

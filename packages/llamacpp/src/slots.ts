@@ -8,7 +8,8 @@ export interface Slot {
   lastUsed: number;
 }
 
-function commonPrefix(a: readonly number[], b: readonly number[]): number {
+/** Length of the common prefix of two token lists. */
+export function commonPrefix(a: readonly number[], b: readonly number[]): number {
   const n = Math.min(a.length, b.length);
   let i = 0;
   while (i < n && a[i] === b[i]) i++;

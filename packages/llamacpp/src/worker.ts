@@ -1,15 +1,31 @@
 import { statSync, openSync, readSync, closeSync } from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError, metrics, UnavailableError } from '@dynamo-ts/runtime';
-import { workerService, type Engine, type EngineHost, type EngineStep } from '@dynamo-ts/llm';
+import {
+  workerService,
+  type Engine,
+  type EngineHost,
+  type EngineRequest,
+  type EngineStep,
+  type KvStateRef,
+} from '@dynamo-ts/llm';
+import type { EndpointContext } from '@dynamo-ts/sdk';
 import type { AnyServiceDefinition } from '@dynamo-ts/sdk';
 import { EngineProcess, ModelLoadError } from './engine-process';
 import type { FromChild } from './child-protocol';
-import { SlotTable } from './slots';
+import {
+  KV_TRANSFER_CONFIG_PROPERTIES,
+  KvStateRejected,
+  TransferDir,
+  modelFingerprint,
+  transferDir,
+  type KvTransferConfig,
+} from './kv-handover';
+import { SlotTable, commonPrefix } from './slots';
 import { ggufHeaderCheck } from './tiny-model';
 
 /** Engine settings of a {@link llamaCppWorker} (the worker base adds block size, disaggregation...). */
-export interface LlamaCppConfig {
+export interface LlamaCppConfig extends Partial<KvTransferConfig> {
   /** Path of the GGUF model file (`--LlamaWorker.model=FILE.gguf`). */
   model: string;
   /** Name served in `/v1/models`; default the GGUF's `general.name`, else the file name. */
@@ -38,6 +54,11 @@ export const slotsInUse = metrics.gauge({
   name: 'dynamo_worker_slots_in_use',
   help: 'Slots (context sequences) of a llama.cpp worker running a request',
   labelNames: ['worker'] as const,
+});
+export const kvHandovers = metrics.counter({
+  name: 'dynamo_worker_kv_handovers_total',
+  help: 'Prefilled KV states handed over: saved (prefill side), loaded or fallback (decode side: prefilled locally)',
+  labelNames: ['worker', 'outcome'] as const,
 });
 export const engineRestarts = metrics.counter({
   name: 'dynamo_worker_engine_restarts_total',
@@ -101,8 +122,10 @@ export function llamaCppWorker(o: LlamaCppWorkerOptions = {}) {
       context_size: { type: 'integer', minimum: 16, maximum: 1 << 20, default: 2048 },
       threads: { type: 'integer', minimum: 1, maximum: 256, default: 1 },
       restart_delay_ms: { type: 'integer', minimum: 0, maximum: 60000, default: 100 },
+      ...KV_TRANSFER_CONFIG_PROPERTIES,
     },
-    createEngine: (host, { config }) => startLlamaEngine(host, config, name),
+    createEngine: (host, { config, settings }) =>
+      startLlamaEngine(host, config, name, config.remote_prefill ? { namespace: settings.namespace } : {}),
   });
 }
 
@@ -112,8 +135,22 @@ export interface LlamaEngine extends Engine {
   readonly stats: { cachedPromptTokens: number; evaluatedPromptTokens: number; generatedTokens: number };
 }
 
-/** A llama.cpp engine (child process, slots, KV events, metrics) for `host`; `name` names the flags in errors. */
-export async function startLlamaEngine(host: EngineHost, cfg: LlamaCppConfig, name: string): Promise<LlamaEngine> {
+/** Options of {@link startLlamaEngine}. */
+export interface LlamaEngineOptions {
+  /** Load KV states handed over by prefill workers (disaggregated mode), from this namespace's transfer dir. */
+  namespace?: string;
+}
+
+/**
+ * A llama.cpp engine (child process, slots, KV events, metrics) for `host`; `name` names the
+ * flags in errors. With `o.namespace` it loads the KV states prefill workers hand over.
+ */
+export async function startLlamaEngine(
+  host: EngineHost,
+  cfg: LlamaCppConfig,
+  name: string,
+  o: LlamaEngineOptions = {},
+): Promise<LlamaEngine> {
   const file = checkModelFile(cfg.model, `--${name}.model`);
   const worker = host.workerName;
   const table = new SlotTable(cfg.slots, host.blockSize, host.workerId, (e) => host.publishKvEvent(e));
@@ -139,6 +176,26 @@ export async function startLlamaEngine(host: EngineHost, cfg: LlamaCppConfig, na
       throw new InvalidArgumentError(`--${name}.model=${cfg.model}: cannot load the model: ${e.message}`);
     throw e;
   }
+  let handover: { dir: TransferDir; model: string } | undefined;
+  if (o.namespace !== undefined) {
+    const dir = new TransferDir(
+      transferDir(cfg.kv_transfer_dir ?? '', o.namespace),
+      {
+        kv_transfer_max_bytes: cfg.kv_transfer_max_bytes ?? KV_TRANSFER_CONFIG_PROPERTIES.kv_transfer_max_bytes.default,
+        kv_transfer_ttl_ms: cfg.kv_transfer_ttl_ms ?? KV_TRANSFER_CONFIG_PROPERTIES.kv_transfer_ttl_ms.default,
+      },
+      host.logger,
+    );
+    try {
+      await dir.open();
+    } catch (e) {
+      await proc.close();
+      throw new InvalidArgumentError(
+        `--${name}.kv_transfer_dir=${dir.dir}: cannot create it (${(e as Error).message})`,
+      );
+    }
+    handover = { dir, model: await modelFingerprint(file) };
+  }
   const servedName = cfg.model_name || info.name || path.basename(file, '.gguf');
   host.logger.info('llama.cpp engine ready', { worker, model: servedName, pid: proc.pid, slots: cfg.slots });
   const blocksPerSlot = Math.floor(cfg.context_size / host.blockSize);
@@ -161,88 +218,133 @@ export async function startLlamaEngine(host: EngineHost, cfg: LlamaCppConfig, na
       engine_pid: proc.pid,
     }),
     async *generate(req, ctx): AsyncGenerator<EngineStep> {
-      const context = [...req.contextTokenIds];
-      if (context.length + 1 > cfg.context_size)
-        throw new InvalidArgumentError(
-          `prompt of ${context.length} tokens does not fit the context of ${cfg.context_size} tokens`,
-        );
-      await proc.whenReady();
-      const slot = await table.acquire(context, ctx.signal);
-      slotsInUse.set({ worker }, table.busy);
-      host.loadChanged();
-      // Tokens the child sends before the consumer reads them.
-      const queue: number[] = [];
-      let wake: (() => void) | undefined;
-      let finished: Extract<FromChild, { type: 'done' }> | undefined;
-      let failure: Error | undefined;
-      const maxNew = Math.min(req.maxNewTokens ?? Infinity, cfg.context_size - context.length);
-      const r = proc.request<void>(
-        (id) => ({
-          type: 'generate',
-          id,
-          slot: slot.index,
-          tokens: context,
-          maxNewTokens: maxNew,
-          temperature: req.temperature ?? 0,
-          ...(req.topP !== undefined ? { topP: req.topP } : {}),
-          ...(req.seed !== undefined ? { seed: req.seed } : {}),
-        }),
-        (m, ok) => {
-          if (m.type === 'token') queue.push(m.token);
-          else if (m.type === 'done') {
-            finished = m;
-            ok();
-          }
-          wake?.();
-        },
-      );
-      r.done.catch((e: Error) => {
-        failure = e;
-        wake?.();
-      });
-      const cancel = (): void => {
-        proc.post({ type: 'cancel', id: r.id });
-        wake?.();
-      };
-      ctx.signal.addEventListener('abort', cancel, { once: true });
+      const ref = req.prefilledKv;
+      if (!ref) {
+        yield* run(req, ctx, undefined);
+        return;
+      }
       try {
-        for (;;) {
-          if (queue.length) {
-            const ids = queue.splice(0);
-            generatedTokens.inc({ worker }, ids.length);
-            stats.generatedTokens += ids.length;
-            yield { tokenIds: ids };
-            continue;
+        let file: string | undefined;
+        if (!handover) kvFallback(req, 'this worker loads no handed-over KV state (not in disaggregated mode)');
+        else {
+          try {
+            file = await handover.dir.check(ref, handover.model, req.contextTokenIds);
+          } catch (e) {
+            if (!(e instanceof KvStateRejected)) throw e;
+            kvFallback(req, e.message);
           }
-          if (failure) throw new UnavailableError(`${worker}: ${failure.message}`);
-          if (finished) {
-            if (finished.reason === 'error') throw new Error(`${worker}: engine error: ${finished.error}`);
-            yield { tokenIds: [], finishReason: finished.reason === 'stop' ? 'stop' : 'length' };
-            return;
-          }
-          if (ctx.cancelled) return;
-          await new Promise<void>((resolve) => (wake = resolve));
-          wake = undefined;
         }
+        yield* run(req, ctx, file === undefined ? undefined : { file, tokens: ref.tokens });
       } finally {
-        ctx.signal.removeEventListener('abort', cancel);
-        if (!finished && !failure) {
-          // The consumer left early (cancel, max_tokens): stop the child, wait for its state.
-          proc.post({ type: 'cancel', id: r.id });
-          await r.done.catch(() => undefined);
-        }
-        if (finished) {
-          promptTokens.inc({ worker, cached: 'true' }, finished.cached);
-          promptTokens.inc({ worker, cached: 'false' }, finished.evaluated);
-          stats.cachedPromptTokens += finished.cached;
-          stats.evaluatedPromptTokens += finished.evaluated;
-          table.update(slot, finished.slotTokens);
-        }
-        table.release(slot);
-        slotsInUse.set({ worker }, table.busy);
-        host.loadChanged();
+        await handover?.dir.discard(ref);
       }
     },
-    close: () => proc.close(),
+    discardKvState: (ref: KvStateRef) => void handover?.dir.discard(ref),
+    close: async () => {
+      handover?.dir.close();
+      await proc.close();
+    },
   };
+
+  function kvFallback(req: EngineRequest, why: string): void {
+    kvHandovers.inc({ worker, outcome: 'fallback' });
+    host.logger.warn('handed-over KV state not loaded; prefilling locally', { request_id: req.requestId, reason: why });
+  }
+
+  /** Generates for `req` in the best slot, first loading `kv` into it when it holds more of the context. */
+  async function* run(
+    req: EngineRequest,
+    ctx: EndpointContext,
+    kv: { file: string; tokens: number } | undefined,
+  ): AsyncGenerator<EngineStep> {
+    const context = [...req.contextTokenIds];
+    if (context.length + 1 > cfg.context_size)
+      throw new InvalidArgumentError(
+        `prompt of ${context.length} tokens does not fit the context of ${cfg.context_size} tokens`,
+      );
+    await proc.whenReady();
+    const slot = await table.acquire(context, ctx.signal);
+    slotsInUse.set({ worker }, table.busy);
+    host.loadChanged();
+    // Tokens the child sends before the consumer reads them.
+    const queue: number[] = [];
+    let wake: (() => void) | undefined;
+    let finished: Extract<FromChild, { type: 'done' }> | undefined;
+    let failure: Error | undefined;
+    const maxNew = Math.min(req.maxNewTokens ?? Infinity, cfg.context_size - context.length);
+    // Load the state only when it holds more than the slot's own cache does.
+    const loadState = kv && kv.tokens > commonPrefix(slot.tokens, context) ? kv.file : undefined;
+    const r = proc.request<void>(
+      (id) => ({
+        type: 'generate',
+        id,
+        slot: slot.index,
+        tokens: context,
+        maxNewTokens: maxNew,
+        temperature: req.temperature ?? 0,
+        ...(req.topP !== undefined ? { topP: req.topP } : {}),
+        ...(req.seed !== undefined ? { seed: req.seed } : {}),
+        ...(loadState !== undefined ? { loadState } : {}),
+      }),
+      (m, ok) => {
+        if (m.type === 'token') queue.push(m.token);
+        else if (m.type === 'done') {
+          finished = m;
+          ok();
+        }
+        wake?.();
+      },
+    );
+    r.done.catch((e: Error) => {
+      failure = e;
+      wake?.();
+    });
+    const cancel = (): void => {
+      proc.post({ type: 'cancel', id: r.id });
+      wake?.();
+    };
+    ctx.signal.addEventListener('abort', cancel, { once: true });
+    try {
+      for (;;) {
+        if (queue.length) {
+          const ids = queue.splice(0);
+          generatedTokens.inc({ worker }, ids.length);
+          stats.generatedTokens += ids.length;
+          yield { tokenIds: ids };
+          continue;
+        }
+        if (failure) throw new UnavailableError(`${worker}: ${failure.message}`);
+        if (finished) {
+          if (finished.reason === 'error') throw new Error(`${worker}: engine error: ${finished.error}`);
+          yield { tokenIds: [], finishReason: finished.reason === 'stop' ? 'stop' : 'length' };
+          return;
+        }
+        if (ctx.cancelled) return;
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+    } finally {
+      ctx.signal.removeEventListener('abort', cancel);
+      if (!finished && !failure) {
+        // The consumer left early (cancel, max_tokens): stop the child, wait for its state.
+        proc.post({ type: 'cancel', id: r.id });
+        await r.done.catch(() => undefined);
+      }
+      if (finished) {
+        promptTokens.inc({ worker, cached: 'true' }, finished.cached);
+        promptTokens.inc({ worker, cached: 'false' }, finished.evaluated);
+        stats.cachedPromptTokens += finished.cached;
+        stats.evaluatedPromptTokens += finished.evaluated;
+        if (finished.loadError !== undefined) kvFallback(req, `the engine refused it: ${finished.loadError}`);
+        else if (finished.loaded) {
+          kvHandovers.inc({ worker, outcome: 'loaded' });
+          host.logger.debug('KV state loaded', { request_id: req.requestId, tokens: finished.loaded });
+        }
+        table.update(slot, finished.slotTokens);
+      }
+      table.release(slot);
+      slotsInUse.set({ worker }, table.busy);
+      host.loadChanged();
+    }
+  }
 }

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { tinyModel, tinyVocabulary } from '../src/tiny-model';
 import { runEnginesBench } from '../src/cli/bench-engines';
+import { formatHandoverTable, runHandoverBench } from '../src/cli/bench-handover';
 
 // The built CLI (run `tsc -b` first), as users run it.
 const CLI = path.join(__dirname, '..', '..', 'sdk', 'dist', 'cli', 'main.js');
@@ -95,4 +96,30 @@ describe('bench engines', () => {
     for (const r of rs) expect(r.requests).toBe(12);
     expect(rs[0]!.cached_prompt_fraction).toBeGreaterThan(rs[1]!.cached_prompt_fraction);
   }, 60000);
+});
+
+describe('bench handover', () => {
+  it('with the handover the decode engine evaluates one prompt token instead of all', async () => {
+    const model = path.join(dir, 'handover.gguf');
+    writeFileSync(model, tinyModel({ seed: 2 }));
+    const rs = await runHandoverBench({ model, requests: 2, promptWords: 120, outputTokens: 2, seed: 1 });
+    const off = rs.find((r) => r.mode === 'off')!;
+    const on = rs.find((r) => r.mode === 'on')!;
+    expect(off.decode_evaluated_per_request).toBe(off.prompt_tokens / off.requests);
+    expect(on.decode_evaluated_per_request).toBe(1);
+    expect(on.state_bytes).toBeGreaterThan(0);
+    expect(formatHandoverTable(rs)).toMatch(/on\/off: decode ttft/);
+  }, 30000);
+});
+
+describe('dynamo-ts model tiny --layers/--embedding', () => {
+  it('writes a larger model, and names a bad flag (exit 2)', () => {
+    const big = path.join(dir, 'big.gguf');
+    expect(run(['model', 'tiny', big, '--layers', '4', '--embedding', '128']).code).toBe(0);
+    expect(readFileSync(big).equals(tinyModel({ seed: 1, layers: 4, embedding: 128 }))).toBe(true);
+    expect(readFileSync(big).length).toBeGreaterThan(tinyModel({ seed: 1 }).length);
+    const bad = run(['model', 'tiny', big, '--embedding', '66']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--embedding/);
+  });
 });

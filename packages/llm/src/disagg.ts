@@ -28,6 +28,8 @@ export interface PrefillClientOptions {
   timeoutMs: number;
   /** How often the queue depth is read, ms (between reads, pushes count up the last figure). Default 100. */
   depthSampleMs?: number;
+  /** A well-formed completion nobody waits for (it came after the deadline): e.g. delete its KV state. */
+  onUnclaimed?(done: PrefillDone): void;
 }
 
 const isPrefillDone = TypeCompiler.Compile(PrefillDone);
@@ -41,7 +43,7 @@ const isPrefillDone = TypeCompiler.Compile(PrefillDone);
  */
 export class PrefillClient {
   readonly stats: PrefillStats = { remote: 0, local: 0, fallback: 0 };
-  private readonly waiting = new Map<string, () => void>();
+  private readonly waiting = new Map<string, (done: PrefillDone) => void>();
   private stopConfig: () => void = () => undefined;
   private depth = 0;
   private sampler: NodeJS.Timeout | undefined;
@@ -124,20 +126,23 @@ export class PrefillClient {
       }
       return;
     }
-    this.waiting.get(data.request_id)?.();
+    const waiter = this.waiting.get(data.request_id);
+    if (waiter) waiter(data);
+    else this.o.onUnclaimed?.(data);
   }
 
   /**
    * Prefills `tokenIds` remotely when the rule says so and a prefill worker completes it before
-   * the deadline. Returns true when it was prefilled remotely, false when the caller must prefill
-   * locally (rule said local, or the remote prefill did not come back in time).
+   * the deadline. Returns the prefill worker's completion when it was prefilled remotely (with the
+   * KV state it handed over, if any), undefined when the caller must prefill locally (rule said
+   * local, or the remote prefill did not come back in time).
    */
   async prefill(
     requestId: string,
     tokenIds: number[],
     uncachedTokens: number,
     ectx: EndpointContext,
-  ): Promise<boolean> {
+  ): Promise<PrefillDone | undefined> {
     const depth = this.depth;
     const decision = shouldPrefillRemotely(
       { uncachedPrefillTokens: uncachedTokens, queueDepth: depth },
@@ -147,23 +152,23 @@ export class PrefillClient {
     prefillDecisions.inc({ worker, decision: decision.remote ? 'remote' : 'local', reason: decision.reason });
     if (!decision.remote) {
       this.stats.local++;
-      return false;
+      return undefined;
     }
     this.stats.remote++;
     this.depth++;
     const timeoutMs = this.o.timeoutMs;
     const deadline = Date.now() + timeoutMs;
-    let settle: (ok: boolean) => void = () => undefined;
-    const done = new Promise<boolean>((resolve) => {
-      const finish = (ok: boolean): void => {
+    let settle: (r: PrefillDone | undefined) => void = () => undefined;
+    const done = new Promise<PrefillDone | undefined>((resolve) => {
+      const finish = (r: PrefillDone | undefined): void => {
         this.waiting.delete(requestId);
         clearTimeout(timer);
         stopCancel();
-        resolve(ok);
+        resolve(r);
       };
-      const timer = setTimeout(() => finish(false), timeoutMs);
-      const stopCancel = ectx.onCancel(() => finish(false));
-      this.waiting.set(requestId, () => finish(true));
+      const timer = setTimeout(() => finish(undefined), timeoutMs);
+      const stopCancel = ectx.onCancel(() => finish(undefined));
+      this.waiting.set(requestId, finish);
       settle = finish;
     });
     const job: PrefillJob = {
@@ -177,11 +182,11 @@ export class PrefillClient {
     try {
       await this.o.queue.push(job, { deadline });
     } catch (e) {
-      settle(false);
+      settle(undefined);
       this.stats.fallback++;
       prefillFallbacks.inc({ worker, cause: 'push_failed' });
       ectx.logger.warn('could not push prefill job; prefilling locally', { error: (e as Error).message });
-      return false;
+      return undefined;
     }
     const ok = await done;
     if (!ok && !ectx.cancelled) {

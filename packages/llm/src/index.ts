@@ -19,6 +19,7 @@ export {
   RequestProgress,
   PrefillJob,
   PrefillDone,
+  KvStateRef,
   KvTransferMetadata,
   ProcessorApi,
   RouterApi,

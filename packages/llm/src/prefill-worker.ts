@@ -2,7 +2,7 @@ import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { kvTransferKey, startHopSpan, type Job, type Logger } from '@dynamo-ts/runtime';
 import { defineService, type JsonSchema, type ServiceContext, type ServiceDefinition } from '@dynamo-ts/sdk';
 import { prefillJobs, queueStatsRecorder } from './metrics';
-import { KvTransferMetadata, PREFILL_QUEUE, PrefillJob, type PrefillDone } from './protocol';
+import { KvTransferMetadata, PREFILL_QUEUE, PrefillJob, type KvStateRef, type PrefillDone } from './protocol';
 
 /** Config keys every prefill worker has. */
 export interface PrefillWorkerBaseConfig {
@@ -25,8 +25,11 @@ export interface PrefillTask {
 
 /** Runs prefills: the engine side of a prefill worker. */
 export interface PrefillEngine {
-  /** Prefills `task.job.token_ids` (and hands the KV to the decode engine where the engine can). */
-  prefill(task: PrefillTask): Promise<void>;
+  /**
+   * Prefills `task.job.token_ids`; an engine that can hand the KV state to the decode engine
+   * returns where it put it (sent in the {@link PrefillDone}).
+   */
+  prefill(task: PrefillTask): Promise<KvStateRef | void>;
   close?(): Promise<void> | void;
 }
 
@@ -121,8 +124,9 @@ export function prefillWorkerService<C = Record<string, never>>(
           Math.max(50, cfg.ack_wait_ms / 3),
         );
         try {
-          await engine.prefill({ job: data, target, signal: abort.signal, logger: log });
+          const kv = await engine.prefill({ job: data, target, signal: abort.signal, logger: log });
           const msg: PrefillDone = { request_id: data.request_id, engine_id: data.engine_id, prefill_worker: worker };
+          if (kv) msg.kv_state = kv;
           await ctx.runtime.eventPlane.publish(data.reply_to, msg);
           await ctx.runtime.eventPlane.flush();
           await job.ack();

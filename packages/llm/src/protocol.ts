@@ -152,11 +152,28 @@ export const PrefillJob = Type.Object({
 /** A prefill job. */
 export type PrefillJob = Static<typeof PrefillJob>;
 
+/**
+ * A prefilled KV state handed to the decode engine through a directory both workers share: the
+ * file's name in it (never a path), its size and SHA-256, the tokens it holds, and a fingerprint
+ * of the model that wrote it. The decode engine checks all of it before loading (untrusted input).
+ */
+export const KvStateRef = Type.Object({
+  file: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$' }),
+  bytes: Type.Integer({ minimum: 1 }),
+  tokens: Type.Integer({ minimum: 1, maximum: 4_194_304 }),
+  sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+  model: Type.String({ minLength: 1, maxLength: 128 }),
+});
+/** A prefilled KV state handed over through a shared directory. */
+export type KvStateRef = Static<typeof KvStateRef>;
+
 /** Sent by a prefill worker to the job's `reply_to` when its prefill is done. */
 export const PrefillDone = Type.Object({
   request_id: RequestId,
   engine_id: InstanceId,
   prefill_worker: Type.String({ maxLength: 256 }),
+  /** The prefilled state, when the engine hands it over (else the decode engine prefills again). */
+  kv_state: Type.Optional(KvStateRef),
 });
 /** Sent by a prefill worker when a prefill is done. */
 export type PrefillDone = Static<typeof PrefillDone>;

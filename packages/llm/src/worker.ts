@@ -17,6 +17,7 @@ import {
   WorkerApi,
   type EngineOutputWire,
   type EngineRequestWire,
+  type KvStateRef,
   type KvTransferMetadata,
   type WireFinishReason,
 } from './protocol';
@@ -40,6 +41,8 @@ export interface EngineRequest {
   readonly seed?: number;
   /** A prefill worker already prefilled the context. */
   readonly prefilledRemotely: boolean;
+  /** The KV state the prefill worker handed over (engines that can load it skip the prefill). */
+  readonly prefilledKv?: KvStateRef;
 }
 
 /** One step of an engine's output: the tokens it produced; `finishReason` on the last. */
@@ -71,6 +74,8 @@ export interface Engine {
   readonly publishesLoad?: boolean;
   /** Extra discovery metadata (e.g. the model's context length). */
   metadata?(): Record<string, unknown>;
+  /** A handed-over KV state no request will load (its completion came too late): free it. */
+  discardKvState?(ref: KvStateRef): void;
   close?(): Promise<void> | void;
 }
 
@@ -223,6 +228,7 @@ export function workerService<C = Record<string, never>>(
             maxPrefillQueueSize: cfg.max_prefill_queue_size,
           },
           timeoutMs: cfg.prefill_timeout_ms,
+          onUnclaimed: (d) => d.kv_state && eng.discardKvState?.(d.kv_state),
         });
         // What a prefill worker needs to push KV blocks to this engine (the seed's NIXL metadata).
         const meta: KvTransferMetadata = {
@@ -250,10 +256,10 @@ export function workerService<C = Record<string, never>>(
         activeBlocks += blocks;
         host.loadChanged();
         try {
-          let prefilledRemotely = false;
+          let remote: Awaited<ReturnType<PrefillClient['prefill']>>;
           if (prefill) {
             const uncached = context.length - (eng.cachedBlocks?.(context) ?? 0) * cfg.block_size;
-            prefilledRemotely = await prefill.prefill(req.request_id, context, uncached, ectx);
+            remote = await prefill.prefill(req.request_id, context, uncached, ectx);
           }
           const room = limit === undefined ? undefined : limit - generated.length;
           const input: EngineRequest = {
@@ -265,7 +271,8 @@ export function workerService<C = Record<string, never>>(
             temperature: req.temperature,
             topP: req.top_p,
             seed: req.seed,
-            prefilledRemotely,
+            prefilledRemotely: remote !== undefined,
+            ...(remote?.kv_state ? { prefilledKv: remote.kv_state } : {}),
           };
           let sent = 0;
           for await (const step of eng.generate(input, ectx)) {

@@ -1,9 +1,17 @@
 import { createLogger } from '@dynamo-ts/runtime';
 import { embeddedPlatform, serveGraph, type GraphHandle } from '@dynamo-ts/sdk';
-import { PREFILL_QUEUE, workerService, type EngineOutputWire, type EngineRequest } from '@dynamo-ts/llm';
+import {
+  PREFILL_QUEUE,
+  workerService,
+  type EngineOutputWire,
+  type EngineRequest,
+  type KvStateRef,
+} from '@dynamo-ts/llm';
 
 /** An engine that counts up from the last context token, forever unless told to stop. */
 const seen: EngineRequest[] = [];
+/** KV states the worker base told the engine to discard. */
+const discarded: KvStateRef[] = [];
 const Counter = workerService<{ stop_after: number }>({
   name: 'Counter',
   embeddedReplicas: 1,
@@ -19,6 +27,7 @@ const Counter = workerService<{ stop_after: number }>({
         host.loadChanged();
       }
     },
+    discardKvState: (ref) => void discarded.push(ref),
   }),
 });
 
@@ -122,5 +131,48 @@ describe('the worker base', () => {
     await queue.close();
     // Answered by the good reply after the bad ones (a timeout would have meant a local prefill).
     expect(seen[0]!.prefilledRemotely).toBe(true);
+  });
+  it('disaggregated: a handed-over KV state reaches the engine; one nobody waits for is discarded', async () => {
+    await serve({
+      remote_prefill: true,
+      max_local_prefill_length: 0,
+      max_prefill_queue_size: 100,
+      prefill_timeout_ms: 2000,
+    });
+    const rt = graph.get('Counter')[0]!.runtime;
+    const kv: KvStateRef = { file: 'a.kv', bytes: 10, tokens: 5, sha256: 'ab'.repeat(32), model: 'm' };
+    const queue = await rt.openQueue({ namespace: ns, name: PREFILL_QUEUE });
+    const stop = new AbortController();
+    let replyTo = '';
+    void (async () => {
+      for await (const job of queue.consume({ signal: stop.signal })) {
+        const j = job.data as { request_id: string; engine_id: string; reply_to: string };
+        replyTo = j.reply_to;
+        const done = { request_id: j.request_id, engine_id: j.engine_id, prefill_worker: 'p' };
+        await rt.eventPlane.publish(j.reply_to, { ...done, kv_state: kv });
+        await job.ack();
+      }
+    })();
+    seen.length = 0;
+    await call({ request_id: 'r7', token_ids: [1, 2, 3, 4, 5], max_tokens: 2 });
+    stop.abort();
+    await queue.close();
+    expect(seen[0]).toMatchObject({ prefilledRemotely: true, prefilledKv: kv });
+    // A completion after its request gave up (or a second delivery's): its state is freed.
+    const late = { ...kv, file: 'late.kv' };
+    await rt.eventPlane.publish(replyTo, {
+      request_id: 'gone',
+      engine_id: rt.instanceId,
+      prefill_worker: 'p',
+      kv_state: late,
+    });
+    await rt.eventPlane.publish(replyTo, {
+      request_id: 'bad',
+      engine_id: rt.instanceId,
+      prefill_worker: 'p',
+      kv_state: { ...kv, file: '../x' },
+    });
+    for (let i = 0; i < 100 && !discarded.length; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(discarded).toEqual([late]);
   });
 });

@@ -4,7 +4,7 @@ import { CancelledError, UnavailableError, toDynamoError, type Logger } from '@d
 import { HttpError, errorBody, sendError } from '../errors';
 import type { FrontendEndpoint, FrontendMetrics } from '../metrics';
 import { RequestScope, releaseUpstream } from '../request-scope';
-import type { ChatTurn, FinishReason, GenerateEvent, GenerateFn } from '../routes/generate';
+import type { ChatTurn, FinishReason, GenerateEvent, GenerateFn, SamplingParams } from '../routes/generate';
 import { endSse, startSse, waitDrain, writeSse } from '../sse';
 import { StopMatcher } from './stop';
 
@@ -32,6 +32,8 @@ export interface CompletionJob {
   /** A chat's conversation (the chat route only). */
   messages?: ChatTurn[];
   maxTokens: number | undefined;
+  /** Sampling fields the client set (passed on to the engine). */
+  sampling: SamplingParams;
   stop: string[];
   stream: boolean;
   includeUsage: boolean;
@@ -172,6 +174,7 @@ export async function serveCompletion(
           model: job.model,
           ...(job.maxTokens !== undefined ? { max_tokens: job.maxTokens } : {}),
           ...(job.messages !== undefined ? { messages: job.messages } : {}),
+          ...job.sampling,
         },
         scope,
       )

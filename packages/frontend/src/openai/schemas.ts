@@ -1,7 +1,7 @@
 /**
- * JSON schemas (ajv) of the OpenAI request bodies. Fields of the OpenAI API the dummy engine does
- * not use (temperature, top_p, seed, tools, ...) are type-checked and then ignored; fields not in
- * the API are ignored.
+ * JSON schemas (ajv) of the OpenAI request bodies. The sampling fields (`temperature`, `top_p`,
+ * `seed`) go on to the engine; other fields of the OpenAI API the frontend does not act on (tools,
+ * penalties, ...) are type-checked and then ignored; fields not in the API are ignored.
  */
 import { MAX_STOP_LENGTH } from './stop';
 
@@ -23,11 +23,12 @@ const COMMON_PROPERTIES = {
   }),
   n: nullable('integer', { minimum: 1 }),
   temperature: nullable('number', { minimum: 0, maximum: 2 }),
-  top_p: nullable('number', { minimum: 0, maximum: 1 }),
+  // The engines' ranges: nucleus sampling needs top_p > 0; seeds are 32-bit.
+  top_p: nullable('number', { exclusiveMinimum: 0, maximum: 1 }),
   presence_penalty: nullable('number', { minimum: -2, maximum: 2 }),
   frequency_penalty: nullable('number', { minimum: -2, maximum: 2 }),
   logit_bias: nullable('object'),
-  seed: nullable('integer'),
+  seed: nullable('integer', { minimum: 0, maximum: 4294967295 }),
   user: { type: 'string' },
 } as const;
 
@@ -106,6 +107,9 @@ export interface CommonBody {
   max_tokens?: number | null;
   stop?: string | string[] | null;
   n?: number | null;
+  temperature?: number | null;
+  top_p?: number | null;
+  seed?: number | null;
 }
 
 /** The validated `POST /v1/chat/completions` body. */

@@ -17,12 +17,33 @@ export interface GenerateRequest {
   model?: string;
   /** A chat's conversation (role + text of each turn), for the model's chat template; `prompt` is its last user message. */
   messages?: ChatTurn[];
+  /** Sampling: 0 = greedy (deterministic); absent = the engine's default. */
+  temperature?: number;
+  top_p?: number;
+  /** With `temperature` > 0: the same seed gives the same text. */
+  seed?: number;
 }
 
 /** One turn of a chat as the frontend hands it upstream. */
 export interface ChatTurn {
   role: string;
   content: string;
+}
+
+/** The sampling fields of a {@link GenerateRequest}. */
+export type SamplingParams = Pick<GenerateRequest, 'temperature' | 'top_p' | 'seed'>;
+
+/** The sampling fields of a validated body that are set (null and absent are left out). */
+export function samplingOf(body: {
+  temperature?: number | null;
+  top_p?: number | null;
+  seed?: number | null;
+}): SamplingParams {
+  const out: SamplingParams = {};
+  if (body.temperature != null) out.temperature = body.temperature;
+  if (body.top_p != null) out.top_p = body.top_p;
+  if (body.seed != null) out.seed = body.seed;
+  return out;
 }
 
 /** Why a generation ended: `length` when `max_tokens` cut it. */
@@ -65,10 +86,14 @@ export const GENERATE_BODY_SCHEMA = {
     prompt: { type: 'string', minLength: 1 },
     // Echoed in the x-request-id header: printable ASCII only.
     request_id: { type: 'string', minLength: 1, maxLength: 256, pattern: '^[ -~]+$' },
+    temperature: { type: 'number', minimum: 0, maximum: 2 },
+    top_p: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
+    seed: { type: 'integer', minimum: 0, maximum: 4294967295 },
   },
 } as const;
 
-const validate = compileBodySchema<{ prompt: string; request_id?: string }>(GENERATE_BODY_SCHEMA);
+type GenerateBody = { prompt: string; request_id?: string } & SamplingParams;
+const validate = compileBodySchema<GenerateBody>(GENERATE_BODY_SCHEMA);
 
 /** What {@link generateRoute} needs from the app. */
 export interface GenerateRouteOptions {
@@ -92,7 +117,7 @@ export function generateRoute(options: GenerateRouteOptions): RequestHandler {
     const startedAt = performance.now();
     const stream = wantsEventStream(req.headers.accept);
     const requestType = stream ? 'stream' : 'unary';
-    let body: { prompt: string; request_id?: string };
+    let body: GenerateBody;
     let release: Release;
     try {
       body = validateBody(req, validate);
@@ -108,7 +133,7 @@ export function generateRoute(options: GenerateRouteOptions): RequestHandler {
     let it: AsyncIterator<GenerateEvent> | undefined;
     let streaming = false;
     try {
-      it = generate({ prompt: body.prompt, request_id: requestId }, scope)[Symbol.asyncIterator]();
+      it = generate({ prompt: body.prompt, request_id: requestId, ...samplingOf(body) }, scope)[Symbol.asyncIterator]();
       // The first event comes before any byte is sent, so an upstream failure gets a real status.
       let r = await scope.next(it);
       let output = '';

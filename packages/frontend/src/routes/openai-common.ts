@@ -12,6 +12,7 @@ import {
 } from '../openai/completion';
 import type { CommonBody } from '../openai/schemas';
 import { validateBody } from '../validation';
+import { samplingOf } from './generate';
 
 const REQUEST_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,255}$/;
 
@@ -46,11 +47,12 @@ export function rejectUnsupported(body: CommonBody): void {
 export function commonJob(
   body: CommonBody,
   startedAt: number,
-): Pick<CompletionJob, 'model' | 'stop' | 'stream' | 'includeUsage' | 'startedAt'> {
+): Pick<CompletionJob, 'model' | 'stop' | 'stream' | 'includeUsage' | 'startedAt' | 'sampling'> {
   const stop = body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
   return {
     model: body.model,
     stop,
+    sampling: samplingOf(body),
     stream: body.stream === true,
     includeUsage: body.stream === true && body.stream_options?.include_usage === true,
     startedAt,

@@ -43,13 +43,15 @@ const WORDS = 'the model cache router worker prefix hello world stream request a
   ' ',
 );
 
-function percentile(xs: number[], p: number): number {
+/** The `p`th percentile of `xs` (nearest rank). */
+export function percentile(xs: number[], p: number): number {
   if (!xs.length) return 0;
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 }
 
-const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
+/** `x` rounded to `d` decimals. */
+export const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
 
 /** The texts of each session's turns: a group's shared system prompt, then the growing conversation. */
 function workload(o: EnginesBenchOptions): string[][] {
@@ -63,7 +65,8 @@ function workload(o: EnginesBenchOptions): string[][] {
   });
 }
 
-function fakeContext(): EndpointContext {
+/** An endpoint context nobody cancels (engines driven without the request plane). */
+export function fakeContext(): EndpointContext {
   const ac = new AbortController();
   return {
     signal: ac.signal,

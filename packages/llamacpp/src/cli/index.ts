@@ -1,6 +1,7 @@
 /**
  * The llama.cpp commands of the `dynamo-ts` CLI (loaded only when asked for):
- * `model tiny OUT.gguf [--seed N]` and `bench engines --model FILE.gguf ...`.
+ * `model tiny OUT.gguf [--seed N]`, `bench engines --model FILE.gguf ...` and
+ * `bench handover --model FILE.gguf ...`.
  * @packageDocumentation
  */
 import { writeFileSync } from 'node:fs';
@@ -11,6 +12,7 @@ import { InvalidArgumentError } from '@dynamo-ts/runtime';
 import { tinyModel } from '../tiny-model';
 import { checkModelFile } from '../worker';
 import { formatEnginesTable, runEnginesBench } from './bench-engines';
+import { formatHandoverTable, runHandoverBench } from './bench-handover';
 
 function intFlag(name: string, v: unknown, min = 1): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min)
@@ -28,12 +30,19 @@ export async function runLlamaCppCli(args: string[], fail: (e: unknown) => never
       (y) =>
         y
           .positional('out', { type: 'string', demandOption: true, describe: 'the .gguf file to write' })
-          .option('seed', { type: 'number', default: 1, describe: 'seed of the random weights' }),
+          .option('seed', { type: 'number', default: 1, describe: 'seed of the random weights' })
+          .option('layers', { type: 'number', default: 2, describe: 'transformer layers' })
+          .option('embedding', { type: 'number', default: 64, describe: 'embedding width (a multiple of 4)' }),
       (argv) => {
         try {
           const seed = intFlag('seed', argv.seed, 0);
           if (seed > 0xffffffff) throw new InvalidArgumentError(`--seed must be below 2^32, got ${seed}`);
-          const bytes = tinyModel({ seed });
+          const layers = intFlag('layers', argv.layers);
+          const embedding = intFlag('embedding', argv.embedding, 4);
+          if (layers > 64) throw new InvalidArgumentError(`--layers must be at most 64, got ${layers}`);
+          if (embedding % 4 || embedding > 2048)
+            throw new InvalidArgumentError(`--embedding must be a multiple of 4 up to 2048, got ${embedding}`);
+          const bytes = tinyModel({ seed, layers, embedding });
           try {
             writeFileSync(String(argv.out), bytes);
           } catch (e) {
@@ -104,6 +113,45 @@ export async function runLlamaCppCli(args: string[], fail: (e: unknown) => never
           });
           if (phase) bar.stop();
           process.stdout.write(formatEnginesTable(results) + '\n');
+          if (argv.json) writeFileSync(argv.json, JSON.stringify(results, null, 2) + '\n');
+        } catch (e) {
+          fail(e);
+        }
+      },
+    )
+    .command(
+      'bench handover',
+      'disaggregated prefill on real engines: the decode engine evaluating the prompt again vs loading the KV state',
+      (y) =>
+        y
+          .option('model', { type: 'string', describe: 'GGUF model file' })
+          .option('requests', { type: 'number', default: 8 })
+          .option('prompt-words', { type: 'number', default: 1500 })
+          .option('output-tokens', { type: 'number', default: 8 })
+          .option('seed', { type: 'number', default: 1 })
+          .option('json', { type: 'string', describe: 'write the results as JSON to this file' }),
+      async (argv) => {
+        try {
+          const model = checkModelFile(argv.model ?? '', '--model');
+          const bar = new cliProgress.SingleBar(
+            { format: 'handover off/on [{bar}] {value}/{total}', stream: process.stderr },
+            cliProgress.Presets.shades_classic,
+          );
+          let started = false;
+          const results = await runHandoverBench({
+            model,
+            requests: intFlag('requests', argv.requests),
+            promptWords: intFlag('prompt-words', argv['prompt-words']),
+            outputTokens: intFlag('output-tokens', argv['output-tokens']),
+            seed: intFlag('seed', argv.seed, 0),
+            onProgress(done, total) {
+              if (!started) bar.start(total, done);
+              else bar.update(done);
+              started = true;
+            },
+          });
+          if (started) bar.stop();
+          process.stdout.write(formatHandoverTable(results) + '\n');
           if (argv.json) writeFileSync(argv.json, JSON.stringify(results, null, 2) + '\n');
         } catch (e) {
           fail(e);

@@ -33,13 +33,13 @@ function loadBench(): BenchModule {
   }
 }
 
-/** `model ...` and `bench engines` live in @dynamo-ts/llamacpp, loaded only when asked for. */
+/** `model ...`, `bench engines` and `bench handover` live in @dynamo-ts/llamacpp, loaded only when asked for. */
 const LLAMACPP_CLI = '@dynamo-ts/llamacpp/cli';
 
 async function main(): Promise<void> {
   ignoreBrokenPipes();
   const args = process.argv.slice(2);
-  if (args[0] === 'model' || (args[0] === 'bench' && args[1] === 'engines')) {
+  if (args[0] === 'model' || (args[0] === 'bench' && (args[1] === 'engines' || args[1] === 'handover'))) {
     const m = (await import(LLAMACPP_CLI)) as { runLlamaCppCli(a: string[], f: typeof fail): Promise<void> };
     return m.runLlamaCppCli(args, fail);
   }
@@ -87,7 +87,7 @@ async function main(): Promise<void> {
     )
     .command(
       'bench',
-      'run a benchmark: router, routing or http (in the dynamo-ts repository), or engines (@dynamo-ts/llamacpp)',
+      'run a benchmark: router, routing or http (in the dynamo-ts repository), or engines, handover (@dynamo-ts/llamacpp)',
       (y) => loadBench().benchCommands(y, fail),
     )
     .demandCommand(1, 'name a command: serve or bench')
