@@ -51,12 +51,40 @@ const shaped = fc.record(
     stream: fc.oneof(fc.boolean(), anything),
     stop: fc.oneof(text, fc.array(text, { maxLength: 5 }), anything),
     n: fc.oneof(fc.integer({ min: 0, max: 3 }), anything),
-    temperature: anything,
+    // The sampling fields go on to the engine: in range, at the edges, and anything.
+    temperature: fc.oneof(fc.double({ min: 0, max: 2, noNaN: true }), fc.constantFrom(-0.1, 2.5), anything),
+    top_p: fc.oneof(fc.double({ min: 0, max: 1, noNaN: true }), anything),
+    seed: fc.oneof(fc.integer({ min: 0, max: 2 ** 32 - 1 }), fc.constantFrom(-1, 2 ** 32), anything),
   },
   { requiredKeys: [] },
 );
+/** Bodies every route accepts, with the optional fields varied in their ranges: they reach the handlers. */
+const word = fc.constantFrom('Tell', 'me', 'a', 'joke', 'é', '😀', '<|endoftext|>');
+const valid = fc.record(
+  {
+    prompt: fc.array(word, { minLength: 1, maxLength: 6 }).map((w) => w.join(' ')),
+    model: fc.constant('hello-world'),
+    messages: fc
+      .array(
+        fc.record({
+          role: fc.constantFrom('user', 'system', 'assistant'),
+          content: fc.array(word, { maxLength: 4 }).map((w) => w.join(' ')),
+        }),
+        { maxLength: 3 },
+      )
+      .map((m) => [...m, { role: 'user', content: 'Tell me a joke' }]),
+    max_tokens: fc.integer({ min: 1, max: 8 }),
+    stream: fc.boolean(),
+    stop: fc.array(word, { maxLength: 3 }),
+    temperature: fc.double({ min: 0, max: 2, noNaN: true }),
+    top_p: fc.double({ min: 0.01, max: 1, noNaN: true }),
+    seed: fc.integer({ min: 0, max: 2 ** 32 - 1 }),
+  },
+  { requiredKeys: ['prompt', 'model', 'messages'] },
+);
 const body = fc.oneof(
-  { weight: 6, arbitrary: shaped.map((b) => JSON.stringify(b)) },
+  { weight: 5, arbitrary: shaped.map((b) => JSON.stringify(b)) },
+  { weight: 1, arbitrary: valid.map((b) => JSON.stringify(b)) },
   { weight: 2, arbitrary: anything.map((b) => JSON.stringify(b)) },
   { weight: 1, arbitrary: fc.string({ maxLength: 40 }) }, // mostly not JSON at all
 );
