@@ -132,14 +132,18 @@ class MalformedOutputError extends InternalError {}
  */
 export class ProcessorPipeline {
   private readonly debug: boolean;
+  /** The tokenizer's encoding that yields to the event loop, when it has one. */
+  private readonly encode: (text: string) => number[] | Promise<number[]>;
 
   constructor(private readonly o: ProcessorPipelineOptions) {
     this.debug = o.logger.isLevelEnabled('debug');
+    const t = o.tokenizer;
+    this.encode = 'encodeAsync' in t && t.encodeAsync ? t.encodeAsync.bind(t) : t.encode.bind(t);
   }
 
   async *generate(req: LlmRequest, ectx: EndpointContext): AsyncGenerator<LlmEvent> {
     const { tokenizer, router, workers, retry } = this.o;
-    const prompt = await tokenizer.encode(req.prompt);
+    const prompt = await this.encode(req.prompt);
     const requestId = req.request_id;
     // Tokens the caller has already received (a resumed stream), then what comes now.
     const generated: number[] = req.generated_token_ids ? [...req.generated_token_ids] : [];

@@ -5,6 +5,12 @@
 export interface Tokenizer {
   /** Token ids of user text (special-token markers in it are text, not control tokens). */
   encode(text: string): number[];
+  /**
+   * The same tokens as {@link Tokenizer.encode}, letting the event loop turn during a long text
+   * (one huge prompt must not hold up every other request of the process). The processor uses it
+   * when present.
+   */
+  encodeAsync?(text: string): Promise<number[]>;
   /** A decoder for one stream of token ids. */
   decoder(): StreamDecoder;
 }

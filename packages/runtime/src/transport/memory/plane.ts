@@ -11,6 +11,7 @@ import { noop } from '../../util/abort';
 import { copyJson } from '../../util/json';
 import { LinkedSet, type Linked } from '../../util/linked-set';
 import { parseSubject } from '../../util/subject';
+import { nextTurn, turnIsLong } from '../../util/turn';
 import type {
   RequestHandler,
   RequestOptions,
@@ -220,6 +221,9 @@ class MemoryServedEndpoint extends EndpointCore {
         }
         while (!exchange.hasSpace && !exchange.closed) await exchange.waitForSpace();
         if (!exchange.push(item)) break;
+        // A handler that answers at once (promise jobs only) would otherwise run its whole
+        // stream in one turn of the event loop: let the other requests of the process run.
+        if (turnIsLong()) await nextTurn();
       }
     } catch (e) {
       if (!ctx.cancelled) exchange.end(fromWireError(handlerFailure(e, this.logger, exchange.requestId)));
