@@ -94,13 +94,13 @@ export const DummyWorker = workerService<DummyEngineConfig>({
       cachedBlocks: (tokens) => cache.matchPrefix(tokens),
       async *generate(req, ctx) {
         // Hashed once for the match and the store (a huge prompt has tens of thousands of blocks),
-        // with a turn of the event loop between them when hashing took long.
+        // with turns of the event loop between them and within the store when they take long.
         const hashes = cache.hashes(req.contextTokenIds);
         const uncached = req.contextTokenIds.length - cache.matchPrefix(req.contextTokenIds, hashes) * cfg.block_size;
         if (!req.prefilledRemotely && cfg.local_prefill_ms_per_token > 0 && uncached > 0) {
           await sleep(uncached * cfg.local_prefill_ms_per_token, undefined, { signal: ctx.signal });
         } else if (turnIsLong()) await nextTurn();
-        cache.store(req.contextTokenIds, hashes);
+        await cache.storeAsync(req.contextTokenIds, hashes);
         for (const step of answer(req)) {
           if (cfg.token_delay_ms > 0) await sleep(cfg.token_delay_ms, undefined, { signal: ctx.signal });
           if (ctx.cancelled) return;

@@ -1,3 +1,4 @@
+import { nextTurn, turnIsLong } from '@dynamo-ts/runtime';
 import { removedEvent, sequenceHashes, storedEventFromTokens, type KvEvent } from '@dynamo-ts/router';
 
 /** Options of {@link KvCache}. */
@@ -49,40 +50,55 @@ export class KvCache {
 
   /** Records the full blocks of `tokens` as cached (prefilled), announcing the new ones. */
   store(tokens: readonly number[], hashes: readonly bigint[] = this.hashes(tokens)): void {
+    for (const _ of this.storeSteps(tokens, hashes));
+  }
+
+  /**
+   * {@link KvCache.store} in slices of at most {@link MAX_EVENT_BLOCKS} blocks, letting the event
+   * loop turn between them once the turn has run long (`turnIsLong`): a prompt of tens of
+   * thousands of blocks does not hold up the other requests of the process.
+   */
+  async storeAsync(tokens: readonly number[], hashes: readonly bigint[] = this.hashes(tokens)): Promise<void> {
+    for (const _ of this.storeSteps(tokens, hashes)) if (turnIsLong()) await nextTurn();
+  }
+
+  /** The store, one slice of bounded work per step. */
+  private *storeSteps(tokens: readonly number[], hashes: readonly bigint[]): Generator<void> {
     const { workerId, blockSize, publish } = this.options;
     const cached = this.matchPrefix(tokens, hashes);
     for (let from = cached; from < hashes.length; from += MAX_EVENT_BLOCKS) {
       const to = Math.min(from + MAX_EVENT_BLOCKS, hashes.length);
       const parent = from === 0 ? null : hashes[from - 1]!;
-      publish(
-        storedEventFromTokens(
-          workerId,
-          this.nextEventId++,
-          tokens.slice(from * blockSize, to * blockSize),
-          blockSize,
-          parent,
-        ),
-      );
+      const slice = tokens.slice(from * blockSize, to * blockSize);
+      publish(storedEventFromTokens(workerId, this.nextEventId++, slice, blockSize, parent));
+      yield;
     }
     // Touch children before parents, so a parent is never evicted before its descendants.
-    for (let i = hashes.length - 1; i >= 0; i--) {
-      this.blocks.delete(hashes[i]!);
-      this.blocks.set(hashes[i]!, true);
+    for (let end = hashes.length; end > 0; end -= MAX_EVENT_BLOCKS) {
+      for (let i = end - 1; i >= Math.max(0, end - MAX_EVENT_BLOCKS); i--) {
+        this.blocks.delete(hashes[i]!);
+        this.blocks.set(hashes[i]!, true);
+      }
+      yield;
     }
-    this.evict();
+    yield* this.evictSteps();
   }
 
-  private evict(): void {
-    let over = this.blocks.size - this.options.capacityBlocks;
-    while (over > 0) {
-      const removed: bigint[] = [];
-      for (const h of this.blocks.keys()) {
-        if (removed.length >= Math.min(over, MAX_EVENT_BLOCKS)) break;
-        removed.push(h);
-      }
+  /** Evicts the least recently used blocks beyond the capacity, announced in bounded events. */
+  private *evictSteps(): Generator<void> {
+    const over = this.blocks.size - this.options.capacityBlocks;
+    if (over <= 0) return;
+    // One pass over the oldest keys (iterating again after deletes would skip the holes each time).
+    const victims: bigint[] = [];
+    for (const h of this.blocks.keys()) {
+      if (victims.length >= over) break;
+      victims.push(h);
+    }
+    for (let from = 0; from < victims.length; from += MAX_EVENT_BLOCKS) {
+      const removed = victims.slice(from, from + MAX_EVENT_BLOCKS);
       for (const h of removed) this.blocks.delete(h);
-      over -= removed.length;
       this.options.publish(removedEvent(this.options.workerId, this.nextEventId++, removed));
+      yield;
     }
   }
 }

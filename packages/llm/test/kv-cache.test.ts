@@ -55,4 +55,25 @@ describe('KvCache', () => {
     expect(cache.matchPrefix(prompt)).toBe(100);
     expect(events.map((e) => e.event_id)).toEqual(events.map((_, i) => i));
   });
+
+  it('storeAsync announces the same events as store and lets the event loop turn during a huge store', async () => {
+    const prompt = tokens(2 * 24_000, 11);
+    const sync: KvEvent[] = [];
+    new KvCache({ workerId: 'w1', blockSize: 2, capacityBlocks: 8192, publish: (e) => sync.push(e) }).store(prompt);
+    const async: KvEvent[] = [];
+    const cache = new KvCache({ workerId: 'w1', blockSize: 2, capacityBlocks: 8192, publish: (e) => async.push(e) });
+    let turns = 0;
+    let spinning = true;
+    const spin = (): void => {
+      turns++;
+      if (spinning) setImmediate(spin);
+    };
+    setImmediate(spin);
+    await cache.storeAsync(prompt);
+    spinning = false;
+    expect(async).toEqual(sync);
+    expect(cache.size).toBe(8192);
+    // A store of 24k blocks runs tens of ms at least: the loop turned meanwhile.
+    expect(turns).toBeGreaterThan(0);
+  });
 });
