@@ -5,6 +5,7 @@ import {
   nextTurn,
   startHopSpan,
   TimeoutError,
+  TURN_CHECK_ITEMS,
   turnIsLong,
   type CancelSource,
   type HopSpan,
@@ -30,6 +31,8 @@ export class RequestScope extends Cancellation {
   cause: AbortCause | undefined;
   /** The request's span, when it is traced (a W3C `traceparent` continues the caller's trace). */
   readonly hop: HopSpan | undefined;
+  /** Reads so far (the event loop's turn is checked every {@link TURN_CHECK_ITEMS} of them). */
+  private reads = 0;
 
   constructor(res: Response, timeoutMs: number) {
     super();
@@ -76,14 +79,15 @@ export class RequestScope extends Cancellation {
    *
    * An in-process upstream answers each read at once (promise jobs only), so a long answer would
    * run start to end without the event loop turning, every other request of the process waiting:
-   * once the turn has run for a few ms (`turnIsLong`) the next read waits for the next turn.
+   * once the turn has run for a few ms (`turnIsLong`, checked every few reads) the next read waits
+   * for the next turn.
    */
   next<T>(it: AsyncIterator<T>): Promise<IteratorResult<T>> {
     if (this.reason !== undefined) return Promise.reject(this.reason);
     return new Promise<IteratorResult<T>>((resolve, reject) => {
       this.readResolve = resolve as (r: IteratorResult<unknown>) => void;
       this.readReject = reject;
-      if (!turnIsLong()) it.next().then(this.onRead, this.onReadError);
+      if (++this.reads % TURN_CHECK_ITEMS !== 0 || !turnIsLong()) it.next().then(this.onRead, this.onReadError);
       else
         void nextTurn().then(() => {
           // Aborted meanwhile: the route releases the upstream; read nothing more.

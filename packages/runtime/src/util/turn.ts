@@ -2,8 +2,8 @@
  * A shared budget for work that runs without giving the event loop a turn. In-process hops
  * (memory planes, in-process pipelines, tokenizers) answer with promise jobs only, so one long
  * request could run start to end in one turn while every other request of the process waits.
- * Code in such a loop asks {@link turnIsLong} between items and, when it says so, awaits
- * {@link nextTurn}. The slice is per turn and process-wide: every participant's work in one turn
+ * Code in such a loop asks {@link turnIsLong} between steps (every {@link TURN_CHECK_ITEMS}
+ * items when steps are single small items) and, when it says so, awaits {@link nextTurn}. The slice is per turn and process-wide: every participant's work in one turn
  * counts against the same {@link TURN_SLICE_MS}, and a turn that does little costs one
  * `performance.now()` per check and one `setImmediate` per turn.
  */
@@ -32,7 +32,23 @@ export function turnIsLong(): boolean {
   return now - sliceStart >= TURN_SLICE_MS;
 }
 
+/** The next turn's promise, shared by every caller of this turn (one `setImmediate` for all). */
+let next: Promise<void> | undefined;
+
 /** Resolves in the next turn of the event loop (after pending I/O callbacks and timers). */
 export function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
+  return (next ??= new Promise((resolve) =>
+    setImmediate(() => {
+      next = undefined;
+      resolve();
+    }),
+  ));
 }
+
+/**
+ * How many items a per-item loop handles between checks of {@link turnIsLong} (a power of two):
+ * a short request never pays a check or a yield, and under many concurrent short requests (a
+ * long turn of useful work) they do not all yield every item; a long stream still yields within
+ * this many items of the slice's end.
+ */
+export const TURN_CHECK_ITEMS = 16;

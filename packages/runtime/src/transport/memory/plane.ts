@@ -11,7 +11,7 @@ import { noop } from '../../util/abort';
 import { copyJson } from '../../util/json';
 import { LinkedSet, type Linked } from '../../util/linked-set';
 import { parseSubject } from '../../util/subject';
-import { nextTurn, turnIsLong } from '../../util/turn';
+import { nextTurn, TURN_CHECK_ITEMS, turnIsLong } from '../../util/turn';
 import type {
   RequestHandler,
   RequestOptions,
@@ -204,6 +204,7 @@ class MemoryServedEndpoint extends EndpointCore {
     try {
       const iterator = this.handler(exchange.payload, ctx)[Symbol.asyncIterator]();
       ctx.iterator = iterator;
+      let items = 0;
       while (!ctx.cancelled) {
         const r = await iterator.next();
         if (ctx.cancelled) break;
@@ -223,7 +224,7 @@ class MemoryServedEndpoint extends EndpointCore {
         if (!exchange.push(item)) break;
         // A handler that answers at once (promise jobs only) would otherwise run its whole
         // stream in one turn of the event loop: let the other requests of the process run.
-        if (turnIsLong()) await nextTurn();
+        if (++items % TURN_CHECK_ITEMS === 0 && turnIsLong()) await nextTurn();
       }
     } catch (e) {
       if (!ctx.cancelled) exchange.end(fromWireError(handlerFailure(e, this.logger, exchange.requestId)));
