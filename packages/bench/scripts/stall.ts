@@ -151,7 +151,13 @@ async function main(): Promise<void> {
   await graph.close({ timeoutMs: 1000 });
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   process.stdout.write(`medians of ${runs} run(s) per row\n`);
-  for (const r of rows) process.stdout.write(r.map((x, c) => x.padEnd(widths[c]!)).join('  ') + '\n');
+  for (const r of rows)
+    process.stdout.write(
+      r
+        .map((x, c) => x.padEnd(widths[c]!))
+        .join('  ')
+        .trimEnd() + '\n',
+    );
 
   process.stdout.write('\nBPE on one word of n letters: tokenize (cut) vs uncut encode\n');
   for (const n of [4_000, 8_000, 16_000, 32_000]) {
