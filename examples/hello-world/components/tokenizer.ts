@@ -1,6 +1,7 @@
 import cl100k, { encode } from 'gpt-tokenizer/encoding/cl100k_base';
 import { TextDecoder } from 'node:util';
 import type { Tokenizer } from '@dynamo-ts/llm';
+import { nextTurn, turnIsLong } from '@dynamo-ts/runtime';
 
 /** Special tokens get no special treatment: `<|endoftext|>` in user text is text (encoded as its characters). */
 const ENCODE_OPTIONS = { disallowedSpecial: new Set<string>() };
@@ -12,7 +13,7 @@ const ENCODE_OPTIONS = { disallowedSpecial: new Set<string>() };
  * uncut encode.
  */
 export const MAX_BPE_STRETCH = 256;
-/** How much text one synchronous encode call takes (the unit {@link tokenizeAsync} yields between). */
+/** How much text one synchronous encode call takes (the unit {@link tokenizeAsync} may yield between). */
 export const TOKENIZE_CHUNK_CHARS = 16 * 1024;
 /** The longest text {@link tokenize} accepts (UTF-16 units): larger input is refused before any work. */
 export const MAX_TOKENIZE_CHARS = 16 * 1024 * 1024;
@@ -77,16 +78,16 @@ export function tokenize(text: string): number[] {
 }
 
 /**
- * {@link tokenize}, yielding to the event loop after every {@link TOKENIZE_CHUNK_CHARS} of text so
- * one huge prompt does not hold up every other request of the process.
+ * {@link tokenize}, letting the event loop turn whenever this turn has run for a few ms
+ * (`turnIsLong`) so one huge prompt does not hold up every other request of the process.
  */
 export async function tokenizeAsync(text: string): Promise<number[]> {
   if (text.length > MAX_TOKENIZE_CHARS) throw new TextTooLongError(text.length);
   if (text.length <= TOKENIZE_CHUNK_CHARS) return tokenize(text);
   const tokens: number[] = [];
   for (const piece of splitForBpe(text)) {
+    if (turnIsLong()) await nextTurn();
     for (const t of encode(piece, ENCODE_OPTIONS)) tokens.push(t);
-    await new Promise<void>((r) => setImmediate(r));
   }
   return tokens;
 }
@@ -151,4 +152,8 @@ export class IncrementalDetokenizer {
 }
 
 /** cl100k as the Processor's tokenizer. */
-export const cl100kTokenizer: Tokenizer = { encode: tokenize, decoder: () => new IncrementalDetokenizer() };
+export const cl100kTokenizer: Tokenizer = {
+  encode: tokenize,
+  encodeAsync: tokenizeAsync,
+  decoder: () => new IncrementalDetokenizer(),
+};

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { nextTurn, turnIsLong } from '@dynamo-ts/runtime';
 import { RealTimeEngine, systemScheduler } from '@dynamo-ts/mocker';
 import { KvCache, workerService, type Engine, type EngineRequest, type EngineStep } from '@dynamo-ts/llm';
 import { PrefillWorker } from './prefill-worker';
@@ -92,11 +93,14 @@ export const DummyWorker = workerService<DummyEngineConfig>({
     return {
       cachedBlocks: (tokens) => cache.matchPrefix(tokens),
       async *generate(req, ctx) {
-        const uncached = req.contextTokenIds.length - cache.matchPrefix(req.contextTokenIds) * cfg.block_size;
+        // Hashed once for the match and the store (a huge prompt has tens of thousands of blocks),
+        // with turns of the event loop between them and within the store when they take long.
+        const hashes = cache.hashes(req.contextTokenIds);
+        const uncached = req.contextTokenIds.length - cache.matchPrefix(req.contextTokenIds, hashes) * cfg.block_size;
         if (!req.prefilledRemotely && cfg.local_prefill_ms_per_token > 0 && uncached > 0) {
           await sleep(uncached * cfg.local_prefill_ms_per_token, undefined, { signal: ctx.signal });
-        }
-        cache.store(req.contextTokenIds);
+        } else if (turnIsLong()) await nextTurn();
+        await cache.storeAsync(req.contextTokenIds, hashes);
         for (const step of answer(req)) {
           if (cfg.token_delay_ms > 0) await sleep(cfg.token_delay_ms, undefined, { signal: ctx.signal });
           if (ctx.cancelled) return;

@@ -9,6 +9,7 @@ import {
   TextTooLongError,
   tokenize,
   tokenizeAsync,
+  cl100kTokenizer,
   TOKENIZE_CHUNK_CHARS,
 } from '../components/tokenizer';
 
@@ -126,5 +127,7 @@ describe('tokenize on adversarial input', () => {
     expect(tokens).toEqual(tokenize(text));
     // Other callbacks ran while it worked (a synchronous encode lets none run).
     expect(ticks).toBeGreaterThan(0);
+    // The Processor's tokenizer offers it (the pipeline prefers encodeAsync).
+    expect(cl100kTokenizer.encodeAsync).toBe(tokenizeAsync);
   });
 });

@@ -3,10 +3,13 @@
  * (Frontend, Processor, Router, workers: one process) and, while a small request is timed again
  * and again, sends one adversarial request of each kind. Prints, per kind, the longest event-loop
  * delay (perf_hooks monitorEventLoopDelay) and the slowest concurrent small request, and their
- * ratio to a baseline measured in the same run with small requests only. Then times BPE on one
- * long word, cut (tokenize) and uncut (gpt-tokenizer's encode), to show linear vs quadratic.
+ * ratio to a baseline measured in the same run with small requests only. Each row (and the
+ * baseline) is measured STALL_RUNS times (default 3), interleaved, and the median is printed, so
+ * a burst of load from elsewhere on the machine moves one sample, not the table. Then times BPE on
+ * one long word, cut (tokenize) and uncut (gpt-tokenizer's encode), to show linear vs quadratic.
  *
  *   npm run build && node --import tsx packages/bench/scripts/stall.ts
+ *   STALL_RUNS=1 node --import tsx packages/bench/scripts/stall.ts   # one sample a row
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { encode } from 'gpt-tokenizer/encoding/cl100k_base';
@@ -105,13 +108,36 @@ async function main(): Promise<void> {
   });
   const url = graph.get('Frontend')[0]!.instance.metadata!.url as string;
   for (let i = 0; i < 200; i++) await post(url, '/generate', JSON.stringify({ prompt: 'warm up' }));
-  const base = await measure(url, undefined);
+  const runs = Number(process.env.STALL_RUNS ?? 3);
+  if (!Number.isInteger(runs) || runs < 1 || runs > 50) {
+    process.stderr.write(`stall: STALL_RUNS must be an integer in [1, 50], got ${process.env.STALL_RUNS}\n`);
+    process.exit(2);
+  }
+  type Sample = Awaited<ReturnType<typeof measure>>;
+  const samples: Sample[][] = Array.from({ length: KINDS.length + 1 }, () => []);
+  // Interleaved: run r measures the baseline and every kind once.
+  for (let r = 0; r < runs; r++) {
+    samples[0]!.push(await measure(url, undefined));
+    for (let k = 0; k < KINDS.length; k++) samples[k + 1]!.push(await measure(url, KINDS[k]));
+  }
+  const med = (xs: number[]): number => {
+    const v = [...xs].sort((a, b) => a - b);
+    const m = v.length >> 1;
+    return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
+  };
+  const summary = samples.map((ss) => ({
+    stallMs: med(ss.map((x) => x.stallMs)),
+    smallWorstMs: med(ss.map((x) => x.smallWorstMs)),
+    ms: med(ss.map((x) => x.ms)),
+    status: ss[0]!.status,
+  }));
+  const base = summary[0]!;
   const rows: string[][] = [
     ['request', 'status', 'its time ms', 'max loop stall ms', 'x base', 'worst small req ms', 'x base'],
     ['(baseline: small requests only)', '-', '-', base.stallMs.toFixed(1), '1.0', base.smallWorstMs.toFixed(1), '1.0'],
   ];
-  for (const k of KINDS) {
-    const m = await measure(url, k);
+  KINDS.forEach((k, i) => {
+    const m = summary[i + 1]!;
     rows.push([
       k.name,
       String(m.status),
@@ -121,10 +147,17 @@ async function main(): Promise<void> {
       m.smallWorstMs.toFixed(1),
       (m.smallWorstMs / base.smallWorstMs).toFixed(1),
     ]);
-  }
+  });
   await graph.close({ timeoutMs: 1000 });
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  for (const r of rows) process.stdout.write(r.map((x, c) => x.padEnd(widths[c]!)).join('  ') + '\n');
+  process.stdout.write(`medians of ${runs} run(s) per row\n`);
+  for (const r of rows)
+    process.stdout.write(
+      r
+        .map((x, c) => x.padEnd(widths[c]!))
+        .join('  ')
+        .trimEnd() + '\n',
+    );
 
   process.stdout.write('\nBPE on one word of n letters: tokenize (cut) vs uncut encode\n');
   for (const n of [4_000, 8_000, 16_000, 32_000]) {

@@ -2,8 +2,11 @@ import type { Response } from 'express';
 import {
   Cancellation,
   CancelledError,
+  nextTurn,
   startHopSpan,
   TimeoutError,
+  TURN_CHECK_ITEMS,
+  turnIsLong,
   type CancelSource,
   type HopSpan,
   type TraceHeaders,
@@ -28,8 +31,8 @@ export class RequestScope extends Cancellation {
   cause: AbortCause | undefined;
   /** The request's span, when it is traced (a W3C `traceparent` continues the caller's trace). */
   readonly hop: HopSpan | undefined;
-  /** When this request last let the event loop turn (see {@link RequestScope.next}). */
-  private sliceStart = performance.now();
+  /** Reads so far (the event loop's turn is checked every {@link TURN_CHECK_ITEMS} of them). */
+  private reads = 0;
 
   constructor(res: Response, timeoutMs: number) {
     super();
@@ -76,17 +79,17 @@ export class RequestScope extends Cancellation {
    *
    * An in-process upstream answers each read at once (promise jobs only), so a long answer would
    * run start to end without the event loop turning, every other request of the process waiting:
-   * after {@link SLICE_MS} of reads the next one waits for the next turn (`setImmediate`).
+   * once the turn has run for a few ms (`turnIsLong`, checked every few reads) the next read waits
+   * for the next turn.
    */
   next<T>(it: AsyncIterator<T>): Promise<IteratorResult<T>> {
     if (this.reason !== undefined) return Promise.reject(this.reason);
     return new Promise<IteratorResult<T>>((resolve, reject) => {
       this.readResolve = resolve as (r: IteratorResult<unknown>) => void;
       this.readReject = reject;
-      if (performance.now() - this.sliceStart < SLICE_MS) it.next().then(this.onRead, this.onReadError);
+      if (++this.reads % TURN_CHECK_ITEMS !== 0 || !turnIsLong()) it.next().then(this.onRead, this.onReadError);
       else
-        setImmediate(() => {
-          this.sliceStart = performance.now();
+        void nextTurn().then(() => {
           // Aborted meanwhile: the route releases the upstream; read nothing more.
           if (this.reason === undefined) it.next().then(this.onRead, this.onReadError);
         });
@@ -110,9 +113,6 @@ export class RequestScope extends Cancellation {
     if (this.timer) clearTimeout(this.timer);
   }
 }
-
-/** The longest a request reads its upstream without letting the event loop turn, ms. */
-const SLICE_MS = 5;
 
 /** The scope of each response in flight (one shared 'close' listener finds it). */
 const scopes = new WeakMap<Response, RequestScope>();

@@ -54,7 +54,7 @@ export type {
   WorkerServiceOptions,
   WorkerRequestEvent,
 } from './worker';
-export { KvCache } from './kv-cache';
+export { KvCache, MAX_EVENT_BLOCKS } from './kv-cache';
 export type { KvCacheOptions } from './kv-cache';
 export { PrefillClient } from './disagg';
 export type { DisaggThresholds, PrefillStats, PrefillClientOptions } from './disagg';

@@ -132,9 +132,13 @@ class MalformedOutputError extends InternalError {}
  */
 export class ProcessorPipeline {
   private readonly debug: boolean;
+  /** The tokenizer's encoding that yields to the event loop, when it has one. */
+  private readonly encode: (text: string) => number[] | Promise<number[]>;
 
   constructor(private readonly o: ProcessorPipelineOptions) {
     this.debug = o.logger.isLevelEnabled('debug');
+    const t = o.tokenizer;
+    this.encode = 'encodeAsync' in t && t.encodeAsync ? t.encodeAsync.bind(t) : t.encode.bind(t);
   }
 
   async *generate(req: LlmRequest, ectx: EndpointContext): AsyncGenerator<LlmEvent> {
@@ -143,7 +147,7 @@ export class ProcessorPipeline {
     const prompt =
       req.messages !== undefined && tokenizer.encodeChat !== undefined
         ? await tokenizer.encodeChat(req.messages)
-        : await tokenizer.encode(req.prompt);
+        : await this.encode(req.prompt);
     const requestId = req.request_id;
     // Tokens the caller has already received (a resumed stream), then what comes now.
     const generated: number[] = req.generated_token_ids ? [...req.generated_token_ids] : [];

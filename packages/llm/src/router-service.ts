@@ -9,6 +9,8 @@ import {
 } from '@dynamo-ts/router';
 import {
   metrics,
+  nextTurn,
+  turnIsLong,
   UnavailableError,
   type Component,
   type DistributedRuntime,
@@ -319,6 +321,8 @@ export class KvRouterService {
           } catch (e) {
             this.o.logger.warn(`bad ${what} ignored`, { error: (e as Error).message });
           }
+          // An in-process event plane delivers a burst (a huge prompt's KV events) without a turn.
+          if (turnIsLong()) await nextTurn();
         }
       } catch (e) {
         if (!this.stop.signal.aborted)

@@ -13,6 +13,12 @@ export interface Tokenizer {
    * raw text of its last user message.
    */
   encodeChat?(messages: readonly ChatTurn[]): number[];
+  /**
+   * The same tokens as {@link Tokenizer.encode}, letting the event loop turn during a long text
+   * (one huge prompt must not hold up every other request of the process). The processor uses it
+   * when present.
+   */
+  encodeAsync?(text: string): Promise<number[]>;
   /** A decoder for one stream of token ids. */
   decoder(): StreamDecoder;
 }

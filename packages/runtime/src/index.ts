@@ -99,6 +99,7 @@ export type { DeadLetter, MemoryQueueStoreOptions, MemoryWorkQueueOptions } from
 export { MemoryCluster } from './memory';
 export type { MemoryClusterOptions } from './memory';
 export { checkTimerMs, MAX_TIMER_MS } from './util/timers';
+export { nextTurn, turnIsLong, TURN_CHECK_ITEMS, TURN_SLICE_MS } from './util/turn';
 export * as metrics from './metrics';
 export { RetryPolicy } from './retry';
 export type { RetryPolicyOptions } from './retry';

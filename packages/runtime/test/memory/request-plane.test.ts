@@ -1,6 +1,7 @@
 /** Memory-only request-plane behaviour: backpressure, prompt cancellation, limits and validation. */
 import { MemoryBus, MemoryRequestPlane } from '../../src/transport/memory';
 import { collect, delay, eventually, Reader, rejection } from '@dynamo-ts/runtime/compliance';
+import { TURN_SLICE_MS } from '../../src/util/turn';
 
 describe('MemoryRequestPlane', () => {
   let bus: MemoryBus;
@@ -27,6 +28,34 @@ describe('MemoryRequestPlane', () => {
     expect(produced).toBeLessThanOrEqual(server.streamBuffer + 2);
     for (let i = 2; i <= 100; i++) expect((await it.next()).value).toBe(i);
     await it.return!();
+  });
+
+  test('a handler that answers at once still lets the event loop turn during a long stream', async () => {
+    const N = 50_000;
+    await server.serve('long', async function* () {
+      for (let i = 0; i < N; i++) yield i;
+    });
+    // Counts turns of the event loop while the stream runs (promise jobs alone never run this).
+    let turns = 0;
+    let spinning = true;
+    const spin = (): void => {
+      turns++;
+      if (spinning) setImmediate(spin);
+    };
+    setImmediate(spin);
+    const started = performance.now();
+    let n = 0;
+    let sum = 0;
+    for await (const v of client.request<number>('long', {})) {
+      n++;
+      sum += v;
+    }
+    const elapsed = performance.now() - started;
+    spinning = false;
+    expect(n).toBe(N);
+    expect(sum).toBe((N * (N - 1)) / 2);
+    // Items in order and complete; and the loop turned about once per slice of work.
+    expect(turns).toBeGreaterThanOrEqual(Math.max(1, Math.floor(elapsed / (TURN_SLICE_MS * 4))));
   });
 
   test('cancellation fires the handler signal in the same tick', async () => {

@@ -6,6 +6,7 @@ import { checkPayloadSize, encodeJson } from '../../src/util/json';
 import { sleep } from '../../src/util/abort';
 import { rejection } from '@dynamo-ts/runtime/compliance';
 import { LinkedSet, type Linked } from '../../src/util/linked-set';
+import { nextTurn, turnIsLong, TURN_SLICE_MS } from '../../src/util/turn';
 
 describe('subjects', () => {
   const m = (p: string, s: string): boolean => subjectMatches(parseSubject(p, true), parseSubject(s, false));
@@ -132,5 +133,26 @@ describe('LinkedSet', () => {
     expect(s.values()).toEqual([]);
     other.add(items[0]!);
     expect(other.values()).toEqual([items[0]]);
+  });
+});
+
+describe('turnIsLong', () => {
+  const busy = (ms: number): void => {
+    const end = performance.now() + ms;
+    while (performance.now() < end);
+  };
+
+  it('says so once this turn has run for a slice, and starts a new slice in the next turn', async () => {
+    await nextTurn();
+    expect(turnIsLong()).toBe(false);
+    busy(TURN_SLICE_MS / 4);
+    expect(turnIsLong()).toBe(false);
+    busy(TURN_SLICE_MS);
+    expect(turnIsLong()).toBe(true);
+    // Promise jobs are the same turn.
+    await Promise.resolve();
+    expect(turnIsLong()).toBe(true);
+    await nextTurn();
+    expect(turnIsLong()).toBe(false);
   });
 });

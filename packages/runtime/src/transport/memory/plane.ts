@@ -11,6 +11,7 @@ import { noop } from '../../util/abort';
 import { copyJson } from '../../util/json';
 import { LinkedSet, type Linked } from '../../util/linked-set';
 import { parseSubject } from '../../util/subject';
+import { nextTurn, TURN_CHECK_ITEMS, turnIsLong } from '../../util/turn';
 import {
   DEFAULT_MAX_PAYLOAD,
   type RequestHandler,
@@ -202,6 +203,7 @@ class MemoryServedEndpoint extends EndpointCore {
     try {
       const iterator = this.handler(exchange.payload, ctx)[Symbol.asyncIterator]();
       ctx.iterator = iterator;
+      let items = 0;
       while (!ctx.cancelled) {
         const r = await iterator.next();
         if (ctx.cancelled) break;
@@ -219,6 +221,9 @@ class MemoryServedEndpoint extends EndpointCore {
         }
         while (!exchange.hasSpace && !exchange.closed) await exchange.waitForSpace();
         if (!exchange.push(item)) break;
+        // A handler that answers at once (promise jobs only) would otherwise run its whole
+        // stream in one turn of the event loop: let the other requests of the process run.
+        if (++items % TURN_CHECK_ITEMS === 0 && turnIsLong()) await nextTurn();
       }
     } catch (e) {
       if (!ctx.cancelled) exchange.end(fromWireError(handlerFailure(e, this.logger, exchange.requestId)));
