@@ -298,3 +298,101 @@ export function formatRouterBenchTable(r: RouterBenchResult): string {
     `${row[0].padEnd(widths[0]!)}  ${row[1].padEnd(widths[1]!)}  ${row[2].padEnd(widths[2]!)}  ${row[3]}`.trimEnd();
   return [line(header), ...rows.map(line)].join('\n');
 }
+
+/** The fleet-scale targets (docs/benchmarks.md, "Router at fleet scale"), judged in one sweep. */
+export const ROUTER_SCALE_TARGETS = {
+  /** decision p50 of the largest point at most this many times the smallest point's */
+  p50OverSmallest: 2,
+  /** decision p99 of every point, us */
+  decisionP99Us: 100,
+  heapBytesPerBlock: 64,
+} as const;
+
+/** One point of a sweep. */
+export interface RouterSweepPoint {
+  workers: number;
+  blocks: number;
+}
+
+/** Result of {@link runRouterSweep}: each point's result, in order, and the p50 ratio. */
+export interface RouterSweepResult {
+  points: RouterBenchResult[];
+  /** decision p50 of the last point / of the first (points are run in the order given) */
+  p50_ratio: number;
+}
+
+/**
+ * Pairs `workers` and `blocks` lists into points: equal lengths pair up, a single value of either
+ * applies to every point of the other.
+ * @throws RangeError naming the flag when the lengths cannot be paired
+ */
+export function sweepPoints(workers: readonly number[], blocks: readonly number[]): RouterSweepPoint[] {
+  const n = Math.max(workers.length, blocks.length);
+  if (workers.length !== n && workers.length !== 1) {
+    throw new RangeError(`--workers has ${workers.length} values but --blocks has ${blocks.length}; give 1 or ${n}`);
+  }
+  if (blocks.length !== n && blocks.length !== 1) {
+    throw new RangeError(`--blocks has ${blocks.length} values but --workers has ${workers.length}; give 1 or ${n}`);
+  }
+  return Array.from({ length: n }, (_, i) => ({
+    workers: workers[workers.length === 1 ? 0 : i]!,
+    blocks: blocks[blocks.length === 1 ? 0 : i]!,
+  }));
+}
+
+/** Runs {@link runRouterBench} once per point, in order, in this process (same machine state). */
+export async function runRouterSweep(
+  points: readonly RouterSweepPoint[],
+  options: Omit<RouterBenchOptions, 'workers' | 'blocks'> = {},
+  hooks: RouterBenchHooks = {},
+): Promise<RouterSweepResult> {
+  if (points.length === 0) throw new RangeError('a sweep needs at least one point');
+  const out: RouterBenchResult[] = [];
+  for (const [i, p] of points.entries()) {
+    const tag = points.length > 1 ? ` ${i + 1}/${points.length}` : '';
+    out.push(
+      await runRouterBench(
+        { ...options, workers: p.workers, blocks: p.blocks },
+        { onProgress: (phase, d, t) => hooks.onProgress?.(phase + tag, d, t) },
+      ),
+    );
+  }
+  const first = out[0]!.decision_us.p50;
+  const last = out[out.length - 1]!.decision_us.p50;
+  return { points: out, p50_ratio: first > 0 ? round(last / first) : Infinity };
+}
+
+/** A table of a sweep: one row per point, then the targets. */
+export function formatRouterSweepTable(s: RouterSweepResult): string {
+  const T = ROUTER_SCALE_TARGETS;
+  const num = (x: number): string => x.toLocaleString('en-US');
+  const header = ['workers', 'blocks', 'decision p50 / p99 (us)', 'hash p50 / p99 (us)', 'events/s', 'B/block'];
+  const rows = s.points.map((r) => [
+    num(r.workers),
+    num(r.indexed_blocks),
+    `${r.decision_us.p50} / ${r.decision_us.p99}`,
+    `${r.hash_us.p50} / ${r.hash_us.p99}`,
+    num(r.events_per_s),
+    String(r.heap_bytes_per_block),
+  ]);
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((row) => row[c]!.length)));
+  const line = (row: string[]): string =>
+    row
+      .map((x, c) => x.padEnd(widths[c]!))
+      .join('  ')
+      .trimEnd();
+  const ok = (pass: boolean): string => (pass ? 'ok' : 'MISSED');
+  const worstP99 = Math.max(...s.points.map((r) => r.decision_us.p99));
+  const worstHeap = Math.max(...s.points.map((r) => r.heap_bytes_per_block));
+  const first = s.points[0]!;
+  const last = s.points[s.points.length - 1]!;
+  return [
+    line(header),
+    ...rows.map(line),
+    '',
+    `decision p50 ratio (${num(last.workers)} / ${num(first.workers)} workers): ${s.p50_ratio.toFixed(2)}x` +
+      `  target <= ${T.p50OverSmallest}x  ${ok(s.p50_ratio <= T.p50OverSmallest)}`,
+    `decision p99, worst point: ${worstP99} us  target <= ${T.decisionP99Us}  ${ok(worstP99 <= T.decisionP99Us)}`,
+    `heap bytes / block, worst point: ${worstHeap}  target <= ${T.heapBytesPerBlock}  ${ok(worstHeap <= T.heapBytesPerBlock)}`,
+  ].join('\n');
+}
