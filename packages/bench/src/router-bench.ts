@@ -8,8 +8,8 @@
  * 2. Memory: heap + array buffers after a full GC, minus the same before the router existed,
  *    per indexed (worker, block) entry.
  * 3. Decisions: prompts of `isl` tokens that share a random number of leading blocks with an
- *    indexed sequence (partial overlaps), routed with load tracking on (a window of in-flight
- *    requests). Each prompt is also hashed alone with the router's own hasher, in the same run,
+ *    indexed sequence (partial overlaps), routed with load tracking on (a window of `2 * workers`
+ *    in-flight requests, timed once it is full and after at least 500 decisions). Each prompt is also hashed alone with the router's own hasher, in the same run,
  *    alternating which goes first: `hash_us` is the baseline `decision_us` is compared with.
  *
  * Deterministic for a seed except for the timings. Imports only `@dynamo-ts/router`.
@@ -17,7 +17,14 @@
  */
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
-import { BlockHasher, KvRouter, type KvStoredEvent, storedEventForBlocks } from '@dynamo-ts/router';
+import {
+  BlockHasher,
+  createStrategy,
+  KvRouter,
+  type KvStoredEvent,
+  type RoutingStrategy,
+  storedEventForBlocks,
+} from '@dynamo-ts/router';
 import { mulberry32 } from '@dynamo-ts/router/sim';
 
 /** Options of {@link runRouterBench}. */
@@ -34,6 +41,11 @@ export interface RouterBenchOptions {
   decisions?: number;
   /** Seed of the workload; default 1. */
   seed?: number;
+  /**
+   * Score every worker in each decision (the `kv` strategy behind a wrapper without its cost
+   * bound), as the router did before its bounded search: the baseline of the sweep; default false.
+   */
+  fullScan?: boolean;
 }
 
 /** Progress callbacks (e.g. for a progress bar). */
@@ -140,7 +152,17 @@ export async function runRouterBench(
   const ids = Array.from({ length: W }, (_, w) => `worker-${w}`);
 
   const before = memoryNow(gc);
-  const router = new KvRouter({ blockSize: bs, now: () => clock, random: mulberry32(seed ^ 0x5bd1e995) });
+  let strategy: RoutingStrategy | undefined;
+  if (options.fullScan === true) {
+    const kv = createStrategy('kv');
+    strategy = { name: kv.name, select: (ctx) => kv.select(ctx) };
+  }
+  const router = new KvRouter({
+    blockSize: bs,
+    now: () => clock,
+    random: mulberry32(seed ^ 0x5bd1e995),
+    ...(strategy !== undefined ? { strategy } : {}),
+  });
   for (const id of ids) router.addWorker(id);
 
   // 1. Fill.
@@ -213,11 +235,12 @@ export async function runRouterBench(
     }
     fillTokens(prompt, keep * bs, isl, (seqSeed[j]! ^ 0x9e3779b9 ^ clock) >>> 0);
   };
-  const warmup = Math.min(500, decisions);
   const hashUs: number[] = [];
   const decideUs: number[] = [];
   const inflight: string[] = [];
   const window = 2 * W;
+  // Untimed until the in-flight window is full, so that every size is timed in its steady state.
+  const warmup = Math.max(Math.min(500, decisions), window);
   for (let i = 0; i < warmup + decisions; i++) {
     clock += 1;
     makePrompt();

@@ -41,6 +41,11 @@ export function benchCommands<T>(y: Argv<T>, fail: (e: unknown) => never): Argv<
           .option('block-size', { type: 'number', default: 64 })
           .option('decisions', { type: 'number', default: 5000 })
           .option('seed', { type: 'number', default: 1 })
+          .option('full-scan', {
+            type: 'boolean',
+            default: false,
+            describe: 'score every worker per decision (the baseline before the bounded search)',
+          })
           .option('json', { type: 'string', describe: 'write the result as JSON to this file' }),
       async (argv) => {
         try {
@@ -58,6 +63,7 @@ export function benchCommands<T>(y: Argv<T>, fail: (e: unknown) => never): Argv<
             blockSize: positiveIntFlag('block-size', argv['block-size']),
             decisions: positiveIntFlag('decisions', argv.decisions),
             seed: positiveIntFlag('seed', argv.seed),
+            fullScan: argv['full-scan'],
           };
           const bar = progressBar();
           const sweep = await runRouterSweep(points, options, { onProgress: (p, d, t) => bar.update(p, d, t) });
