@@ -184,7 +184,6 @@ export class BoundedSearch {
     // by one.
     const bound = this.bound;
     const host = this.host;
-    const ctx = host.ctx;
     const picked = this.picked;
     const pickedAt = this.pickedAt;
     let m = 0;
@@ -196,22 +195,14 @@ export class BoundedSearch {
       if (core.overlap(cs) <= level) break;
       const pos = cs < posOfCore.length ? posOfCore[cs]! : -1;
       if (pos < 0 || pickedAt[pos] === epoch || (blocked !== undefined && blocked(pos))) continue;
-      host.fill(m, pos);
-      const c = bound.cost(ctx, m);
-      if (c < best) best = c;
-      pickedAt[pos] = epoch;
-      picked[m++] = pos;
+      best = Math.min(best, this.take(m++, pos));
     }
     for (let k = 0; k < na; k++) {
       const ls = load.activeScoredSlot(k);
       if (load.activeOverlapAt(ls) <= level) continue;
       const pos = ls < posOfLoad.length ? posOfLoad[ls]! : -1;
       if (pos < 0 || pickedAt[pos] === epoch || (blocked !== undefined && blocked(pos))) continue;
-      host.fill(m, pos);
-      const c = bound.cost(ctx, m);
-      if (c < best) best = c;
-      pickedAt[pos] = epoch;
-      picked[m++] = pos;
+      best = Math.min(best, this.take(m++, pos));
     }
     // 3. The others, least loaded first, while one could still win or tie.
     let floor = Infinity;
@@ -222,16 +213,20 @@ export class BoundedSearch {
       if (floor + heap.keyOf(s) > best + TOLERANCE * Math.max(1, Math.abs(best))) break;
       const pos = this.posOfLoad[s]!;
       if (pos < 0 || pickedAt[pos] === epoch || (blocked !== undefined && blocked(pos))) continue;
-      host.fill(m, pos);
-      const c = bound.cost(ctx, m);
-      if (c < best) best = c;
-      pickedAt[pos] = epoch;
-      picked[m++] = pos;
+      best = Math.min(best, this.take(m++, pos));
     }
     // In registration order, as the exhaustive scan sees them.
     const order = picked.subarray(0, m).sort();
     for (let i = 0; i < m; i++) host.fill(i, order[i]!);
     return m;
+  }
+
+  /** Scores the worker at `pos` as context entry `i`; @returns its cost. */
+  private take(i: number, pos: number): number {
+    this.host.fill(i, pos);
+    this.pickedAt[pos] = this.epoch;
+    this.picked[i] = pos;
+    return this.bound.cost(this.host.ctx, i);
   }
 
   /** Positions of the workers the last {@link BoundedSearch.choose} filled, in context order. */
