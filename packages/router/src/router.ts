@@ -157,9 +157,10 @@ export class KvRouter {
   setWorkerProfile(workerId: string, profile: EngineProfile | undefined): boolean {
     const c = this.byId.get(workerId);
     if (c === undefined) return false;
+    const next = profile === undefined ? undefined : { ...checkEngineProfile(profile, 'profile') };
     this.useProfile(c.profile, -1);
-    c.profile = profile === undefined ? undefined : { ...checkEngineProfile(profile, 'profile') };
-    this.useProfile(c.profile, 1);
+    c.profile = next;
+    this.useProfile(next, 1);
     this.search?.touch(c.load.slot);
     return true;
   }
