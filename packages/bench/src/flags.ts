@@ -20,3 +20,21 @@ export function positiveNumberFlag(name: string, v: unknown, unit = ''): number 
   }
   return v;
 }
+
+/**
+ * A comma-separated list of positive integers (`64,1024`; a number alone is a list of one), or
+ * INVALID_ARGUMENT naming the flag `--name` and the bad item.
+ */
+export function positiveIntListFlag(name: string, v: unknown): number[] {
+  const items = typeof v === 'number' ? [v] : typeof v === 'string' ? v.split(',').map((x) => x.trim()) : [];
+  if (items.length === 0 || items.some((x) => x === '')) {
+    throw new InvalidArgumentError(`--${name} must be a comma-separated list of positive integers, got ${given(v)}`);
+  }
+  return items.map((x) => {
+    const n = typeof x === 'number' ? x : /^\d+$/.test(x) ? Number(x) : NaN;
+    if (!Number.isSafeInteger(n) || n <= 0) {
+      throw new InvalidArgumentError(`--${name}: ${given(x)} is not a positive integer`);
+    }
+    return n;
+  });
+}

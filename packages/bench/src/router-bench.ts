@@ -8,8 +8,8 @@
  * 2. Memory: heap + array buffers after a full GC, minus the same before the router existed,
  *    per indexed (worker, block) entry.
  * 3. Decisions: prompts of `isl` tokens that share a random number of leading blocks with an
- *    indexed sequence (partial overlaps), routed with load tracking on (a window of in-flight
- *    requests). Each prompt is also hashed alone with the router's own hasher, in the same run,
+ *    indexed sequence (partial overlaps), routed with load tracking on (a window of `2 * workers`
+ *    in-flight requests, timed once it is full and after at least 500 decisions). Each prompt is also hashed alone with the router's own hasher, in the same run,
  *    alternating which goes first: `hash_us` is the baseline `decision_us` is compared with.
  *
  * Deterministic for a seed except for the timings. Imports only `@dynamo-ts/router`.
@@ -17,7 +17,14 @@
  */
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
-import { BlockHasher, KvRouter, type KvStoredEvent, storedEventForBlocks } from '@dynamo-ts/router';
+import {
+  BlockHasher,
+  createStrategy,
+  KvRouter,
+  type KvStoredEvent,
+  type RoutingStrategy,
+  storedEventForBlocks,
+} from '@dynamo-ts/router';
 import { mulberry32 } from '@dynamo-ts/mocker';
 
 /** Options of {@link runRouterBench}. */
@@ -34,6 +41,11 @@ export interface RouterBenchOptions {
   decisions?: number;
   /** Seed of the workload; default 1. */
   seed?: number;
+  /**
+   * Score every worker in each decision (the `kv` strategy behind a wrapper without its cost
+   * bound), as the router did before its bounded search: the baseline of the sweep; default false.
+   */
+  fullScan?: boolean;
 }
 
 /** Progress callbacks (e.g. for a progress bar). */
@@ -140,7 +152,17 @@ export async function runRouterBench(
   const ids = Array.from({ length: W }, (_, w) => `worker-${w}`);
 
   const before = memoryNow(gc);
-  const router = new KvRouter({ blockSize: bs, now: () => clock, random: mulberry32(seed ^ 0x5bd1e995) });
+  let strategy: RoutingStrategy | undefined;
+  if (options.fullScan === true) {
+    const kv = createStrategy('kv');
+    strategy = { name: kv.name, select: (ctx) => kv.select(ctx) };
+  }
+  const router = new KvRouter({
+    blockSize: bs,
+    now: () => clock,
+    random: mulberry32(seed ^ 0x5bd1e995),
+    ...(strategy !== undefined ? { strategy } : {}),
+  });
   for (const id of ids) router.addWorker(id);
 
   // 1. Fill.
@@ -213,11 +235,12 @@ export async function runRouterBench(
     }
     fillTokens(prompt, keep * bs, isl, (seqSeed[j]! ^ 0x9e3779b9 ^ clock) >>> 0);
   };
-  const warmup = Math.min(500, decisions);
   const hashUs: number[] = [];
   const decideUs: number[] = [];
   const inflight: string[] = [];
   const window = 2 * W;
+  // Untimed until the in-flight window is full, so that every size is timed in its steady state.
+  const warmup = Math.max(Math.min(500, decisions), window);
   for (let i = 0; i < warmup + decisions; i++) {
     clock += 1;
     makePrompt();
@@ -297,4 +320,102 @@ export function formatRouterBenchTable(r: RouterBenchResult): string {
   const line = (row: [string, string, string, string]): string =>
     `${row[0].padEnd(widths[0]!)}  ${row[1].padEnd(widths[1]!)}  ${row[2].padEnd(widths[2]!)}  ${row[3]}`.trimEnd();
   return [line(header), ...rows.map(line)].join('\n');
+}
+
+/** The fleet-scale targets (docs/benchmarks.md, "Router at fleet scale"), judged in one sweep. */
+export const ROUTER_SCALE_TARGETS = {
+  /** decision p50 of the largest point at most this many times the smallest point's */
+  p50OverSmallest: 2,
+  /** decision p99 of every point, us */
+  decisionP99Us: 100,
+  heapBytesPerBlock: 64,
+} as const;
+
+/** One point of a sweep. */
+export interface RouterSweepPoint {
+  workers: number;
+  blocks: number;
+}
+
+/** Result of {@link runRouterSweep}: each point's result, in order, and the p50 ratio. */
+export interface RouterSweepResult {
+  points: RouterBenchResult[];
+  /** decision p50 of the last point / of the first (points are run in the order given) */
+  p50_ratio: number;
+}
+
+/**
+ * Pairs `workers` and `blocks` lists into points: equal lengths pair up, a single value of either
+ * applies to every point of the other.
+ * @throws RangeError naming the flag when the lengths cannot be paired
+ */
+export function sweepPoints(workers: readonly number[], blocks: readonly number[]): RouterSweepPoint[] {
+  const n = Math.max(workers.length, blocks.length);
+  if (workers.length !== n && workers.length !== 1) {
+    throw new RangeError(`--workers has ${workers.length} values but --blocks has ${blocks.length}; give 1 or ${n}`);
+  }
+  if (blocks.length !== n && blocks.length !== 1) {
+    throw new RangeError(`--blocks has ${blocks.length} values but --workers has ${workers.length}; give 1 or ${n}`);
+  }
+  return Array.from({ length: n }, (_, i) => ({
+    workers: workers[workers.length === 1 ? 0 : i]!,
+    blocks: blocks[blocks.length === 1 ? 0 : i]!,
+  }));
+}
+
+/** Runs {@link runRouterBench} once per point, in order, in this process (same machine state). */
+export async function runRouterSweep(
+  points: readonly RouterSweepPoint[],
+  options: Omit<RouterBenchOptions, 'workers' | 'blocks'> = {},
+  hooks: RouterBenchHooks = {},
+): Promise<RouterSweepResult> {
+  if (points.length === 0) throw new RangeError('a sweep needs at least one point');
+  const out: RouterBenchResult[] = [];
+  for (const [i, p] of points.entries()) {
+    const tag = points.length > 1 ? ` ${i + 1}/${points.length}` : '';
+    out.push(
+      await runRouterBench(
+        { ...options, workers: p.workers, blocks: p.blocks },
+        { onProgress: (phase, d, t) => hooks.onProgress?.(phase + tag, d, t) },
+      ),
+    );
+  }
+  const first = out[0]!.decision_us.p50;
+  const last = out[out.length - 1]!.decision_us.p50;
+  return { points: out, p50_ratio: first > 0 ? round(last / first) : Infinity };
+}
+
+/** A table of a sweep: one row per point, then the targets. */
+export function formatRouterSweepTable(s: RouterSweepResult): string {
+  const T = ROUTER_SCALE_TARGETS;
+  const num = (x: number): string => x.toLocaleString('en-US');
+  const header = ['workers', 'blocks', 'decision p50 / p99 (us)', 'hash p50 / p99 (us)', 'events/s', 'B/block'];
+  const rows = s.points.map((r) => [
+    num(r.workers),
+    num(r.indexed_blocks),
+    `${r.decision_us.p50} / ${r.decision_us.p99}`,
+    `${r.hash_us.p50} / ${r.hash_us.p99}`,
+    num(r.events_per_s),
+    String(r.heap_bytes_per_block),
+  ]);
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((row) => row[c]!.length)));
+  const line = (row: string[]): string =>
+    row
+      .map((x, c) => x.padEnd(widths[c]!))
+      .join('  ')
+      .trimEnd();
+  const ok = (pass: boolean): string => (pass ? 'ok' : 'MISSED');
+  const worstP99 = Math.max(...s.points.map((r) => r.decision_us.p99));
+  const worstHeap = Math.max(...s.points.map((r) => r.heap_bytes_per_block));
+  const first = s.points[0]!;
+  const last = s.points[s.points.length - 1]!;
+  return [
+    line(header),
+    ...rows.map(line),
+    '',
+    `decision p50 ratio (${num(last.workers)} / ${num(first.workers)} workers): ${s.p50_ratio.toFixed(2)}x` +
+      `  target <= ${T.p50OverSmallest}x  ${ok(s.p50_ratio <= T.p50OverSmallest)}`,
+    `decision p99, worst point: ${worstP99} us  target <= ${T.decisionP99Us}  ${ok(worstP99 <= T.decisionP99Us)}`,
+    `heap bytes / block, worst point: ${worstHeap}  target <= ${T.heapBytesPerBlock}  ${ok(worstHeap <= T.heapBytesPerBlock)}`,
+  ].join('\n');
 }

@@ -390,6 +390,16 @@ export class BlockIndex {
     return this.depth[slot]!;
   }
 
+  /** Slots the last {@link BlockIndex.score} gave an overlap, each once, in ascending overlap. */
+  get scoredCount(): number {
+    return this.touchedCount;
+  }
+
+  /** The `k`-th slot with an overlap from the last score, `k < scoredCount`. */
+  scoredSlot(k: number): number {
+    return this.touched[k]!;
+  }
+
   /** Worker slots holding the block `seq` (with repetitions for multiple references). */
   ownersOf(seqLo: number, seqHi: number): number[] {
     const e = this.blocks.find(seqLo, seqHi);

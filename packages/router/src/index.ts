@@ -105,6 +105,10 @@ export {
 export type { KvSchedulerOptions, KvPreset, KvObjective } from './scheduler';
 export { predictTtftMs, checkEngineProfile, MOCKER_ENGINE_PROFILE } from './ttft-cost';
 export type { EngineProfile } from './ttft-cost';
+export { blocksLoadKey, blocksRequestFloor, ttftLoadKey, ttftRequestFloor } from './cost-bound';
+export type { CostBound, LoadFigures } from './cost-bound';
+export { WorkerHeap } from './worker-heap';
+export type { EffectiveLoad } from './load-state';
 export {
   createStrategy,
   isStrategyName,

@@ -5,6 +5,13 @@
  * @packageDocumentation
  */
 import type { BlockIndex } from './block-index';
+import type { LoadFigures } from './cost-bound';
+
+/** A worker's effective load figures at one time, as a decision reads them. */
+export interface EffectiveLoad extends LoadFigures {
+  /** Reported queued requests while fresh, else 0. */
+  waiting: number;
+}
 
 /**
  * The figures of every worker that a decision reads, one typed array per figure indexed by slot,
@@ -26,6 +33,27 @@ export class LoadColumns {
   reportedAt = new Float64Array(16);
   /** See {@link WorkerLoadState.reportedTotal}. */
   reportedTotal = new Float64Array(16);
+  /**
+   * Slots whose figures changed since {@link LoadColumns.clearChanged} (each once), for the
+   * router's load-ordered heap: read `changed[0..changedCount)`.
+   */
+  changed = new Int32Array(16);
+  /** See {@link LoadColumns.changed}. */
+  changedCount = 0;
+  private isChanged = new Uint8Array(16);
+
+  /** Notes that a figure of `slot` changed. */
+  markChanged(slot: number): void {
+    if (this.isChanged[slot] === 1) return;
+    this.isChanged[slot] = 1;
+    this.changed[this.changedCount++] = slot;
+  }
+
+  /** Forgets the changed slots (after reading them). */
+  clearChanged(): void {
+    for (let k = 0; k < this.changedCount; k++) this.isChanged[this.changed[k]!] = 0;
+    this.changedCount = 0;
+  }
 
   /** Makes room for `slot` and gives it a new worker's values. */
   reset(slot: number): void {
@@ -44,6 +72,12 @@ export class LoadColumns {
       this.prefilling = grow(this.prefilling);
       this.reportedAt = grow(this.reportedAt);
       this.reportedTotal = grow(this.reportedTotal);
+      const changed = new Int32Array(n);
+      changed.set(this.changed);
+      this.changed = changed;
+      const is = new Uint8Array(n);
+      is.set(this.isChanged);
+      this.isChanged = is;
     }
     this.privateBlocks[slot] = 0;
     this.loneBlocks[slot] = 0;
@@ -52,6 +86,7 @@ export class LoadColumns {
     this.prefilling[slot] = 0;
     this.reportedAt[slot] = Number.NEGATIVE_INFINITY;
     this.reportedTotal[slot] = -1;
+    this.markChanged(slot);
   }
 }
 
@@ -87,6 +122,7 @@ export class WorkerLoadState {
   }
   set privateBlocks(v: number) {
     this.cols.privateBlocks[this.slot] = v;
+    this.cols.markChanged(this.slot);
   }
 
   /**
@@ -98,6 +134,7 @@ export class WorkerLoadState {
   }
   set loneBlocks(v: number) {
     this.cols.loneBlocks[this.slot] = v;
+    this.cols.markChanged(this.slot);
   }
 
   /** Prompt tokens of running requests not yet prefilled. */
@@ -106,6 +143,7 @@ export class WorkerLoadState {
   }
   set trackedPrefill(v: number) {
     this.cols.trackedPrefill[this.slot] = v;
+    this.cols.markChanged(this.slot);
   }
 
   /** Running requests. */
@@ -114,6 +152,7 @@ export class WorkerLoadState {
   }
   set inflight(v: number) {
     this.cols.inflight[this.slot] = v;
+    this.cols.markChanged(this.slot);
   }
 
   /** Running requests whose first token has not come (still queued or prefilling). */
@@ -122,6 +161,7 @@ export class WorkerLoadState {
   }
   set prefilling(v: number) {
     this.cols.prefilling[this.slot] = v;
+    this.cols.markChanged(this.slot);
   }
 
   /** When the last report arrived (ms). */
@@ -130,6 +170,7 @@ export class WorkerLoadState {
   }
   set reportedAt(v: number) {
     this.cols.reportedAt[this.slot] = v;
+    this.cols.markChanged(this.slot);
   }
 
   /** Last reported capacity in blocks, -1 when never reported. */
@@ -138,6 +179,7 @@ export class WorkerLoadState {
   }
   set reportedTotal(v: number) {
     this.cols.reportedTotal[this.slot] = v;
+    this.cols.markChanged(this.slot);
   }
 
   /** Active blocks from this router's decisions: distinct shared blocks plus the others. */
@@ -161,6 +203,29 @@ export class WorkerLoadState {
   /** Reported waiting requests while fresh, else 0. */
   waiting(now: number, ttl: number): number {
     return now - this.reportedAt <= ttl && this.reportedWaiting > 0 ? this.reportedWaiting : 0;
+  }
+
+  /**
+   * Writes the effective figures at time `now` into `out`: the tracked ones, each raised to the
+   * report's while it is fresh; requests queued or prefilling are the larger of this router's
+   * (no first token yet) and the reported waiting.
+   */
+  figures(now: number, ttl: number, out: EffectiveLoad): EffectiveLoad {
+    const prefilling = this.prefilling;
+    out.inflight = this.inflight;
+    if (now - this.reportedAt <= ttl) {
+      out.activeBlocks = this.activeBlocks(now, ttl);
+      out.activePrefillTokens = this.activePrefill(now, ttl);
+      const waiting = this.waiting(now, ttl);
+      out.waiting = waiting;
+      out.prefillRequests = waiting > prefilling ? waiting : prefilling;
+    } else {
+      out.activeBlocks = this.trackedBlocks;
+      out.activePrefillTokens = this.trackedPrefill;
+      out.waiting = 0;
+      out.prefillRequests = prefilling;
+    }
+    return out;
   }
 }
 

@@ -386,6 +386,17 @@ export class LoadTracker {
     return this.active.overlap(slot);
   }
 
+  /** Slots the last {@link LoadTracker.scoreActive} gave an active overlap (the others': 0). */
+  get activeScoredCount(): number {
+    const mode = this.scoreMode;
+    return mode === 0 ? 0 : mode === 1 ? this.scoreTouchedCount : this.active.scoredCount;
+  }
+
+  /** The `k`-th slot of {@link LoadTracker.activeScoredCount}. */
+  activeScoredSlot(k: number): number {
+    return this.scoreMode === 1 ? this.scoreTouched[k]! : this.active.scoredSlot(k);
+  }
+
   /** Whether the last {@link LoadTracker.scoreActive} found no running request sharing a block. */
   get activeOverlapNone(): boolean {
     return this.scoreMode === 0;

@@ -15,14 +15,16 @@
  * @packageDocumentation
  */
 import { ApproxKvIndexer } from './approx-indexer';
-import type { Clock, RandomSource, WarningHandler } from './common';
+import { BoundedSearch } from './bounded-search';
+import type { Clock, WarningHandler } from './common';
 import { NoWorkersError, RouterError, RouterInvalidArgumentError } from './errors';
 import type { KvEvent, LoadMetrics } from './events';
 import { BlockHasher, PACKED_STRIDE } from './hashing';
 import { type ApplyResult, KvIndexer } from './indexer';
-import { LoadTracker, type WorkerLoadState } from './load';
+import { LoadTracker } from './load';
 import { type FenceInfo, type ReplicaApplyResult, RouterPeers, routedEntry } from './peers';
 import type { ReplicaMessage, ReplicaStateMessage } from './replica';
+import { type Candidate, RouteContext } from './route-context';
 import type { RouteDecision, RouteRequest, RouterStats, WorkerStats } from './router-types';
 import { type CompiledRouterOptions, compileRouterOptions, type KvRouterOptions } from './router-options';
 import type { RoutingContext, RoutingStrategy } from './strategies/strategy';
@@ -32,34 +34,6 @@ export { compileRouterOptions, DEFAULT_BLOCK_SIZE, DEFAULT_FENCE_HOLD_MS } from 
 export type { CompiledRouterOptions, KvRouterOptions } from './router-options';
 
 export type { RouteDecision, RouteRequest, RouterStats, WorkerStats } from './router-types';
-
-interface Candidate {
-  id: string;
-  slot: number;
-  load: WorkerLoadState;
-  profile: EngineProfile | undefined;
-}
-
-interface MutableContext {
-  count: number;
-  workerIds: string[];
-  overlapBlocks: Float64Array;
-  activeBlocks: Float64Array;
-  newBlocks: Float64Array;
-  activePrefillTokens: Float64Array;
-  cachedBlocks: Float64Array;
-  waiting: Float64Array;
-  inflight: Float64Array;
-  prefillRequests: Float64Array;
-  totalBlocks: Float64Array;
-  profiles: (EngineProfile | undefined)[];
-  tokenIds: ArrayLike<number> | undefined;
-  islTokens: number;
-  blockSize: number;
-  requestBlocks: number;
-  prefixSharers: number;
-  random: RandomSource;
-}
 
 const MAX_WARNED_UNKNOWN = 1024;
 
@@ -80,7 +54,13 @@ export class KvRouter {
   private readonly warn: WarningHandler;
   private readonly cands: Candidate[] = [];
   private readonly byId = new Map<string, Candidate>();
-  private readonly ctx: MutableContext;
+  private readonly ctx: RouteContext;
+  /** With a strategy that has a `costBound`: picks the workers a decision scores. */
+  private readonly search: BoundedSearch | undefined;
+  /** Distinct engine profiles set on workers (by value), with how many workers use each. */
+  private readonly profileUse = new Map<string, { profile: EngineProfile; workers: number }>();
+  private profilesInUse: (EngineProfile | undefined)[] = [undefined];
+  private pickedIds: string[] = [];
   /** Index and load-tracker slots of `cands[i]`, kept in step with `cands`. */
   private coreSlots = new Int32Array(16);
   private loadSlots = new Int32Array(16);
@@ -118,27 +98,18 @@ export class KvRouter {
       maxTrackedRequests: o.maxTrackedRequests,
     });
     this.peers = new RouterPeers(o.routerId, this.load, (id) => this.byId.get(id)?.load, o.onWarning, o.fenceHoldMs);
-    const n = 16;
-    this.ctx = {
-      count: 0,
-      workerIds: [],
-      overlapBlocks: new Float64Array(n),
-      activeBlocks: new Float64Array(n),
-      newBlocks: new Float64Array(n),
-      activePrefillTokens: new Float64Array(n),
-      cachedBlocks: new Float64Array(n),
-      waiting: new Float64Array(n),
-      inflight: new Float64Array(n),
-      prefillRequests: new Float64Array(n),
-      totalBlocks: new Float64Array(n),
-      profiles: [],
-      tokenIds: undefined,
-      islTokens: 0,
-      blockSize: o.blockSize,
-      requestBlocks: 0,
-      prefixSharers: 0,
-      random: o.random,
-    };
+    this.ctx = new RouteContext(o.blockSize, o.random, this.core, this.load);
+    const bound = this.strategy.costBound;
+    if (bound !== undefined) {
+      const cands = this.cands;
+      this.search = new BoundedSearch(bound, this.core, this.load, {
+        ctx: this.ctx,
+        fill: (i, pos) => this.ctx.fill(i, cands[pos]!),
+        loadAt: (pos) => cands[pos]!.load,
+        profileAt: (pos) => cands[pos]!.profile,
+        profilesInUse: () => this.profilesInUse,
+      });
+    }
   }
 
   /** Tokens per block. */
@@ -173,19 +144,7 @@ export class KvRouter {
     this.syncSlots();
     this.ctx.workerIds.push(workerId);
     this.warnedUnknown.delete(workerId);
-    const cap = this.ctx.overlapBlocks.length;
-    if (this.cands.length > cap) {
-      const grow = (): Float64Array => new Float64Array(cap * 2);
-      this.ctx.overlapBlocks = grow();
-      this.ctx.activeBlocks = grow();
-      this.ctx.newBlocks = grow();
-      this.ctx.activePrefillTokens = grow();
-      this.ctx.cachedBlocks = grow();
-      this.ctx.waiting = grow();
-      this.ctx.inflight = grow();
-      this.ctx.prefillRequests = grow();
-      this.ctx.totalBlocks = grow();
-    }
+    this.ctx.ensure(this.cands.length);
     return true;
   }
 
@@ -198,8 +157,23 @@ export class KvRouter {
   setWorkerProfile(workerId: string, profile: EngineProfile | undefined): boolean {
     const c = this.byId.get(workerId);
     if (c === undefined) return false;
-    c.profile = profile === undefined ? undefined : { ...checkEngineProfile(profile, 'profile') };
+    const next = profile === undefined ? undefined : { ...checkEngineProfile(profile, 'profile') };
+    this.useProfile(c.profile, -1);
+    c.profile = next;
+    this.useProfile(next, 1);
+    this.search?.touch(c.load.slot);
     return true;
+  }
+
+  /** Counts `delta` more workers using `profile` in {@link KvRouter.profilesInUse}. */
+  private useProfile(profile: EngineProfile | undefined, delta: number): void {
+    if (profile === undefined) return;
+    const key = JSON.stringify(profile);
+    const u = this.profileUse.get(key) ?? { profile, workers: 0 };
+    u.workers += delta;
+    if (u.workers > 0) this.profileUse.set(key, u);
+    else this.profileUse.delete(key);
+    this.profilesInUse = [undefined, ...Array.from(this.profileUse.values(), (v) => v.profile)];
   }
 
   /** Rebuilds `coreSlots` and `loadSlots` from `cands`. */
@@ -213,6 +187,7 @@ export class KvRouter {
       this.coreSlots[i] = this.cands[i]!.slot;
       this.loadSlots[i] = this.cands[i]!.load.slot;
     }
+    this.search?.setWorkers(this.coreSlots, this.loadSlots, n);
   }
 
   /**
@@ -225,6 +200,7 @@ export class KvRouter {
     this.byId.delete(workerId);
     const i = this.cands.indexOf(c);
     this.cands.splice(i, 1);
+    this.useProfile(c.profile, -1);
     this.syncSlots();
     this.ctx.workerIds.splice(i, 1);
     if (this.indexer !== undefined) this.indexer.removeWorker(workerId);
@@ -364,12 +340,14 @@ export class KvRouter {
     const all = this.cands;
     const exclude = req?.excludeWorkers;
     const fences = this.peers.fences;
-    const cands =
+    const blocked =
       (exclude !== undefined && exclude.size > 0) || fences.size > 0
-        ? all.filter((c) => !fences.has(c.id) && exclude?.has(c.id) !== true)
-        : all;
-    const n = cands.length;
-    if (n === 0) {
+        ? (c: Candidate): boolean => fences.has(c.id) || exclude?.has(c.id) === true
+        : undefined;
+    const search = this.search;
+    // Without a search, the context holds every available worker in registration order.
+    const cands = search === undefined && blocked !== undefined ? all.filter((c) => !blocked(c)) : all;
+    if (cands.length === 0 || (blocked !== undefined && all.every(blocked))) {
       throw new NoWorkersError(
         all.length === 0 ? undefined : `no worker is available to route to (${fences.size} of ${all.length} fenced)`,
       );
@@ -387,68 +365,32 @@ export class KvRouter {
     const load = this.load;
     load.scoreActive(packed.words, seqAt, PACKED_STRIDE, packed.count);
     const ctx = this.ctx;
-    const ttl = load.metricsTtlMs;
-    const overlapBlocks = ctx.overlapBlocks;
-    const activeBlocks = ctx.activeBlocks;
-    const newBlocks = ctx.newBlocks;
-    const activePrefill = ctx.activePrefillTokens;
-    const cachedBlocks = ctx.cachedBlocks;
-    const waiting = ctx.waiting;
-    const inflight = ctx.inflight;
-    const totalBlocks = ctx.totalBlocks;
-    const profiles = ctx.profiles;
+    ctx.now = now;
+    ctx.ttl = load.metricsTtlMs;
     // Only workers that hold some of the prompt (cached or active) differ from 0 / requestBlocks.
-    const anyCached = matched > 0;
-    const anyActive = !load.activeOverlapNone;
-    // Per-worker figures from contiguous arrays by slot (see LoadColumns), not from objects.
-    let coreSlots = this.coreSlots;
-    let loadSlots = this.loadSlots;
-    if (cands !== all) {
-      coreSlots = Int32Array.from(cands, (c) => c.slot);
-      loadSlots = Int32Array.from(cands, (c) => c.load.slot);
-    }
-    const cols = load.columns;
-    const reportedAt = cols.reportedAt;
-    const reportedTotal = cols.reportedTotal;
-    const inflightCol = cols.inflight;
-    const prefillingCol = cols.prefilling;
-    const prefillRequests = ctx.prefillRequests;
-    const loneCol = cols.loneBlocks;
-    const privateCol = cols.privateBlocks;
-    const prefillCol = cols.trackedPrefill;
-    for (let i = 0; i < n; i++) {
-      const cs = coreSlots[i]!;
-      const ls = loadSlots[i]!;
-      overlapBlocks[i] = anyCached ? core.overlap(cs) : 0;
-      newBlocks[i] = anyActive ? requestBlocks - load.activeOverlapAt(ls) : requestBlocks;
-      cachedBlocks[i] = core.cachedBlocks(cs);
-      inflight[i] = inflightCol[ls]!;
-      const total = reportedTotal[ls]!;
-      totalBlocks[i] = total > 0 ? total : 0;
-      profiles[i] = cands[i]!.profile;
-      if (now - reportedAt[ls]! <= ttl) {
-        const w = cands[i]!.load;
-        activeBlocks[i] = w.activeBlocks(now, ttl);
-        activePrefill[i] = w.activePrefill(now, ttl);
-        waiting[i] = w.waiting(now, ttl);
-        const p = prefillingCol[ls]!;
-        prefillRequests[i] = waiting[i]! > p ? waiting[i]! : p;
-      } else {
-        prefillRequests[i] = prefillingCol[ls]!;
-        // No fresh report: the tracked figures (what the three calls above give then).
-        activeBlocks[i] = load.indexedActiveBlocks(ls) + loneCol[ls]! + privateCol[ls]!;
-        activePrefill[i] = prefillCol[ls]!;
-        waiting[i] = 0;
-      }
-    }
-    ctx.count = n;
-    ctx.tokenIds = tokens;
+    ctx.anyCached = matched > 0;
+    ctx.anyActive = !load.activeOverlapNone;
     ctx.islTokens = isl;
     ctx.requestBlocks = requestBlocks;
     ctx.prefixSharers = load.prefixSharers(packed.words, seqAt, packed.count);
-    // With excluded workers, entry i must name cands[i] for strategies that read ids.
     const allIds = ctx.workerIds;
-    if (cands !== all) ctx.workerIds = cands.map((c) => c.id);
+    let n: number;
+    if (search !== undefined) {
+      const skip = blocked === undefined ? undefined : (pos: number): boolean => blocked(all[pos]!);
+      n = search.choose(now, ctx.ttl, isl, bs, packed.count, skip);
+      const pos = search.positions;
+      const ids = this.pickedIds;
+      ids.length = n;
+      for (let i = 0; i < n; i++) ids[i] = all[pos[i]!]!.id;
+      ctx.workerIds = ids;
+    } else {
+      n = cands.length;
+      for (let i = 0; i < n; i++) ctx.fill(i, cands[i]!);
+      // With excluded workers, entry i must name cands[i] for strategies that read ids.
+      if (cands !== all) ctx.workerIds = cands.map((c) => c.id);
+    }
+    ctx.count = n;
+    ctx.tokenIds = tokens;
     let choice;
     try {
       choice = this.strategy.select(ctx as RoutingContext);
@@ -460,7 +402,7 @@ export class KvRouter {
     if (!Number.isInteger(idx) || idx < 0 || idx >= n) {
       throw new RouterError('INTERNAL', `strategy ${this.strategy.name} returned index ${String(idx)} of ${n} workers`);
     }
-    const chosen = cands[idx]!;
+    const chosen = search !== undefined ? all[search.positions[idx]!]! : cands[idx]!;
     const overlap = ctx.overlapBlocks[idx]!;
     const uncached = isl - overlap * bs;
     const requestId = req?.requestId ?? `${this.options.requestIdPrefix}-${++this.seq}`;

@@ -20,6 +20,7 @@
  */
 import type { RandomSource } from './common';
 import { RouterInvalidArgumentError } from './errors';
+import { blocksLoadKey, blocksRequestFloor, type CostBound, ttftLoadKey, ttftRequestFloor } from './cost-bound';
 import { BlockHasher, PACKED_STRIDE } from './hashing';
 import { randomIndex, type RoutingChoice, type RoutingContext, type RoutingStrategy } from './strategies/strategy';
 import { checkEngineProfile, type EngineProfile, MOCKER_ENGINE_PROFILE, predictTtftMs } from './ttft-cost';
@@ -233,6 +234,12 @@ export class KvScheduler implements RoutingStrategy {
   readonly engineProfile: EngineProfile;
   /** `ttft` objective: weight of the compute the request adds (its own prefill time). */
   readonly workWeight: number;
+  /**
+   * Lower bounds of the cost (`cost-bound.ts`) that let `KvRouter` score only the workers sharing
+   * the prompt's prefix plus the least loaded others; undefined when a pick needs every worker's
+   * cost (`temperature > 0`: softmax over all; `memoryWeight > 0`: remembered overlaps).
+   */
+  readonly costBound: CostBound | undefined;
   private readonly memory: RoutingMemory | undefined;
   private remembered = new Float64Array(16);
   private costs = new Float64Array(16);
@@ -259,6 +266,35 @@ export class KvScheduler implements RoutingStrategy {
     }
     this.engineProfile = checkEngineProfile(options.engineProfile ?? MOCKER_ENGINE_PROFILE);
     this.workWeight = checkNonNegative(options.workWeight ?? base.workWeight, 'workWeight');
+    this.costBound = this.temperature === 0 && this.memory === undefined ? this.makeBound() : undefined;
+  }
+
+  private makeBound(): CostBound {
+    const cost = (ctx: RoutingContext, i: number): number => this.costAt(ctx, i, 0);
+    if (this.objective === 'ttft') {
+      return {
+        loadKey: (f, p, bs) => ttftLoadKey(f, p ?? this.engineProfile, bs),
+        requestFloor: (isl, bs, level, p, sharers) =>
+          ttftRequestFloor(isl, bs, level, p ?? this.engineProfile, this.workWeight, sharers),
+        cost,
+      };
+    }
+    return {
+      loadKey: (f, _p, bs) => blocksLoadKey(f, this.overlapWeight, this.queueWeight, bs),
+      requestFloor: (isl, bs, level) => blocksRequestFloor(isl, bs, level, this.overlapWeight),
+      cost,
+    };
+  }
+
+  /** The cost of context entry `i` with `remembered` blocks recalled by the routing memory. */
+  private costAt(ctx: RoutingContext, i: number, remembered: number): number {
+    if (this.objective === 'ttft') {
+      let overlap = ctx.overlapBlocks[i]!;
+      if (remembered > overlap) overlap = remembered;
+      if (this.inflightOverlap) overlap = Math.max(overlap, ctx.requestBlocks - ctx.newBlocks[i]!);
+      return predictTtftMs(ctx, i, overlap, ctx.profiles?.[i] ?? this.engineProfile, this.workWeight);
+    }
+    return kvCost(ctx, i, this.overlapWeight, this.inflightOverlap, this.queueWeight, remembered);
   }
 
   /** Costs computed by the last {@link KvScheduler.select} (first `count` entries). */
@@ -278,19 +314,8 @@ export class KvScheduler implements RoutingStrategy {
     if (this.remembered.length < n) this.remembered = new Float64Array(n * 2);
     if (mem !== undefined) mem.score(ctx, this.remembered, this.memoryWeight);
     let min = Infinity;
-    const ttft = this.objective === 'ttft';
-    const profiles = ctx.profiles;
     for (let i = 0; i < n; i++) {
-      const r = mem !== undefined ? this.remembered[i]! : 0;
-      let c: number;
-      if (ttft) {
-        let overlap = ctx.overlapBlocks[i]!;
-        if (r > overlap) overlap = r;
-        if (this.inflightOverlap) overlap = Math.max(overlap, ctx.requestBlocks - ctx.newBlocks[i]!);
-        c = predictTtftMs(ctx, i, overlap, profiles?.[i] ?? this.engineProfile, this.workWeight);
-      } else {
-        c = kvCost(ctx, i, this.overlapWeight, this.inflightOverlap, this.queueWeight, r);
-      }
+      const c = this.costAt(ctx, i, mem !== undefined ? this.remembered[i]! : 0);
       costs[i] = c;
       if (c < min) min = c;
     }

@@ -3,6 +3,7 @@
  * @packageDocumentation
  */
 import type { RandomSource } from '../common';
+import type { CostBound } from '../cost-bound';
 import { RouterInvalidArgumentError } from '../errors';
 import type { EngineProfile } from '../ttft-cost';
 
@@ -80,6 +81,12 @@ export interface RoutingStrategy {
   readonly name: string;
   /** Picks one of `ctx.count` workers. */
   select(ctx: RoutingContext): RoutingChoice;
+  /**
+   * Lower bounds of the cost `select` minimises, with the promise {@link CostBound} states: given
+   * one, `KvRouter` passes only the workers that could win or tie (those sharing the prompt's
+   * prefix and the least loaded others) instead of all of them.
+   */
+  readonly costBound?: CostBound | undefined;
 }
 
 /** One candidate for {@link routingContext}. */
