@@ -219,18 +219,41 @@ export function encodeRequest(
   upload?: number,
 ): string {
   return (
-    (upload === undefined ? '~3[' : '~3*[') +
-    JSON.stringify(requestId) +
-    ',' +
-    window +
-    ',' +
-    (deadline ?? 0) +
-    ',' +
-    (headersJson ?? 'null') +
-    ',' +
+    requestHead(upload === undefined ? '~3[' : '~3*[', requestId, window, deadline, headersJson) +
     (upload === undefined ? payloadJson : String(upload)) +
     ']'
   );
+}
+
+/**
+ * {@link encodeRequest} (without upload) as UTF-8 bytes, written piece by piece: a large payload's
+ * JSON is copied once into the message instead of first being joined into a new string that the
+ * NATS client then flattens and encodes (a second copy of every large request, and its garbage).
+ */
+export function encodeRequestBytes(
+  requestId: string,
+  window: number,
+  deadline: number | undefined,
+  headersJson: string | undefined,
+  payloadJson: string,
+): Uint8Array {
+  const head = requestHead('~3[', requestId, window, deadline, headersJson);
+  const headBytes = Buffer.byteLength(head, 'utf8');
+  const out = Buffer.allocUnsafeSlow(headBytes + Buffer.byteLength(payloadJson, 'utf8') + 1);
+  out.write(head, 0, 'utf8');
+  const end = headBytes + out.write(payloadJson, headBytes, 'utf8');
+  out[end] = 0x5d; // ']'
+  return out;
+}
+
+function requestHead(
+  mark: string,
+  requestId: string,
+  window: number,
+  deadline: number | undefined,
+  headersJson: string | undefined,
+): string {
+  return mark + JSON.stringify(requestId) + ',' + window + ',' + (deadline ?? 0) + ',' + (headersJson ?? 'null') + ',';
 }
 
 /** A request decoded by {@link decodeRequest}. */

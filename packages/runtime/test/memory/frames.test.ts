@@ -1,6 +1,13 @@
 /** The request body and the chunks of the NATS request plane (transport/frames.ts), without a server. */
 import fc from 'fast-check';
-import { ChunkAssembler, chunkMessages, decodeRequest, encodeRequest, WIRE_VERSION } from '../../src/transport/frames';
+import {
+  ChunkAssembler,
+  chunkMessages,
+  decodeRequest,
+  encodeRequest,
+  encodeRequestBytes,
+  WIRE_VERSION,
+} from '../../src/transport/frames';
 
 describe('request body, wire versions 2 and 3', () => {
   test('decodes what it encodes: id, window, deadline, headers, payload', () => {
@@ -31,6 +38,28 @@ describe('request body, wire versions 2 and 3', () => {
           });
         },
       ),
+    );
+  });
+
+  test('the bytes of a large request are those of its text, whatever the characters', () => {
+    fc.assert(
+      fc.property(
+        fc.string({ minLength: 1 }),
+        fc.nat({ max: 1 << 20 }),
+        fc.option(fc.integer({ min: 1, max: 2 ** 45 }), { nil: undefined }),
+        fc.option(fc.dictionary(fc.string(), fc.string({ unit: 'binary' })), { nil: undefined }),
+        fc.jsonValue({ maxDepth: 3 }),
+        (id, window, deadline, headers, payload) => {
+          const h = headers === undefined ? undefined : JSON.stringify(headers);
+          const json = JSON.stringify(payload) ?? 'null';
+          const bytes = encodeRequestBytes(id, window, deadline, h, json);
+          expect(Buffer.from(bytes).toString('utf8')).toBe(encodeRequest(id, window, deadline, h, json));
+        },
+      ),
+    );
+    const big = JSON.stringify({ text: 'é😀x'.repeat(30_000) });
+    expect(Buffer.from(encodeRequestBytes('r', 8, 5, undefined, big)).toString('utf8')).toBe(
+      encodeRequest('r', 8, 5, undefined, big),
     );
   });
 

@@ -22,6 +22,7 @@ import {
   chunkMessages,
   creditFrame,
   encodeRequest,
+  encodeRequestBytes,
   frameBody,
   frameRest,
   readSeq,
@@ -37,6 +38,9 @@ import {
   isNoResponders,
   toNatsError,
 } from './common';
+
+/** Requests whose payload JSON has at least this many characters are written as bytes (see `encodeRequestBytes`). */
+const LARGE_REQUEST_CHARS = 8192;
 
 /**
  * The caller's side of one request on NATS (see {@link CallerStream}): sends the version 2
@@ -81,8 +85,16 @@ export class NatsResponseStream<T> extends CallerStream<T> implements Route, Wat
       headersJson = JSON.stringify(user);
     }
     const payloadJson = encodeJson(this.payload, 'request payload');
-    let body = encodeRequest(this.requestId, this.plane.streamWindow, this.deadline, headersJson, payloadJson);
-    const size = exceeds(body, 0, this.plane.messageLimit);
+    let body: string | Uint8Array =
+      payloadJson.length < LARGE_REQUEST_CHARS
+        ? encodeRequest(this.requestId, this.plane.streamWindow, this.deadline, headersJson, payloadJson)
+        : encodeRequestBytes(this.requestId, this.plane.streamWindow, this.deadline, headersJson, payloadJson);
+    const size =
+      typeof body === 'string'
+        ? exceeds(body, 0, this.plane.messageLimit)
+        : body.length > this.plane.messageLimit
+          ? body.length
+          : undefined;
     if (size !== undefined) {
       // Larger than one NATS message: announce it, and send the payload in chunks when pulled.
       const limit = this.plane.maxPayload;
