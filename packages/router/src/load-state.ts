@@ -244,3 +244,25 @@ export interface TrackedRequestView {
   /** Its blocks that are not shared. */
   privateBlocks: number;
 }
+
+/**
+ * Longest common prefix, in blocks, of chain `h` with the chains of `members` routed to `w`
+ * (all members share `h`'s first block, so it is at least 1 when one is on `w`).
+ */
+export function maxLcpOnWorker(
+  h: readonly number[],
+  members: readonly { readonly worker: WorkerLoadState; readonly hashes: readonly number[] | null }[],
+  w: WorkerLoadState,
+): number {
+  let best = 0;
+  for (let m = 0; m < members.length; m++) {
+    const o = members[m]!;
+    if (o.worker !== w) continue;
+    const oh = o.hashes!;
+    const n = Math.min(h.length, oh.length);
+    let k = 2;
+    while (k < n && h[k] === oh[k] && h[k + 1] === oh[k + 1]) k += 2;
+    if (k / 2 > best) best = k / 2;
+  }
+  return best;
+}

@@ -19,7 +19,7 @@
  * @packageDocumentation
  */
 import { BlockIndex } from './block-index';
-import { LoadColumns, type TrackedRequestView, WorkerLoadState } from './load-state';
+import { LoadColumns, maxLcpOnWorker, type TrackedRequestView, WorkerLoadState } from './load-state';
 import { ignoreWarnings, type Clock, type WarningHandler } from './common';
 import { RouterInvalidArgumentError } from './errors';
 import { type LoadMetrics, validateLoadMetrics } from './events';
@@ -579,24 +579,6 @@ const HASH_POOL_SIZE = 256;
 
 /** Running requests per group compared chain to chain; a larger group is indexed. */
 const SMALL_GROUP = 16;
-
-/**
- * Longest common prefix, in blocks, of chain `h` with the chains of `members` routed to `w`
- * (all members share `h`'s first block, so it is at least 1 when one is on `w`).
- */
-function maxLcpOnWorker(h: readonly number[], members: readonly TrackedRequest[], w: WorkerLoadState): number {
-  let best = 0;
-  for (let m = 0; m < members.length; m++) {
-    const o = members[m]!;
-    if (o.worker !== w) continue;
-    const oh = o.hashes!;
-    const n = Math.min(h.length, oh.length);
-    let k = 2;
-    while (k < n && h[k] === oh[k] && h[k + 1] === oh[k + 1]) k += 2;
-    if (k / 2 > best) best = k / 2;
-  }
-  return best;
-}
 
 function positive(v: number, name: string): number {
   if (!(v > 0) || !Number.isFinite(v)) {
