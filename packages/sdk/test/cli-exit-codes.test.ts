@@ -21,8 +21,10 @@ describe('dynamo-ts usage errors (built CLI)', () => {
     });
 
   it.each([
-    [['bench', 'router', '--workers', '0'], /--workers must be a positive integer/],
-    [['bench', 'router', '--workers', 'abc'], /--workers must be a positive integer, got a value that is not a number/],
+    // --workers takes a list (a sweep); each entry is checked.
+    [['bench', 'router', '--workers', '0'], /--workers: "0" is not a positive integer/],
+    [['bench', 'router', '--workers', 'abc'], /--workers: "abc" is not a positive integer/],
+    [['bench', 'router', '--workers', '64,x'], /--workers: "x" is not a positive integer/],
     [['bench'], /name a benchmark: router, routing, http/],
     [['nope'], /Unknown command: nope/],
     [[], /name a command: serve or bench/],
