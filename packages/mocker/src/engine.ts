@@ -24,10 +24,9 @@ import {
   type KvEvent,
   type KvStoredBlock,
   type LoadMetrics,
-  packedToHex,
   BlockHasher,
-  PACKED_STRIDE,
 } from '@dynamo-ts/router';
+import { blockHexHashes, checkSimRequest } from './request';
 import { PagedKvCache } from './kv-cache';
 import { decodeStepTimeMs, prefillChunkTimeMs } from './timing';
 
@@ -208,41 +207,16 @@ export class SimEngine {
    *   could never fit in the cache (prompt plus `maxTokens` over `numBlocks` blocks)
    */
   submit(request: SimRequest): LoadMetrics {
-    const { requestId, tokenIds, maxTokens } = request ?? ({} as SimRequest);
-    if (typeof requestId !== 'string' || requestId.length === 0) {
-      throw new RouterInvalidArgumentError('requestId must be a non-empty string');
-    }
-    if (this.byId.has(requestId)) throw new RouterInvalidArgumentError(`request ${requestId} is already in flight`);
-    if (
-      tokenIds === null ||
-      typeof tokenIds !== 'object' ||
-      typeof tokenIds.length !== 'number' ||
-      tokenIds.length === 0
-    ) {
-      throw new RouterInvalidArgumentError(`request ${requestId}: tokenIds must be a non-empty array of token ids`);
-    }
-    if (!Number.isSafeInteger(maxTokens) || maxTokens < 1) {
-      throw new RouterInvalidArgumentError(
-        `request ${requestId}: maxTokens must be a positive integer, got ${String(maxTokens)}`,
-      );
-    }
+    const { requestId, tokenIds, maxTokens } = checkSimRequest(
+      request,
+      this.byId,
+      this.options.blockSize,
+      this.options.numBlocks,
+    );
     const bs = this.options.blockSize;
     const prompt = tokenIds.length;
     const blocks = Math.ceil((prompt + maxTokens) / bs);
-    if (blocks > this.options.numBlocks) {
-      throw new RouterInvalidArgumentError(
-        `request ${requestId} needs ${blocks} KV blocks (prompt ${prompt} + maxTokens ${maxTokens} tokens), more than numBlocks ${this.options.numBlocks}`,
-      );
-    }
-    const p = this.hasher.hash(tokenIds);
-    const seqHashes = new Array<string>(p.count);
-    const localHashes = new Array<string>(p.count);
-    const w = p.words;
-    for (let i = 0; i < p.count; i++) {
-      const at = p.base + PACKED_STRIDE * i;
-      localHashes[i] = packedToHex(w[at]!, w[at + 1]!);
-      seqHashes[i] = packedToHex(w[at + 2]!, w[at + 3]!);
-    }
+    const { seqHashes, localHashes } = blockHexHashes(this.hasher, tokenIds);
     const seq: Sequence = {
       id: requestId,
       prompt,

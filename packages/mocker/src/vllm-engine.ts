@@ -25,10 +25,9 @@ import {
   type KvEvent,
   type KvStoredBlock,
   type LoadMetrics,
-  packedToHex,
   BlockHasher,
-  PACKED_STRIDE,
 } from '@dynamo-ts/router';
+import { blockHexHashes, checkSimRequest } from './request';
 import { PagedKvCache } from './kv-cache';
 import type { SimAdmission, SimRequest, SimStep, SimTokenOutput } from './engine';
 
@@ -180,32 +179,9 @@ export class VllmSimEngine {
    *   fit the cache
    */
   submit(request: SimRequest): LoadMetrics {
-    const { requestId, tokenIds, maxTokens } = request ?? ({} as SimRequest);
-    if (typeof requestId !== 'string' || requestId.length === 0) {
-      throw new RouterInvalidArgumentError('requestId must be a non-empty string');
-    }
-    if (this.byId.has(requestId)) throw new RouterInvalidArgumentError(`request ${requestId} is already in flight`);
-    if (tokenIds === null || typeof tokenIds !== 'object' || !(tokenIds.length > 0)) {
-      throw new RouterInvalidArgumentError(`request ${requestId}: tokenIds must be a non-empty array of token ids`);
-    }
-    if (!Number.isSafeInteger(maxTokens) || maxTokens < 1) {
-      throw new RouterInvalidArgumentError(`request ${requestId}: maxTokens must be a positive integer`);
-    }
+    const { requestId, tokenIds, maxTokens } = checkSimRequest(request, this.byId, this.o.blockSize, this.o.numBlocks);
     const bs = this.o.blockSize;
-    const blocks = Math.ceil((tokenIds.length + maxTokens) / bs);
-    if (blocks > this.o.numBlocks) {
-      throw new RouterInvalidArgumentError(
-        `request ${requestId} needs ${blocks} KV blocks, more than numBlocks ${this.o.numBlocks}`,
-      );
-    }
-    const p = this.hasher.hash(tokenIds);
-    const seqHashes = new Array<string>(p.count);
-    const localHashes = new Array<string>(p.count);
-    for (let i = 0; i < p.count; i++) {
-      const at = p.base + PACKED_STRIDE * i;
-      localHashes[i] = packedToHex(p.words[at]!, p.words[at + 1]!);
-      seqHashes[i] = packedToHex(p.words[at + 2]!, p.words[at + 3]!);
-    }
+    const { seqHashes, localHashes } = blockHexHashes(this.hasher, tokenIds);
     const s: Seq = {
       id: requestId,
       prompt: tokenIds.length,
