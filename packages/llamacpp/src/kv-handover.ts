@@ -4,7 +4,7 @@ import { lstat, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { KvStateRef } from '@dynamo-ts/llm';
-import type { Logger } from '@dynamo-ts/runtime';
+import { InvalidArgumentError, type Logger } from '@dynamo-ts/runtime';
 
 /** Config keys of the KV handover, on both the prefill and the decode workers. */
 export interface KvTransferConfig {
@@ -90,6 +90,21 @@ export class TransferDir {
     const every = Math.max(50, Math.floor(this.cfg.kv_transfer_ttl_ms / 2));
     this.sweeper = setInterval(() => void this.sweep(), every);
     this.sweeper.unref();
+  }
+
+  /**
+   * {@link TransferDir.open} for a worker at start: a directory that cannot be created closes `engine` and
+   * is a usage error naming `--SERVICE.kv_transfer_dir`.
+   */
+  async openOrFail(service: string, engine: { close(): Promise<void> }): Promise<void> {
+    try {
+      await this.open();
+    } catch (e) {
+      await engine.close();
+      throw new InvalidArgumentError(
+        `--${service}.kv_transfer_dir=${this.dir}: cannot create it (${(e as Error).message})`,
+      );
+    }
   }
 
   close(): void {

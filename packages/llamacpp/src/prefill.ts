@@ -58,14 +58,7 @@ export function llamaCppPrefillWorker(name = 'LlamaPrefillWorker') {
       let fingerprint = '';
       if (cfg.kv_handover) {
         dir = new TransferDir(transferDir(cfg.kv_transfer_dir, ctx.settings.namespace), cfg, ctx.logger);
-        try {
-          await dir.open();
-        } catch (e) {
-          await proc.close();
-          throw new InvalidArgumentError(
-            `--${name}.kv_transfer_dir=${dir.dir}: cannot create it (${(e as Error).message})`,
-          );
-        }
+        await dir.openOrFail(name, proc);
         fingerprint = await modelFingerprint(file);
         ctx.logger.info('KV handover on', { dir: dir.dir });
       }

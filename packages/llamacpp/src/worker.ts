@@ -186,14 +186,7 @@ export async function startLlamaEngine(
       },
       host.logger,
     );
-    try {
-      await dir.open();
-    } catch (e) {
-      await proc.close();
-      throw new InvalidArgumentError(
-        `--${name}.kv_transfer_dir=${dir.dir}: cannot create it (${(e as Error).message})`,
-      );
-    }
+    await dir.openOrFail(name, proc);
     handover = { dir, model: await modelFingerprint(file) };
   }
   const servedName = cfg.model_name || info.name || path.basename(file, '.gguf');

@@ -174,3 +174,23 @@ describe('KV state handover between two engine children', () => {
     dir.close();
   });
 });
+
+describe('opening the transfer directory at start', () => {
+  it('a directory that cannot be created closes the engine and names the flag', async () => {
+    const base = mkdtempSync(path.join(tmpdir(), 'kv-open-'));
+    const file = path.join(base, 'a-file');
+    writeFileSync(file, 'not a directory');
+    const d = new TransferDir(
+      path.join(file, 'kv'),
+      { kv_transfer_max_bytes: 1 << 20, kv_transfer_ttl_ms: 1000 },
+      createLogger({ level: 'error' }),
+    );
+    let closed = 0;
+    await expect(d.openOrFail('LlamaWorker', { close: async () => void closed++ })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: expect.stringMatching(/^--LlamaWorker\.kv_transfer_dir=.*a-file\/kv: cannot create it/),
+    });
+    expect(closed).toBe(1);
+    d.close();
+  });
+});
