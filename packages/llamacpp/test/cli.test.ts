@@ -98,6 +98,19 @@ describe('bench engines', () => {
   }, 60000);
 });
 
+describe('dynamo-ts bench engines / bench handover flags (built CLI)', () => {
+  it('each takes its own flags, and names a bad one (exit 2)', () => {
+    const model = path.join(dir, 'flags.gguf');
+    writeFileSync(model, tinyModel({ seed: 1 }));
+    const engines = run(['bench', 'engines', '--model', model, '--workers', '2', '--strategies', 'kv,nope']);
+    expect(engines.stderr).toMatch(/--strategies: unknown strategy nope/);
+    expect(engines.code).toBe(2);
+    const handover = run(['bench', 'handover', '--model', model, '--requests', '0']);
+    expect(handover.stderr).toMatch(/--requests must be an integer >= 1/);
+    expect(handover.code).toBe(2);
+  });
+});
+
 describe('bench handover', () => {
   it('with the handover the decode engine evaluates one prompt token instead of all', async () => {
     const model = path.join(dir, 'handover.gguf');

@@ -54,109 +54,113 @@ export async function runLlamaCppCli(args: string[], fail: (e: unknown) => never
         }
       },
     )
-    .command(
-      'bench engines',
-      'real llama.cpp engines behind the KV router: a shared-prefix multi-turn workload per strategy',
-      (y) =>
-        y
-          .option('model', { type: 'string', describe: 'GGUF model file' })
-          .option('workers', { type: 'number', default: 2 })
-          .option('strategies', { type: 'string', default: 'kv,round-robin' })
-          .option('sessions', { type: 'number', default: 16 })
-          .option('turns', { type: 'number', default: 3 })
-          .option('prefix-groups', { type: 'number', default: 4 })
-          .option('prefix-words', { type: 'number', default: 1500 })
-          .option('output-tokens', { type: 'number', default: 16 })
-          .option('concurrency', { type: 'number', default: 4 })
-          .option('slots', { type: 'number', default: 2 })
-          .option('block-size', { type: 'number', default: 16 })
-          .option('seed', { type: 'number', default: 1 })
-          .option('json', { type: 'string', describe: 'write the results as JSON to this file' }),
-      async (argv) => {
-        try {
-          const model = checkModelFile(argv.model ?? '', '--model');
-          const strategies = String(argv.strategies)
-            .split(',')
-            .map((s) => s.trim())
-            .filter(Boolean);
-          for (const s of strategies)
-            if (!(STRATEGY_NAMES as readonly string[]).includes(s))
-              throw new InvalidArgumentError(
-                `--strategies: unknown strategy ${s} (one of ${STRATEGY_NAMES.join(', ')})`,
+    .command('bench', 'benchmarks on real llama.cpp engines: engines, handover', (b) =>
+      b
+        .command(
+          'engines',
+          'real llama.cpp engines behind the KV router: a shared-prefix multi-turn workload per strategy',
+          (y) =>
+            y
+              .option('model', { type: 'string', describe: 'GGUF model file' })
+              .option('workers', { type: 'number', default: 2 })
+              .option('strategies', { type: 'string', default: 'kv,round-robin' })
+              .option('sessions', { type: 'number', default: 16 })
+              .option('turns', { type: 'number', default: 3 })
+              .option('prefix-groups', { type: 'number', default: 4 })
+              .option('prefix-words', { type: 'number', default: 1500 })
+              .option('output-tokens', { type: 'number', default: 16 })
+              .option('concurrency', { type: 'number', default: 4 })
+              .option('slots', { type: 'number', default: 2 })
+              .option('block-size', { type: 'number', default: 16 })
+              .option('seed', { type: 'number', default: 1 })
+              .option('json', { type: 'string', describe: 'write the results as JSON to this file' }),
+          async (argv) => {
+            try {
+              const model = checkModelFile(argv.model ?? '', '--model');
+              const strategies = String(argv.strategies)
+                .split(',')
+                .map((s) => s.trim())
+                .filter(Boolean);
+              for (const s of strategies)
+                if (!(STRATEGY_NAMES as readonly string[]).includes(s))
+                  throw new InvalidArgumentError(
+                    `--strategies: unknown strategy ${s} (one of ${STRATEGY_NAMES.join(', ')})`,
+                  );
+              if (!strategies.length) throw new InvalidArgumentError('--strategies: name at least one');
+              const bar = new cliProgress.SingleBar(
+                { format: '{phase} [{bar}] {value}/{total}', stream: process.stderr },
+                cliProgress.Presets.shades_classic,
               );
-          if (!strategies.length) throw new InvalidArgumentError('--strategies: name at least one');
-          const bar = new cliProgress.SingleBar(
-            { format: '{phase} [{bar}] {value}/{total}', stream: process.stderr },
-            cliProgress.Presets.shades_classic,
-          );
-          let phase = '';
-          const results = await runEnginesBench({
-            model,
-            workers: intFlag('workers', argv.workers),
-            strategies: strategies as StrategyName[],
-            sessions: intFlag('sessions', argv.sessions),
-            turns: intFlag('turns', argv.turns),
-            prefixGroups: intFlag('prefix-groups', argv['prefix-groups']),
-            prefixWords: intFlag('prefix-words', argv['prefix-words']),
-            outputTokens: intFlag('output-tokens', argv['output-tokens']),
-            concurrency: intFlag('concurrency', argv.concurrency),
-            slots: intFlag('slots', argv.slots),
-            blockSize: intFlag('block-size', argv['block-size']),
-            seed: intFlag('seed', argv.seed, 0),
-            onProgress(strategy, done, total) {
-              if (strategy !== phase) {
-                if (phase) bar.stop();
-                phase = strategy;
-                bar.start(total, done, { phase: strategy.padEnd(12) });
-              } else bar.update(done);
-            },
-          });
-          if (phase) bar.stop();
-          process.stdout.write(formatEnginesTable(results) + '\n');
-          if (argv.json) writeFileSync(argv.json, JSON.stringify(results, null, 2) + '\n');
-        } catch (e) {
-          fail(e);
-        }
-      },
-    )
-    .command(
-      'bench handover',
-      'disaggregated prefill on real engines: the decode engine evaluating the prompt again vs loading the KV state',
-      (y) =>
-        y
-          .option('model', { type: 'string', describe: 'GGUF model file' })
-          .option('requests', { type: 'number', default: 8 })
-          .option('prompt-words', { type: 'number', default: 1500 })
-          .option('output-tokens', { type: 'number', default: 8 })
-          .option('seed', { type: 'number', default: 1 })
-          .option('json', { type: 'string', describe: 'write the results as JSON to this file' }),
-      async (argv) => {
-        try {
-          const model = checkModelFile(argv.model ?? '', '--model');
-          const bar = new cliProgress.SingleBar(
-            { format: 'handover off/on [{bar}] {value}/{total}', stream: process.stderr },
-            cliProgress.Presets.shades_classic,
-          );
-          let started = false;
-          const results = await runHandoverBench({
-            model,
-            requests: intFlag('requests', argv.requests),
-            promptWords: intFlag('prompt-words', argv['prompt-words']),
-            outputTokens: intFlag('output-tokens', argv['output-tokens']),
-            seed: intFlag('seed', argv.seed, 0),
-            onProgress(done, total) {
-              if (!started) bar.start(total, done);
-              else bar.update(done);
-              started = true;
-            },
-          });
-          if (started) bar.stop();
-          process.stdout.write(formatHandoverTable(results) + '\n');
-          if (argv.json) writeFileSync(argv.json, JSON.stringify(results, null, 2) + '\n');
-        } catch (e) {
-          fail(e);
-        }
-      },
+              let phase = '';
+              const results = await runEnginesBench({
+                model,
+                workers: intFlag('workers', argv.workers),
+                strategies: strategies as StrategyName[],
+                sessions: intFlag('sessions', argv.sessions),
+                turns: intFlag('turns', argv.turns),
+                prefixGroups: intFlag('prefix-groups', argv['prefix-groups']),
+                prefixWords: intFlag('prefix-words', argv['prefix-words']),
+                outputTokens: intFlag('output-tokens', argv['output-tokens']),
+                concurrency: intFlag('concurrency', argv.concurrency),
+                slots: intFlag('slots', argv.slots),
+                blockSize: intFlag('block-size', argv['block-size']),
+                seed: intFlag('seed', argv.seed, 0),
+                onProgress(strategy, done, total) {
+                  if (strategy !== phase) {
+                    if (phase) bar.stop();
+                    phase = strategy;
+                    bar.start(total, done, { phase: strategy.padEnd(12) });
+                  } else bar.update(done);
+                },
+              });
+              if (phase) bar.stop();
+              process.stdout.write(formatEnginesTable(results) + '\n');
+              if (argv.json) writeFileSync(argv.json, JSON.stringify(results, null, 2) + '\n');
+            } catch (e) {
+              fail(e);
+            }
+          },
+        )
+        .command(
+          'handover',
+          'disaggregated prefill on real engines: the decode engine evaluating the prompt again vs loading the KV state',
+          (y) =>
+            y
+              .option('model', { type: 'string', describe: 'GGUF model file' })
+              .option('requests', { type: 'number', default: 8 })
+              .option('prompt-words', { type: 'number', default: 1500 })
+              .option('output-tokens', { type: 'number', default: 8 })
+              .option('seed', { type: 'number', default: 1 })
+              .option('json', { type: 'string', describe: 'write the results as JSON to this file' }),
+          async (argv) => {
+            try {
+              const model = checkModelFile(argv.model ?? '', '--model');
+              const bar = new cliProgress.SingleBar(
+                { format: 'handover off/on [{bar}] {value}/{total}', stream: process.stderr },
+                cliProgress.Presets.shades_classic,
+              );
+              let started = false;
+              const results = await runHandoverBench({
+                model,
+                requests: intFlag('requests', argv.requests),
+                promptWords: intFlag('prompt-words', argv['prompt-words']),
+                outputTokens: intFlag('output-tokens', argv['output-tokens']),
+                seed: intFlag('seed', argv.seed, 0),
+                onProgress(done, total) {
+                  if (!started) bar.start(total, done);
+                  else bar.update(done);
+                  started = true;
+                },
+              });
+              if (started) bar.stop();
+              process.stdout.write(formatHandoverTable(results) + '\n');
+              if (argv.json) writeFileSync(argv.json, JSON.stringify(results, null, 2) + '\n');
+            } catch (e) {
+              fail(e);
+            }
+          },
+        )
+        .demandCommand(1, 'bench: name a benchmark (engines, handover)'),
     )
     .strict()
     .help()
