@@ -1,22 +1,26 @@
 /**
  * `BoundedSearch`: picks the workers a decision must score, so that its cost is proportional to the
- * workers sharing the prompt's prefix plus a constant, not to all workers, and its pick is the
- * exhaustive scan's (same minimum, same ties in the same order, so the same random draw).
+ * workers sharing the prompt's prefix plus a constant, not to all workers, and its pick has the
+ * exhaustive scan's minimum cost (the same worker unless more than {@link SEARCH_TIES} others tie it
+ * exactly; then one of a rotating sample of the tied ones).
  *
  * 1. The workers sharing leading blocks with the prompt (indexed or active) come from the last
- *    scores of the KV index and the load tracker. If more than {@link INDIVIDUAL} do, `level` is
- *    the smallest overlap such that at most that many share more (e.g. a system prompt every
- *    worker holds: level = its length); else 0. The index lists its sharing workers in ascending
- *    overlap, so `level` is read off the end of that list unless many share running requests.
+ *    scores of the KV index and the load tracker. `level` is the smallest overlap such that at
+ *    most {@link INDIVIDUAL} of the index's sharing workers, and at most that many of the running
+ *    requests' workers, share more (e.g. a system prompt every worker holds: level = its length;
+ *    0 when few share). The index lists its sharing workers in ascending overlap, so its part is
+ *    read off the end of that list; the running requests' from a histogram of their overlaps.
  * 2. Those sharing more than `level` are scored one by one.
  * 3. Every other worker shares at most `level` blocks, so its cost is at least
  *    `requestFloor(level) + loadKey(w)` (`cost-bound.ts`). They are walked in ascending `loadKey`
  *    from a heap kept up to date as load changes (the load tracker marks changed slots; a fresh
  *    report is re-keyed when it expires, since the effective load then drops), each one scored,
- *    until `requestFloor + loadKey` exceeds the best cost so far plus the tie tolerance.
+ *    until `requestFloor + loadKey` exceeds the best cost so far plus the tie tolerance, or
+ *    {@link SEARCH_TIES} workers that could at best tie were scored (equal keys come first in,
+ *    first out, and the sampled ones go to the back: many exact ties are sampled in rotation).
  *
  * Per decision: O(INDIVIDUAL + workers sharing running requests + (scored + changed workers) *
- * log(workers)), on top of the index's own walk (O(sharing workers) to list them).
+ * (log(workers) + load classes)), on top of the index's own walk (O(sharing workers) to list them).
  * @packageDocumentation
  */
 import type { BlockIndex } from './block-index';
@@ -29,6 +33,14 @@ import { WorkerHeap } from './worker-heap';
 
 /** Sharing workers scored one by one at most (unless fewer share a longer prefix). */
 export const INDIVIDUAL = 32;
+
+/**
+ * Workers that can at best tie the best cost (their bound equals it) scored at most: past that
+ * many, the walk stops. Equal load keys are common (idle workers, equal queues of equal prompts),
+ * and scoring every tied worker would make the decision O(workers) again; the heaps give equal
+ * keys first in, first out and the sampled ones go to the back, so the sample rotates over all.
+ */
+export const SEARCH_TIES = 8;
 
 /**
  * Slack added to the best cost when deciding whether a worker could still tie: above the
@@ -56,17 +68,22 @@ export class BoundedSearch {
   private posOfLoad = new Int32Array(16).fill(-1);
   /** Index slot -> worker position, or -1. */
   private posOfCore = new Int32Array(16).fill(-1);
-  /** Load slots by `loadKey`. */
-  private readonly heap = new WorkerHeap();
+  /** Per load class, its load slots by `loadKey`. */
+  private readonly heaps: WorkerHeap[];
+  /** Load slot -> the class heap it is in, or -1. */
+  private classOf = new Int8Array(16).fill(-1);
+  /** Per class: the request floor of the current decision. */
+  private readonly floors: Float64Array;
   /** Load slots keyed with a fresh report, by the report's time. */
   private readonly expiry = new WorkerHeap();
   private epoch = 0;
-  /** Per position: the epoch it was seen sharing / picked in. */
-  private seen = new Int32Array(16);
+  /** Context entry -> worker position, for the last decision. */
   private picked = new Int32Array(16);
+  /** Per position: the epoch it was picked in. */
   private pickedAt = new Int32Array(16);
-  private overlapOf = new Int32Array(16);
   private levels = new Int32Array(64);
+  /** Load slots scored by the last walk. */
+  private walked = new Int32Array(16);
   private readonly fig: EffectiveLoad = {
     activeBlocks: 0,
     activePrefillTokens: 0,
@@ -80,11 +97,49 @@ export class BoundedSearch {
     private readonly core: BlockIndex,
     private readonly load: LoadTracker,
     private readonly host: SearchHost,
-  ) {}
+  ) {
+    if (!Number.isInteger(bound.classes) || bound.classes < 1 || bound.classes > 127) {
+      throw new RangeError(`costBound.classes must be an integer in [1, 127], got ${bound.classes}`);
+    }
+    this.heaps = Array.from({ length: bound.classes }, () => new WorkerHeap());
+    this.floors = new Float64Array(bound.classes);
+  }
 
-  /** Workers in the heap (test aid). */
+  /** Workers scored, over all decisions. */
+  scored = 0;
+  /** Decisions whose walk stopped at {@link SEARCH_TIES} workers that could at best tie. */
+  sampledTies = 0;
+
+  /** Workers in the heaps (test aid). */
   get size(): number {
-    return this.heap.size;
+    let n = 0;
+    for (const h of this.heaps) n += h.size;
+    return n;
+  }
+
+  /** Puts load slot `s` in class `cls` with `key`. */
+  private place(s: number, cls: number, key: number): void {
+    if (s >= this.classOf.length) {
+      const c = new Int8Array(Math.max(s + 1, this.classOf.length * 2)).fill(-1);
+      c.set(this.classOf);
+      this.classOf = c;
+    }
+    const old = this.classOf[s]!;
+    if (old >= 0 && old !== cls) this.heaps[old]!.delete(s);
+    this.classOf[s] = cls;
+    this.heaps[cls]!.set(s, key);
+  }
+
+  /** Drops load slot `s` from its class heap. */
+  private unplace(s: number): void {
+    const old = s < this.classOf.length ? this.classOf[s]! : -1;
+    if (old < 0) return;
+    this.heaps[old]!.delete(s);
+    this.classOf[s] = -1;
+  }
+
+  private placed(s: number): boolean {
+    return s < this.classOf.length && this.classOf[s]! >= 0;
   }
 
   /**
@@ -104,20 +159,18 @@ export class BoundedSearch {
     for (let i = 0; i < n; i++) {
       this.posOfLoad[loadSlots[i]!] = i;
       this.posOfCore[coreSlots[i]!] = i;
-      if (!this.heap.has(loadSlots[i]!)) this.load.columns.markChanged(loadSlots[i]!);
+      if (!this.placed(loadSlots[i]!)) this.load.columns.markChanged(loadSlots[i]!);
     }
     for (let s = 0; s < old.length; s++) {
       if (old[s]! >= 0 && this.posOfLoad[s]! < 0) {
-        this.heap.delete(s);
+        this.unplace(s);
         this.expiry.delete(s);
       }
     }
-    if (this.seen.length < n) {
+    if (this.pickedAt.length < n) {
       const m = n * 2;
-      this.seen = new Int32Array(m);
       this.picked = new Int32Array(m);
       this.pickedAt = new Int32Array(m);
-      this.overlapOf = new Int32Array(m);
       this.epoch = 0;
     }
   }
@@ -143,7 +196,11 @@ export class BoundedSearch {
       const pos = s < this.posOfLoad.length ? this.posOfLoad[s]! : -1;
       if (pos < 0) continue;
       const f = this.host.loadAt(pos).figures(now, ttl, this.fig);
-      this.heap.set(s, this.bound.loadKey(f, this.host.profileAt(pos), blockSize));
+      const cls = this.bound.loadClass(f);
+      if (!(cls >= 0 && cls < this.heaps.length) || !Number.isInteger(cls)) {
+        throw new RangeError(`costBound.loadClass must give an integer in [0, ${this.heaps.length}), got ${cls}`);
+      }
+      this.place(s, cls, this.bound.loadKey(f, this.host.profileAt(pos), blockSize));
       if (now - reportedAt[s]! <= ttl) expiry.set(s, reportedAt[s]!);
       else expiry.delete(s);
     }
@@ -167,7 +224,6 @@ export class BoundedSearch {
     this.refresh(now, ttl, blockSize);
     if (++this.epoch >= 0x7fffffff) {
       this.epoch = 1;
-      this.seen.fill(0);
       this.pickedAt.fill(0);
     }
     const epoch = this.epoch;
@@ -175,11 +231,12 @@ export class BoundedSearch {
     const load = this.load;
     const nc = core.scoredCount;
     const na = load.activeScoredCount;
-    // 1. The level: the index lists its sharing workers in ascending overlap, so with few active
-    // ones the level is read off the end of that list; otherwise from a histogram of both.
-    let level = 0;
-    if (na > INDIVIDUAL) level = this.levelFor(promptBlocks);
-    else if (nc > INDIVIDUAL) level = core.overlap(core.scoredSlot(nc - 1 - INDIVIDUAL));
+    // 1. The level: the index lists its sharing workers in ascending overlap, so its part is read
+    // off the end of that list; the running requests' part from a histogram of their overlaps.
+    // Any level is correct (the floor holds for every worker sharing at most it); this one keeps
+    // the workers scored one by one to at most INDIVIDUAL from each list.
+    let level = nc > INDIVIDUAL ? core.overlap(core.scoredSlot(nc - 1 - INDIVIDUAL)) : 0;
+    if (na > INDIVIDUAL) level = Math.max(level, this.activeLevel(promptBlocks));
     // 2. Those sharing more than `level` (the end of the index's list, and the active ones), one
     // by one.
     const bound = this.bound;
@@ -204,20 +261,73 @@ export class BoundedSearch {
       if (pos < 0 || pickedAt[pos] === epoch || (blocked !== undefined && blocked(pos))) continue;
       best = Math.min(best, this.take(m++, pos));
     }
-    // 3. The others, least loaded first, while one could still win or tie.
-    let floor = Infinity;
+    // 3. The others, least bound first (a merge of the class heaps' walks), while one could still
+    // win or tie.
     const sharers = host.ctx.prefixSharers ?? 0;
-    for (const p of host.profilesInUse()) {
-      floor = Math.min(floor, bound.requestFloor(islTokens, blockSize, level, p, sharers));
+    const heaps = this.heaps;
+    const floors = this.floors;
+    const profiles = host.profilesInUse();
+    for (let c = 0; c < heaps.length; c++) {
+      let floor = Infinity;
+      if (heaps[c]!.size > 0) {
+        for (const p of profiles) {
+          floor = Math.min(floor, bound.requestFloor(islTokens, blockSize, level, p, sharers, c));
+        }
+        heaps[c]!.begin();
+      }
+      floors[c] = floor;
     }
-    const heap = this.heap;
-    heap.begin();
-    for (let s = heap.next(); s >= 0; s = heap.next()) {
-      if (floor + heap.keyOf(s) > best + TOLERANCE * Math.max(1, Math.abs(best))) break;
+    let walked = this.walked;
+    let nw = 0;
+    let nt = 0;
+    let cut = false;
+    for (;;) {
+      let lb = Infinity;
+      let hc = -1;
+      for (let c = 0; c < heaps.length; c++) {
+        const f = floors[c]!;
+        if (f === Infinity) continue;
+        const h = heaps[c]!;
+        const u = h.upcoming();
+        if (u < 0) {
+          floors[c] = Infinity;
+          continue;
+        }
+        const b = f + h.keyOf(u);
+        if (b < lb) {
+          lb = b;
+          hc = c;
+        }
+      }
+      if (hc < 0) break;
+      const slack = TOLERANCE * Math.max(1, Math.abs(best));
+      if (lb > best + slack) break;
+      const h = heaps[hc]!;
+      const s = h.next();
       const pos = this.posOfLoad[s]!;
       if (pos < 0 || pickedAt[pos] === epoch || (blocked !== undefined && blocked(pos))) continue;
+      if (lb >= best - slack) {
+        // This one and all after it can at best tie: a sample of SEARCH_TIES of them is enough.
+        if (nt === SEARCH_TIES) {
+          cut = true;
+          break;
+        }
+        nt++;
+      }
+      if (nw === walked.length) {
+        walked = new Int32Array(nw * 2);
+        walked.set(this.walked);
+        this.walked = walked;
+      }
+      walked[nw++] = s;
       best = Math.min(best, this.take(m++, pos));
     }
+    // The walk's workers go behind their equals, so the next such walk samples the next ones.
+    if (cut) {
+      this.sampledTies++;
+      for (let k = 0; k < nw; k++) heaps[this.classOf[walked[k]!]!]!.rotate(walked[k]!);
+    }
+    this.scored += m;
     // In registration order, as the exhaustive scan sees them.
     const order = picked.subarray(0, m).sort();
     for (let i = 0; i < m; i++) host.fill(i, order[i]!);
@@ -238,35 +348,16 @@ export class BoundedSearch {
   }
 
   /**
-   * The smallest overlap such that at most {@link INDIVIDUAL} workers share more, from a histogram
-   * of the index's and the load tracker's overlaps (a worker in both counted at the larger).
+   * The smallest overlap such that at most {@link INDIVIDUAL} of the running requests' workers
+   * share more of the prompt (a histogram of the load tracker's overlaps: O(active sharers)).
    */
-  private levelFor(promptBlocks: number): number {
+  private activeLevel(promptBlocks: number): number {
     if (this.levels.length <= promptBlocks) this.levels = new Int32Array(promptBlocks * 2 + 1);
     const levels = this.levels;
     levels.fill(0, 0, promptBlocks + 1);
-    const core = this.core;
     const load = this.load;
-    const epoch = this.epoch;
-    const inCore = this.seen;
-    for (let k = 0; k < core.scoredCount; k++) {
-      const cs = core.scoredSlot(k);
-      const pos = cs < this.posOfCore.length ? this.posOfCore[cs]! : -1;
-      if (pos < 0) continue;
-      inCore[pos] = epoch;
-      this.overlapOf[pos] = core.overlap(cs);
-      levels[Math.min(promptBlocks, core.overlap(cs))]!++;
-    }
     for (let k = 0; k < load.activeScoredCount; k++) {
-      const ls = load.activeScoredSlot(k);
-      const pos = ls < this.posOfLoad.length ? this.posOfLoad[ls]! : -1;
-      if (pos < 0) continue;
-      const d = Math.min(promptBlocks, load.activeOverlapAt(ls));
-      if (inCore[pos] !== epoch) levels[d]!++;
-      else if (d > this.overlapOf[pos]!) {
-        levels[this.overlapOf[pos]!]!--;
-        levels[d]!++;
-      }
+      levels[Math.min(promptBlocks, load.activeOverlapAt(load.activeScoredSlot(k)))]!++;
     }
     let above = 0;
     for (let l = promptBlocks; l > 0; l--) {

@@ -8,9 +8,8 @@
  * ```
  *
  * With it, `KvRouter` scores the few workers that share more than `level` leading blocks, then walks
- * the others in ascending `loadKey` and stops once `requestFloor + loadKey` exceeds the best cost
- * found (plus the tie tolerance): no worker left could win or tie, so the pick is the exhaustive
- * scan's. Each bound below restates its cost's terms (`scheduler.ts` `kvCost`, `ttft-cost.ts`
+ * the others in ascending `requestFloor(class) + loadKey` (one heap per load class) and stops once
+ * that exceeds the best cost found (plus the tie tolerance): no worker left could win or tie. Each bound below restates its cost's terms (`scheduler.ts` `kvCost`, `ttft-cost.ts`
  * `predictTtftMs`): change both together (`test/cost-bound.property.test.ts` checks the inequality).
  * @packageDocumentation
  */
@@ -36,12 +35,20 @@ export interface LoadFigures {
  * context order (so dropping workers that cannot tie changes nothing).
  */
 export interface CostBound {
+  /**
+   * Workers fall into this many load classes (`loadClass`), each with its own request floor: a
+   * term that multiplies a worker's load by the request's work (the ttft cost's queue share) is
+   * bounded per class instead of by its smallest value over all workers.
+   */
+  readonly classes: number;
+  /** The load class (`0 .. classes - 1`) of a worker with these figures. */
+  loadClass(f: LoadFigures): number;
   /** Request-independent part of the bound for a worker with these figures and profile. */
   loadKey(f: LoadFigures, profile: EngineProfile | undefined, blockSize: number): number;
   /**
-   * Request part of the bound for any worker sharing at most `level` leading blocks (indexed or
-   * active) of an `islTokens`-token prompt, `prefixSharers` running requests (the context's) sharing
-   * its first block.
+   * Request part of the bound for any worker of load class `cls` sharing at most `level` leading
+   * blocks (indexed or active) of an `islTokens`-token prompt, `prefixSharers` running requests
+   * (the context's) sharing its first block.
    */
   requestFloor(
     islTokens: number,
@@ -49,6 +56,7 @@ export interface CostBound {
     level: number,
     profile: EngineProfile | undefined,
     prefixSharers: number,
+    cls: number,
   ): number;
   /** The exact cost `select` minimises, of context entry `i`. */
   cost(ctx: RoutingContext, i: number): number;
@@ -81,13 +89,22 @@ export function ttftLoadKey(f: LoadFigures, p: EngineProfile, blockSize: number)
   return p.prefillFixedMs * f.prefillRequests + p.prefillPerTokenMs * q + steps * step;
 }
 
+/** Load classes of the ttft bound: requests ahead 0, 1, ..., `TTFT_CLASSES - 1` or more. */
+export const TTFT_CLASSES = 16;
+
+/** The ttft bound's load class: the requests queued or prefilling ahead, capped. */
+export function ttftLoadClass(f: LoadFigures): number {
+  const a = f.prefillRequests;
+  return a >= TTFT_CLASSES - 1 ? TTFT_CLASSES - 1 : a > 0 ? Math.floor(a) : 0;
+}
+
 /**
  * See {@link ttftLoadKey}. A worker sharing `overlap <= level` blocks computes `fresh >= f` tokens,
  * `f = max(1, isl - level * bs)`, with `cached >= isl - fresh`, so its own prefill is at least
  * `own = fixed + per_token * f + attention * f * (isl - f / 2)` (increasing in `f` up to `isl`). It is
  * counted once, plus `workWeight * max(busy, cold)` times, where `cold = 1 / (1 + prefixSharers)` is
- * the same for every worker of the decision and `busy >= 0` depends on the worker: the floor takes
- * `cold`.
+ * the same for every worker of the decision and `busy = ahead / (ahead + 1)` is at least
+ * `cls / (cls + 1)` for a worker of load class `cls` (ahead >= cls).
  */
 export function ttftRequestFloor(
   islTokens: number,
@@ -96,8 +113,11 @@ export function ttftRequestFloor(
   p: EngineProfile,
   workWeight: number,
   prefixSharers = 0,
+  cls = 0,
 ): number {
   const f = Math.max(1, islTokens - Math.min(level * blockSize, islTokens));
   const own = p.prefillFixedMs + p.prefillPerTokenMs * f + p.prefillAttentionMs * f * (islTokens - f / 2);
-  return (1 + workWeight / (1 + prefixSharers)) * own;
+  const cold = 1 / (1 + prefixSharers);
+  const busy = cls / (cls + 1);
+  return (1 + workWeight * (busy > cold ? busy : cold)) * own;
 }

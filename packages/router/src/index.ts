@@ -108,6 +108,7 @@ export type { EngineProfile } from './ttft-cost';
 export { blocksLoadKey, blocksRequestFloor, ttftLoadKey, ttftRequestFloor } from './cost-bound';
 export type { CostBound, LoadFigures } from './cost-bound';
 export { WorkerHeap } from './worker-heap';
+export { SEARCH_TIES } from './bounded-search';
 export type { EffectiveLoad } from './load-state';
 export {
   createStrategy,

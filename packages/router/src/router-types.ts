@@ -80,4 +80,10 @@ export interface RouterStats {
   events: { applied: number; rejected: number; ignored: number; gaps: number };
   /** Requests of peer replicas tracked as load, and the peers followed. */
   replicas: { peerRequests: number; peers: number };
+  /**
+   * The bounded search (strategies with a cost bound): workers scored per decision on average,
+   * and decisions where more workers tied at the best cost than it scores (it drew from a
+   * rotating sample of them). Zeros without a search.
+   */
+  search: { scoredPerDecision: number; sampledTies: number };
 }

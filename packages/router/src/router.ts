@@ -507,6 +507,10 @@ export class KvRouter {
         gaps: counters.gaps,
       },
       replicas: { peerRequests: this.peers.peerRequests, peers: this.peers.peerIds().length },
+      search: {
+        scoredPerDecision: this.search === undefined || this.decisions === 0 ? 0 : this.search.scored / this.decisions,
+        sampledTies: this.search?.sampledTies ?? 0,
+      },
     };
   }
 }

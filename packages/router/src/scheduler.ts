@@ -20,7 +20,15 @@
  */
 import type { RandomSource } from './common';
 import { RouterInvalidArgumentError } from './errors';
-import { blocksLoadKey, blocksRequestFloor, type CostBound, ttftLoadKey, ttftRequestFloor } from './cost-bound';
+import {
+  blocksLoadKey,
+  blocksRequestFloor,
+  type CostBound,
+  TTFT_CLASSES,
+  ttftLoadClass,
+  ttftLoadKey,
+  ttftRequestFloor,
+} from './cost-bound';
 import { BlockHasher, PACKED_STRIDE } from './hashing';
 import { randomIndex, type RoutingChoice, type RoutingContext, type RoutingStrategy } from './strategies/strategy';
 import { checkEngineProfile, type EngineProfile, MOCKER_ENGINE_PROFILE, predictTtftMs } from './ttft-cost';
@@ -272,14 +280,20 @@ export class KvScheduler implements RoutingStrategy {
   private makeBound(): CostBound {
     const cost = (ctx: RoutingContext, i: number): number => this.costAt(ctx, i, 0);
     if (this.objective === 'ttft') {
+      // Without the work term the class changes nothing: one class keeps the walk a single heap.
+      const ww = this.workWeight;
       return {
+        classes: ww > 0 ? TTFT_CLASSES : 1,
+        loadClass: ww > 0 ? ttftLoadClass : () => 0,
         loadKey: (f, p, bs) => ttftLoadKey(f, p ?? this.engineProfile, bs),
-        requestFloor: (isl, bs, level, p, sharers) =>
-          ttftRequestFloor(isl, bs, level, p ?? this.engineProfile, this.workWeight, sharers),
+        requestFloor: (isl, bs, level, p, sharers, cls) =>
+          ttftRequestFloor(isl, bs, level, p ?? this.engineProfile, ww, sharers, cls),
         cost,
       };
     }
     return {
+      classes: 1,
+      loadClass: () => 0,
       loadKey: (f, _p, bs) => blocksLoadKey(f, this.overlapWeight, this.queueWeight, bs),
       requestFloor: (isl, bs, level) => blocksRequestFloor(isl, bs, level, this.overlapWeight),
       cost,

@@ -2,6 +2,11 @@
  * `WorkerHeap`: an indexed binary min-heap of worker slots by a numeric key, with keys changed in
  * place (O(log n)) and a walk over the slots in ascending key order that stops wherever the caller
  * wants: the k smallest cost O(k log k), whatever the number of slots.
+ *
+ * Equal keys are ordered first in, first out: by when the slot was last set or
+ * {@link WorkerHeap.rotate}d. A walk that stops among many equal keys and rotates the slots it took
+ * sees the next ones the following time, so a sample of equals cycles through all of them (a
+ * random salt would not: re-drawing only the smallest leaves the largest behind for ever).
  * @packageDocumentation
  */
 
@@ -13,6 +18,9 @@ export class WorkerHeap {
   private at = new Int32Array(16).fill(-1);
   /** Slot -> its key (meaningful while the slot is in the heap). */
   private keys = new Float64Array(16);
+  /** Slot -> its place among equal keys: the tick it was last set or rotated at. */
+  private ticks = new Float64Array(16);
+  private tick = 0;
   private n = 0;
   // The walk's frontier: heap positions, a min-heap by key of their slot.
   private frontier = new Int32Array(16);
@@ -54,15 +62,30 @@ export class WorkerHeap {
         this.heap = h;
       }
       this.keys[slot] = key;
+      this.ticks[slot] = ++this.tick;
       this.heap[this.n] = slot;
       this.at[slot] = this.n++;
       this.up(this.n - 1);
       return;
     }
-    const old = this.keys[slot]!;
     this.keys[slot] = key;
-    if (key < old) this.up(p);
-    else if (key > old) this.down(p);
+    this.ticks[slot] = ++this.tick;
+    this.up(p);
+    this.down(this.at[slot]!);
+  }
+
+  /** Moves `slot` behind every other slot of its key; no-op when absent. */
+  rotate(slot: number): void {
+    if (!this.has(slot)) return;
+    this.ticks[slot] = ++this.tick;
+    this.down(this.at[slot]!);
+  }
+
+  /** Whether slot `a` comes before slot `b`: smaller key, or equal key and set earlier. */
+  private before(a: number, b: number): boolean {
+    const ka = this.keys[a]!;
+    const kb = this.keys[b]!;
+    return ka < kb || (ka === kb && this.ticks[a]! < this.ticks[b]!);
   }
 
   /** Removes `slot`. @returns whether it was in the heap */
@@ -86,6 +109,11 @@ export class WorkerHeap {
     if (this.n > 0) this.frontier[this.fn++] = 0;
   }
 
+  /** The slot the walk's {@link WorkerHeap.next} would give, without taking it; -1 at the end. */
+  upcoming(): number {
+    return this.fn > 0 ? this.heap[this.frontier[0]!]! : -1;
+  }
+
   /**
    * The walk's next slot (keys never decrease along a walk), or -1 once every slot was given. The
    * heap must not change during a walk.
@@ -106,17 +134,14 @@ export class WorkerHeap {
     return this.heap[p]!;
   }
 
-  private keyAtHeap(p: number): number {
-    return this.keys[this.heap[p]!]!;
-  }
-
   private frontierPush(p: number): void {
     const f = this.frontier;
+    const h = this.heap;
     let i = this.fn++;
-    const k = this.keyAtHeap(p);
+    const s = h[p]!;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (this.keyAtHeap(f[parent]!) <= k) break;
+      if (!this.before(s, h[f[parent]!]!)) break;
       f[i] = f[parent]!;
       i = parent;
     }
@@ -125,14 +150,15 @@ export class WorkerHeap {
 
   private frontierDown(i: number): void {
     const f = this.frontier;
+    const h = this.heap;
     const n = this.fn;
     const p = f[i]!;
-    const k = this.keyAtHeap(p);
+    const s = h[p]!;
     for (;;) {
       let c = 2 * i + 1;
       if (c >= n) break;
-      if (c + 1 < n && this.keyAtHeap(f[c + 1]!) < this.keyAtHeap(f[c]!)) c++;
-      if (this.keyAtHeap(f[c]!) >= k) break;
+      if (c + 1 < n && this.before(h[f[c + 1]!]!, h[f[c]!]!)) c++;
+      if (!this.before(h[f[c]!]!, s)) break;
       f[i] = f[c]!;
       i = c;
     }
@@ -142,11 +168,10 @@ export class WorkerHeap {
   private up(i: number): void {
     const h = this.heap;
     const s = h[i]!;
-    const k = this.keys[s]!;
     while (i > 0) {
       const parent = (i - 1) >> 1;
       const ps = h[parent]!;
-      if (this.keys[ps]! <= k) break;
+      if (!this.before(s, ps)) break;
       h[i] = ps;
       this.at[ps] = i;
       i = parent;
@@ -159,13 +184,12 @@ export class WorkerHeap {
     const h = this.heap;
     const n = this.n;
     const s = h[i]!;
-    const k = this.keys[s]!;
     for (;;) {
       let c = 2 * i + 1;
       if (c >= n) break;
-      if (c + 1 < n && this.keys[h[c + 1]!]! < this.keys[h[c]!]!) c++;
+      if (c + 1 < n && this.before(h[c + 1]!, h[c]!)) c++;
       const cs = h[c]!;
-      if (this.keys[cs]! >= k) break;
+      if (!this.before(cs, s)) break;
       h[i] = cs;
       this.at[cs] = i;
       i = c;
@@ -183,5 +207,8 @@ export class WorkerHeap {
     const keys = new Float64Array(n);
     keys.set(this.keys);
     this.keys = keys;
+    const ticks = new Float64Array(n);
+    ticks.set(this.ticks);
+    this.ticks = ticks;
   }
 }

@@ -7,6 +7,7 @@ import {
   type KvSchedulerOptions,
   MOCKER_ENGINE_PROFILE,
   type RoutingChoice,
+  SEARCH_TIES,
   type RoutingContext,
   type RoutingStrategy,
   routingContext,
@@ -15,29 +16,64 @@ import { prng } from './model';
 
 /**
  * The bounded search (`bounded-search.ts`: score the workers sharing the prompt plus the least
- * loaded others, from a load-ordered heap) against the exhaustive scan: two routers fed the same
+ * loaded others, from load-ordered heaps) against the exhaustive scan: two routers fed the same
  * random history, one with a `KvScheduler` (which has a `costBound`, so the router searches), one
  * with the same scheduler behind a strategy without one (so the router scores every worker). Every
- * decision must be the same worker at the same cost; both draw ties from equal random sources.
+ * pick of the search must have the exhaustive scan's minimum cost; with at most {@link SEARCH_TIES}
+ * workers tied at that cost, it must be one the exhaustive scan could have drawn (same tie set);
+ * the exhaustive router then follows the search's pick, so both histories stay the same.
  */
+
+/** The fast router's scheduler: counts the workers it is handed and remembers its pick. */
+class Counting extends KvScheduler {
+  scored = 0;
+  lastPick: string | undefined;
+  override select(ctx: RoutingContext): RoutingChoice {
+    this.scored += ctx.count;
+    const c = super.select(ctx);
+    this.lastPick = ctx.workerIds[c.index];
+    return c;
+  }
+}
 
 /** The same scheduler without its bound: the router then scores every worker. */
 class Exhaustive implements RoutingStrategy {
   readonly name = 'kv';
   scored = 0;
-  constructor(private readonly inner: KvScheduler) {}
+  /** Decisions where the search sampled its ties (more than SEARCH_TIES could tie). */
+  sampled = 0;
+  /** The search's router, to read whether it sampled. */
+  fastRouter: KvRouter | undefined;
+  constructor(
+    private readonly inner: KvScheduler,
+    private readonly fast: Counting,
+  ) {}
   select(ctx: RoutingContext): RoutingChoice {
     this.scored += ctx.count;
-    return this.inner.select(ctx);
-  }
-}
-
-/** Counts the workers the router hands the scheduler. */
-class Counting extends KvScheduler {
-  scored = 0;
-  override select(ctx: RoutingContext): RoutingChoice {
-    this.scored += ctx.count;
-    return super.select(ctx);
+    this.inner.select(ctx);
+    const costs = this.inner.lastCosts;
+    let min = Infinity;
+    for (let i = 0; i < ctx.count; i++) min = Math.min(min, costs[i]!);
+    const eps = 1e-9 * Math.max(1, Math.abs(min));
+    const tied: number[] = [];
+    for (let i = 0; i < ctx.count; i++) if (costs[i]! - min <= eps) tied.push(i);
+    const i = ctx.workerIds.indexOf(this.fast.lastPick!);
+    expect(i).toBeGreaterThanOrEqual(0);
+    // The search's pick has the minimum cost (within the search's slack)...
+    expect(costs[i]! - min).toBeLessThanOrEqual(1e-8 * Math.max(1, Math.abs(min)));
+    const sampled = this.fastRouter!.stats().search.sampledTies;
+    if (sampled === this.sampled) {
+      // ... and unless it sampled ties, it is one the scan draws from: fewest cached among them.
+      const fewest = Math.min(...tied.map((t) => ctx.cachedBlocks[t]!));
+      expect(tied).toContain(i);
+      expect(ctx.cachedBlocks[i]).toBe(fewest);
+    } else {
+      // It samples only when more could tie than it scores.
+      expect(sampled).toBe(this.sampled + 1);
+      expect(ctx.count).toBeGreaterThan(SEARCH_TIES);
+    }
+    this.sampled = sampled;
+    return { index: i, cost: costs[i]! };
   }
 }
 
@@ -82,14 +118,15 @@ function prompt(rnd: () => number, bs: number): number[] {
 }
 
 /** Replays one random history on both routers; @returns workers scored by each. */
-function replay(c: Config): { fast: number; slow: number } {
+function replay(c: Config): { fast: number; slow: number; sampled: number } {
   const rnd = prng(c.seed);
   let t = 0;
   const fastS = new Counting(c.options);
-  const slowS = new Exhaustive(new KvScheduler(c.options));
+  const slowS = new Exhaustive(new KvScheduler(c.options), fastS);
   const make = (strategy: RoutingStrategy): KvRouter =>
     new KvRouter({ blockSize: c.blockSize, strategy, now: () => t, random: prng(c.seed ^ 0x5bd1e995) });
   const routers = [make(fastS), make(slowS)];
+  slowS.fastRouter = routers[0];
   const both = (f: (r: KvRouter) => unknown): void => {
     const [a, b] = routers.map(f);
     expect(b).toEqual(a);
@@ -164,17 +201,59 @@ function replay(c: Config): { fast: number; slow: number } {
       }
     }
   }
-  return { fast: fastS.scored, slow: slowS.scored };
+  return { fast: fastS.scored, slow: slowS.scored, sampled: slowS.sampled };
 }
 
 describe('KvRouter bounded search', () => {
-  it('picks the same worker at the same cost as the exhaustive scan, on random histories', () => {
+  it("picks a worker of the exhaustive scan's minimum cost, the same tie set unless it sampled", () => {
+    let sampled = 0;
+    let fast = 0;
+    let slow = 0;
     fc.assert(
       fc.property(config, (c) => {
-        replay(c);
+        const r = replay(c);
+        sampled += r.sampled;
+        fast += r.fast;
+        slow += r.slow;
       }),
       { numRuns: 60 },
     );
+    // Both paths ran: decisions with few ties (exact) and with many (sampled).
+    expect(sampled).toBeGreaterThan(0);
+    expect(fast).toBeLessThan(slow);
+  });
+
+  it('spreads exact ties over all the tied workers (a rotating sample, not the same few)', () => {
+    // 256 idle workers, nothing cached, requests not recorded: every decision ties all of them.
+    const router = new KvRouter({ blockSize: 4, now: () => 0, random: prng(9) });
+    router.setWorkers(Array.from({ length: 256 }, (_, i) => `w${i}`));
+    const hits = new Map<string, number>();
+    for (let i = 0; i < 4096; i++) {
+      const d = router.route({ tokenIds: [i, i + 1, i + 2, i + 3, i + 4], requestId: `r${i}`, record: false });
+      hits.set(d.worker_id, (hits.get(d.worker_id) ?? 0) + 1);
+    }
+    const st = router.stats().search;
+    expect(st.scoredPerDecision).toBeLessThanOrEqual(SEARCH_TIES + 1);
+    expect(st.sampledTies).toBe(4096);
+    // 16 per worker expected; every worker picked, none more than 4x its share.
+    expect(hits.size).toBe(256);
+    expect(Math.max(...hits.values())).toBeLessThan(64);
+  });
+
+  it('scores a few of 512 workers per decision when their loads tie exactly (equal prompts)', () => {
+    const router = new KvRouter({ blockSize: 16, now: () => 0, random: prng(5) });
+    router.setWorkers(Array.from({ length: 512 }, (_, i) => `w${i}`));
+    const rnd = prng(6);
+    const inflight: string[] = [];
+    for (let i = 0; i < 3000; i++) {
+      // Unique prompts of one length: workers with as many requests have equal loads.
+      const tokens = Array.from({ length: 256 }, () => Math.floor(rnd() * 50_000));
+      inflight.push(router.route({ tokenIds: tokens, requestId: `r${i}` }).request_id);
+      if (inflight.length > 1024) router.onFinished(inflight.shift()!);
+    }
+    const st = router.stats().search;
+    expect(st.sampledTies).toBeGreaterThan(0);
+    expect(st.scoredPerDecision).toBeLessThan(2 * SEARCH_TIES);
   });
 
   it('scores a few of 128 busy workers per decision, not all of them', () => {
@@ -251,7 +330,9 @@ describe('cost bounds', () => {
             inflight: x.inflight,
             prefillRequests: x.prefillRequests,
           };
-          const lb = b.requestFloor(x.isl, x.bs, level, x.profile, x.sharers) + b.loadKey(fig, x.profile, x.bs);
+          const cls = b.loadClass(fig);
+          expect(Number.isInteger(cls) && cls >= 0 && cls < b.classes).toBe(true);
+          const lb = b.requestFloor(x.isl, x.bs, level, x.profile, x.sharers, cls) + b.loadKey(fig, x.profile, x.bs);
           expect(lb).toBeLessThanOrEqual(cost + 1e-9 * Math.max(1, cost));
         },
       ),

@@ -2,11 +2,12 @@ import fc from 'fast-check';
 import { WorkerHeap } from '@dynamo-ts/router';
 
 /**
- * The load-ordered heap against a plain map: after any sequence of inserts, key changes and
- * deletes, the walk gives every slot once in ascending key order, and stopping early gives the
- * smallest keys.
+ * The load-ordered heap against a plain map: after any sequence of inserts, key changes, rotations
+ * and deletes, the walk gives every slot once in ascending key order, equal keys first in, first out
+ * (by their last set or rotate), and stopping early gives the smallest keys.
  */
-type Op = { kind: 'set'; slot: number; key: number } | { kind: 'delete'; slot: number };
+type Op =
+  { kind: 'set'; slot: number; key: number } | { kind: 'delete'; slot: number } | { kind: 'rotate'; slot: number };
 
 const op: fc.Arbitrary<Op> = fc.oneof(
   {
@@ -18,6 +19,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
     }),
   },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('delete' as const), slot: fc.nat({ max: 70 }) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('rotate' as const), slot: fc.nat({ max: 70 }) }) },
 );
 
 describe('WorkerHeap', () => {
@@ -26,10 +28,16 @@ describe('WorkerHeap', () => {
       fc.property(fc.array(op, { maxLength: 300 }), fc.nat({ max: 80 }), (ops, stopAfter) => {
         const heap = new WorkerHeap();
         const model = new Map<number, number>();
+        const tick = new Map<number, number>();
+        let t = 0;
         for (const o of ops) {
           if (o.kind === 'set') {
             heap.set(o.slot, o.key);
             model.set(o.slot, o.key);
+            tick.set(o.slot, ++t);
+          } else if (o.kind === 'rotate') {
+            heap.rotate(o.slot);
+            if (model.has(o.slot)) tick.set(o.slot, ++t);
           } else {
             expect(heap.delete(o.slot)).toBe(model.delete(o.slot));
           }
@@ -39,9 +47,13 @@ describe('WorkerHeap', () => {
         expect(heap.peek() === -1 ? undefined : heap.keyOf(heap.peek())).toBe(sorted[0]);
         heap.begin();
         const seen: number[] = [];
-        for (let s = heap.next(); s >= 0; s = heap.next()) seen.push(s);
-        expect(new Set(seen).size).toBe(seen.length);
-        expect(seen.sort((a, b) => a - b)).toEqual([...model.keys()].sort((a, b) => a - b));
+        for (let s = heap.upcoming(), n = heap.next(); n >= 0; s = heap.upcoming(), n = heap.next()) {
+          expect(n).toBe(s);
+          seen.push(n);
+        }
+        expect(heap.upcoming()).toBe(-1);
+        const order = [...model.keys()].sort((a, b) => model.get(a)! - model.get(b)! || tick.get(a)! - tick.get(b)!);
+        expect(seen).toEqual(order);
         // An early stop: the first k of the walk have the k smallest keys, in order.
         heap.begin();
         const firstKeys: number[] = [];
