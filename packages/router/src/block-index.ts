@@ -157,6 +157,47 @@ export class BlockIndex {
     return this.cached[slot] ?? 0;
   }
 
+  /** With {@link BlockIndex.trackCountChanges}: per slot, whether its count changed since read. */
+  private countFlags: Uint8Array | undefined;
+  private countList = new Int32Array(16);
+  private countListLen = 0;
+
+  /**
+   * From now on, remembers the slots whose {@link BlockIndex.cachedBlocks} changed, for
+   * {@link BlockIndex.takeCountChanges} (the router's search orders equal loads by it).
+   */
+  trackCountChanges(): void {
+    this.countFlags ??= new Uint8Array(16);
+  }
+
+  private countChanged(slot: number): void {
+    let f = this.countFlags!;
+    if (slot >= f.length) {
+      const g = new Uint8Array(Math.max(slot + 1, f.length * 2));
+      g.set(f);
+      this.countFlags = f = g;
+      const l = new Int32Array(g.length);
+      l.set(this.countList);
+      this.countList = l;
+    }
+    if (f[slot] === 1) return;
+    f[slot] = 1;
+    this.countList[this.countListLen++] = slot;
+  }
+
+  /** Calls `f` with each slot whose count changed since the last call (each once), and forgets them. */
+  takeCountChanges(f: (slot: number) => void): void {
+    const flags = this.countFlags;
+    if (flags === undefined) return;
+    const n = this.countListLen;
+    this.countListLen = 0;
+    for (let k = 0; k < n; k++) {
+      const slot = this.countList[k]!;
+      flags[slot] = 0;
+      f(slot);
+    }
+  }
+
   /**
    * Adds one reference from `slot` to the block `seq`. A worker holds a block while any of its
    * references is left, and counts it once.
@@ -186,6 +227,7 @@ export class BlockIndex {
         b.data[e + V0] = pos;
         this.hint = pos;
         this.cached[slot]!++;
+        if (this.countFlags !== undefined) this.countChanged(slot);
         this.entries++;
         return true;
       }
@@ -205,6 +247,7 @@ export class BlockIndex {
       }
       this.setBit(id, slot);
       this.cached[slot]!++;
+      if (this.countFlags !== undefined) this.countChanged(slot);
       this.entries++;
       return true;
     }
@@ -217,6 +260,7 @@ export class BlockIndex {
     }
     this.setBit(id, slot);
     this.cached[slot]!++;
+    if (this.countFlags !== undefined) this.countChanged(slot);
     this.entries++;
     return true;
   }
@@ -261,6 +305,7 @@ export class BlockIndex {
       b.removeAt(e);
       this.killRecord(pos);
       this.cached[slot]!--;
+      if (this.countFlags !== undefined) this.countChanged(slot);
       this.entries--;
       return;
     }
@@ -275,6 +320,7 @@ export class BlockIndex {
     }
     this.clearBit(id, slot);
     this.cached[slot]!--;
+    if (this.countFlags !== undefined) this.countChanged(slot);
     this.entries--;
     const left = this.setSize[id]!;
     if (left === 0) {

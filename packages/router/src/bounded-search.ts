@@ -68,6 +68,9 @@ export class BoundedSearch {
   private posOfLoad = new Int32Array(16).fill(-1);
   /** Index slot -> worker position, or -1. */
   private posOfCore = new Int32Array(16).fill(-1);
+  /** Worker position -> its index slot and load slot. */
+  private coreOfPos = new Int32Array(16);
+  private loadOfPos = new Int32Array(16);
   /** Per load class, its load slots by `loadKey`. */
   private readonly heaps: WorkerHeap[];
   /** Load slot -> the class heap it is in, or -1. */
@@ -101,6 +104,7 @@ export class BoundedSearch {
     if (!Number.isInteger(bound.classes) || bound.classes < 1 || bound.classes > 127) {
       throw new RangeError(`costBound.classes must be an integer in [1, 127], got ${bound.classes}`);
     }
+    core.trackCountChanges();
     this.heaps = Array.from({ length: bound.classes }, () => new WorkerHeap());
     this.floors = new Float64Array(bound.classes);
   }
@@ -118,7 +122,7 @@ export class BoundedSearch {
   }
 
   /** Puts load slot `s` in class `cls` with `key`. */
-  private place(s: number, cls: number, key: number): void {
+  private place(s: number, cls: number, key: number, second: number): void {
     if (s >= this.classOf.length) {
       const c = new Int8Array(Math.max(s + 1, this.classOf.length * 2)).fill(-1);
       c.set(this.classOf);
@@ -127,7 +131,7 @@ export class BoundedSearch {
     const old = this.classOf[s]!;
     if (old >= 0 && old !== cls) this.heaps[old]!.delete(s);
     this.classOf[s] = cls;
-    this.heaps[cls]!.set(s, key);
+    this.heaps[cls]!.set(s, key, second);
   }
 
   /** Drops load slot `s` from its class heap. */
@@ -156,9 +160,15 @@ export class BoundedSearch {
     }
     this.posOfLoad.fill(-1);
     this.posOfCore.fill(-1);
+    if (this.coreOfPos.length < n) {
+      this.coreOfPos = new Int32Array(n * 2);
+      this.loadOfPos = new Int32Array(n * 2);
+    }
     for (let i = 0; i < n; i++) {
       this.posOfLoad[loadSlots[i]!] = i;
       this.posOfCore[coreSlots[i]!] = i;
+      this.coreOfPos[i] = coreSlots[i]!;
+      this.loadOfPos[i] = loadSlots[i]!;
       if (!this.placed(loadSlots[i]!)) this.load.columns.markChanged(loadSlots[i]!);
     }
     for (let s = 0; s < old.length; s++) {
@@ -180,10 +190,21 @@ export class BoundedSearch {
     this.load.columns.markChanged(loadSlot);
   }
 
-  /** Re-keys the workers whose load changed or whose report expired by `now`. */
+  /** An index slot's cached-block count changed: re-key its worker. */
+  private readonly onCountChange = (cs: number): void => {
+    const pos = cs < this.posOfCore.length ? this.posOfCore[cs]! : -1;
+    if (pos >= 0) this.load.columns.markChanged(this.loadOfPos[pos]!);
+  };
+
+  /**
+   * Re-keys the workers whose load or cached-block count changed, or whose report expired by
+   * `now`. Equal keys are ordered by cached blocks (fewest first), the scheduler's tiebreak, so a
+   * sample of tied workers holds the emptiest caches.
+   */
   private refresh(now: number, ttl: number, blockSize: number): void {
     const cols = this.load.columns;
     const expiry = this.expiry;
+    this.core.takeCountChanges(this.onCountChange);
     for (let s = expiry.peek(); s >= 0 && now - expiry.keyOf(s) > ttl; s = expiry.peek()) {
       expiry.delete(s);
       cols.markChanged(s);
@@ -200,7 +221,8 @@ export class BoundedSearch {
       if (!(cls >= 0 && cls < this.heaps.length) || !Number.isInteger(cls)) {
         throw new RangeError(`costBound.loadClass must give an integer in [0, ${this.heaps.length}), got ${cls}`);
       }
-      this.place(s, cls, this.bound.loadKey(f, this.host.profileAt(pos), blockSize));
+      const cached = this.core.cachedBlocks(this.coreOfPos[pos]!);
+      this.place(s, cls, this.bound.loadKey(f, this.host.profileAt(pos), blockSize), cached);
       if (now - reportedAt[s]! <= ttl) expiry.set(s, reportedAt[s]!);
       else expiry.delete(s);
     }

@@ -3,8 +3,8 @@
  * place (O(log n)) and a walk over the slots in ascending key order that stops wherever the caller
  * wants: the k smallest cost O(k log k), whatever the number of slots.
  *
- * Equal keys are ordered first in, first out: by when the slot was last set or
- * {@link WorkerHeap.rotate}d. A walk that stops among many equal keys and rotates the slots it took
+ * Equal keys are ordered by a secondary key given with the key (0 by default), then first in, first
+ * out: by when the slot was last set or {@link WorkerHeap.rotate}d. A walk that stops among many equal keys and rotates the slots it took
  * sees the next ones the following time, so a sample of equals cycles through all of them (a
  * random salt would not: re-drawing only the smallest leaves the largest behind for ever).
  * @packageDocumentation
@@ -18,6 +18,8 @@ export class WorkerHeap {
   private at = new Int32Array(16).fill(-1);
   /** Slot -> its key (meaningful while the slot is in the heap). */
   private keys = new Float64Array(16);
+  /** Slot -> its secondary key. */
+  private seconds = new Float64Array(16);
   /** Slot -> its place among equal keys: the tick it was last set or rotated at. */
   private ticks = new Float64Array(16);
   private tick = 0;
@@ -47,10 +49,10 @@ export class WorkerHeap {
   }
 
   /**
-   * Inserts `slot` with `key`, or changes its key.
+   * Inserts `slot` with `key` (and `second`, the order among equal keys), or changes them.
    * @throws RangeError for a negative or non-integer slot, or a NaN key
    */
-  set(slot: number, key: number): void {
+  set(slot: number, key: number, second = 0): void {
     if (!Number.isInteger(slot) || slot < 0) throw new RangeError(`slot must be an integer >= 0, got ${slot}`);
     if (Number.isNaN(key)) throw new RangeError('key must not be NaN');
     if (slot >= this.at.length) this.growSlots(slot);
@@ -62,6 +64,7 @@ export class WorkerHeap {
         this.heap = h;
       }
       this.keys[slot] = key;
+      this.seconds[slot] = second;
       this.ticks[slot] = ++this.tick;
       this.heap[this.n] = slot;
       this.at[slot] = this.n++;
@@ -69,6 +72,7 @@ export class WorkerHeap {
       return;
     }
     this.keys[slot] = key;
+    this.seconds[slot] = second;
     this.ticks[slot] = ++this.tick;
     this.up(p);
     this.down(this.at[slot]!);
@@ -81,11 +85,14 @@ export class WorkerHeap {
     this.down(this.at[slot]!);
   }
 
-  /** Whether slot `a` comes before slot `b`: smaller key, or equal key and set earlier. */
+  /** Whether slot `a` comes before slot `b`: smaller key, then smaller second, then set earlier. */
   private before(a: number, b: number): boolean {
     const ka = this.keys[a]!;
     const kb = this.keys[b]!;
-    return ka < kb || (ka === kb && this.ticks[a]! < this.ticks[b]!);
+    if (ka !== kb) return ka < kb;
+    const sa = this.seconds[a]!;
+    const sb = this.seconds[b]!;
+    return sa < sb || (sa === sb && this.ticks[a]! < this.ticks[b]!);
   }
 
   /** Removes `slot`. @returns whether it was in the heap */
@@ -207,6 +214,9 @@ export class WorkerHeap {
     const keys = new Float64Array(n);
     keys.set(this.keys);
     this.keys = keys;
+    const seconds = new Float64Array(n);
+    seconds.set(this.seconds);
+    this.seconds = seconds;
     const ticks = new Float64Array(n);
     ticks.set(this.ticks);
     this.ticks = ticks;
