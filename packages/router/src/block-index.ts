@@ -32,6 +32,8 @@
  * {@link KvRouter}.
  * @packageDocumentation
  */
+import { ChangedSlots } from './changed-slots';
+import { OwnerSets } from './owner-sets';
 import { KEY_HI_OFFSET, KEY_LO_OFFSET, U64Table, V0 } from './u64-table';
 
 /** Owner codes at or above this point name a shared-owner set (ids stay far below 2^31 - 1). */
@@ -56,12 +58,8 @@ export class BlockIndex {
   private runDead = 0;
   /** Position of the block last added (see `add`), or -1. */
   private hint = -1;
-  // Shared-owner sets: `words` u32 per set in `masks`, the number of bits set in `setSize`.
-  private words = 1;
-  private masks = new Uint32Array(16);
-  private setSize = new Int32Array(16);
-  private setCount = 0;
-  private freeSets: number[] = [];
+  /** Shared-owner sets (workers holding a block held by more than one). */
+  private readonly sets = new OwnerSets();
   /** References beyond the first, by set id * 2^21 + slot. */
   private readonly extra = new Map<number, number>();
   private ids: (string | undefined)[] = [];
@@ -86,7 +84,7 @@ export class BlockIndex {
 
   /** Bytes of the typed arrays behind the index. */
   get byteLength(): number {
-    return this.blocks.byteLength + this.run.byteLength + this.masks.byteLength + this.setSize.byteLength;
+    return this.blocks.byteLength + this.run.byteLength + this.sets.byteLength;
   }
 
   /** Slot of a worker, or -1. */
@@ -130,7 +128,7 @@ export class BlockIndex {
         this.touched = new Int32Array(this.depth.length);
         this.touchedCount = 0;
       }
-      if (slot >= this.words * 32) this.widenSets(this.words * 2);
+      if (slot >= this.sets.words * 32) this.sets.widen(this.sets.words * 2);
     }
     this.ids[slot] = workerId;
     this.cached[slot] = 0;
@@ -157,45 +155,23 @@ export class BlockIndex {
     return this.cached[slot] ?? 0;
   }
 
-  /** With {@link BlockIndex.trackCountChanges}: per slot, whether its count changed since read. */
-  private countFlags: Uint8Array | undefined;
-  private countList = new Int32Array(16);
-  private countListLen = 0;
+  /** With {@link BlockIndex.trackCountChanges}: the slots whose count changed since read. */
+  private countChanges: ChangedSlots | undefined;
 
   /**
    * From now on, remembers the slots whose {@link BlockIndex.cachedBlocks} changed, for
    * {@link BlockIndex.takeCountChanges} (the router's search orders equal loads by it).
    */
   trackCountChanges(): void {
-    this.countFlags ??= new Uint8Array(16);
-  }
-
-  private countChanged(slot: number): void {
-    let f = this.countFlags!;
-    if (slot >= f.length) {
-      const g = new Uint8Array(Math.max(slot + 1, f.length * 2));
-      g.set(f);
-      this.countFlags = f = g;
-      const l = new Int32Array(g.length);
-      l.set(this.countList);
-      this.countList = l;
-    }
-    if (f[slot] === 1) return;
-    f[slot] = 1;
-    this.countList[this.countListLen++] = slot;
+    this.countChanges ??= new ChangedSlots();
   }
 
   /** Calls `f` with each slot whose count changed since the last call (each once), and forgets them. */
   takeCountChanges(f: (slot: number) => void): void {
-    const flags = this.countFlags;
-    if (flags === undefined) return;
-    const n = this.countListLen;
-    this.countListLen = 0;
-    for (let k = 0; k < n; k++) {
-      const slot = this.countList[k]!;
-      flags[slot] = 0;
-      f(slot);
-    }
+    const c = this.countChanges;
+    if (c === undefined) return;
+    for (let k = 0; k < c.count; k++) f(c.slots[k]!);
+    c.clear();
   }
 
   /**
@@ -227,7 +203,7 @@ export class BlockIndex {
         b.data[e + V0] = pos;
         this.hint = pos;
         this.cached[slot]!++;
-        if (this.countFlags !== undefined) this.countChanged(slot);
+        this.countChanges?.mark(slot);
         this.entries++;
         return true;
       }
@@ -238,29 +214,29 @@ export class BlockIndex {
     const code = run[v]!;
     if (code < MULTI) {
       if (code === slot && !again) return false;
-      const id = this.newSet();
-      this.setBit(id, code);
+      const id = this.sets.create();
+      this.sets.add(id, code);
       run[v] = MULTI + id;
       if (code === slot) {
         this.extra.set(id * EXTRA_SHIFT + slot, 1);
         return true;
       }
-      this.setBit(id, slot);
+      this.sets.add(id, slot);
       this.cached[slot]!++;
-      if (this.countFlags !== undefined) this.countChanged(slot);
+      this.countChanges?.mark(slot);
       this.entries++;
       return true;
     }
     const id = code - MULTI;
-    if (this.hasBit(id, slot)) {
+    if (this.sets.has(id, slot)) {
       if (!again) return false;
       const k = id * EXTRA_SHIFT + slot;
       this.extra.set(k, (this.extra.get(k) ?? 0) + 1);
       return true;
     }
-    this.setBit(id, slot);
+    this.sets.add(id, slot);
     this.cached[slot]!++;
-    if (this.countFlags !== undefined) this.countChanged(slot);
+    this.countChanges?.mark(slot);
     this.entries++;
     return true;
   }
@@ -305,12 +281,12 @@ export class BlockIndex {
       b.removeAt(e);
       this.killRecord(pos);
       this.cached[slot]!--;
-      if (this.countFlags !== undefined) this.countChanged(slot);
+      this.countChanges?.mark(slot);
       this.entries--;
       return;
     }
     const id = code - MULTI;
-    if (!this.hasBit(id, slot)) return;
+    if (!this.sets.has(id, slot)) return;
     const k = id * EXTRA_SHIFT + slot;
     const more = this.extra.get(k);
     if (more !== undefined) {
@@ -318,21 +294,21 @@ export class BlockIndex {
       else this.extra.delete(k);
       return;
     }
-    this.clearBit(id, slot);
+    this.sets.remove(id, slot);
     this.cached[slot]!--;
-    if (this.countFlags !== undefined) this.countChanged(slot);
+    this.countChanges?.mark(slot);
     this.entries--;
-    const left = this.setSize[id]!;
+    const left = this.sets.size[id]!;
     if (left === 0) {
       b.removeAt(e);
       this.killRecord(pos);
-      this.freeSet(id);
+      this.sets.release(id);
     } else if (left === 1) {
       // Back to a single owner, unless it holds extra references.
-      const only = this.firstBit(id);
+      const only = this.sets.first(id);
       if (!this.extra.has(id * EXTRA_SHIFT + only)) {
         this.run[pos * RS + 2] = only;
-        this.freeSet(id);
+        this.sets.release(id);
       }
     }
   }
@@ -363,10 +339,10 @@ export class BlockIndex {
     let i = 1;
     if (code >= MULTI) {
       // Several workers match block 0: intersect their set with each next block's owners.
-      const W = this.words;
+      const W = this.sets.words;
       if (this.alive.length < W) this.alive = new Uint32Array(W);
       const alive = this.alive;
-      const masks = this.masks;
+      const masks = this.sets.masks;
       let base = (code - MULTI) * W;
       let found = true;
       for (let w = 0; w < W; w++) alive[w] = masks[base + w]!;
@@ -424,7 +400,7 @@ export class BlockIndex {
         r = d[e + V0]! * RS;
       }
       const c = run[r + 2]!;
-      if (c < MULTI ? c !== only : !this.hasBit(c - MULTI, only)) break;
+      if (c < MULTI ? c !== only : !this.sets.has(c - MULTI, only)) break;
     }
     depth[only] = i;
     touched[this.touchedCount++] = only;
@@ -474,7 +450,7 @@ export class BlockIndex {
 
   /** Number of live shared-owner sets (for memory accounting). */
   get sharedBlocks(): number {
-    return this.setCount - this.freeSets.length;
+    return this.sets.live;
   }
 
   // ---- internals ----
@@ -551,14 +527,14 @@ export class BlockIndex {
     const code = this.codeAt(e);
     if (code < MULTI) return code === slot ? 1 : 0;
     const id = code - MULTI;
-    return this.hasBit(id, slot) ? 1 + (this.extra.get(id * EXTRA_SHIFT + slot) ?? 0) : 0;
+    return this.sets.has(id, slot) ? 1 + (this.extra.get(id * EXTRA_SHIFT + slot) ?? 0) : 0;
   }
 
   private ownersAt(e: number): number[] {
     const code = this.codeAt(e);
     if (code < MULTI) return [code];
     const out: number[] = [];
-    for (let s = 0; s < this.words * 32; s++) {
+    for (let s = 0; s < this.sets.words * 32; s++) {
       const refs = this.refsAt(e, s);
       for (let k = 0; k < refs; k++) out.push(s);
     }
@@ -580,66 +556,5 @@ export class BlockIndex {
 
   private assignAll(alive: Uint32Array, W: number, level: number): void {
     for (let w = 0; w < W; w++) if (alive[w] !== 0) this.assignBits(w, alive[w]!, level);
-  }
-
-  private hasBit(id: number, slot: number): boolean {
-    return ((this.masks[id * this.words + (slot >>> 5)]! >>> (slot & 31)) & 1) === 1;
-  }
-
-  private setBit(id: number, slot: number): void {
-    const i = id * this.words + (slot >>> 5);
-    this.masks[i] = this.masks[i]! | (1 << (slot & 31));
-    this.setSize[id]!++;
-  }
-
-  private clearBit(id: number, slot: number): void {
-    const i = id * this.words + (slot >>> 5);
-    this.masks[i] = this.masks[i]! & ~(1 << (slot & 31));
-    this.setSize[id]!--;
-  }
-
-  private firstBit(id: number): number {
-    const W = this.words;
-    for (let w = 0; w < W; w++) {
-      const m = this.masks[id * W + w]!;
-      if (m !== 0) return w * 32 + 31 - Math.clz32(m & -m);
-    }
-    return -1;
-  }
-
-  private newSet(): number {
-    const free = this.freeSets.pop();
-    if (free !== undefined) return free;
-    // Set ids stay below 2^31 - 1: MULTI + id must not reach DEAD.
-    if (this.setCount >= DEAD - MULTI) throw new Error('too many shared blocks for one index (2^31 - 1)');
-    const id = this.setCount++;
-    if (id >= this.setSize.length) {
-      const size = new Int32Array(this.setSize.length * 2);
-      size.set(this.setSize);
-      this.setSize = size;
-      const masks = new Uint32Array(size.length * this.words);
-      masks.set(this.masks);
-      this.masks = masks;
-    }
-    return id;
-  }
-
-  private freeSet(id: number): void {
-    const W = this.words;
-    for (let w = 0; w < W; w++) this.masks[id * W + w] = 0;
-    this.setSize[id] = 0;
-    this.freeSets.push(id);
-  }
-
-  /** Re-lays the sets out with `words` words each (more workers). */
-  private widenSets(words: number): void {
-    const old = this.masks;
-    const W = this.words;
-    const masks = new Uint32Array(this.setSize.length * words);
-    for (let id = 0; id < this.setCount; id++) {
-      for (let w = 0; w < W; w++) masks[id * words + w] = old[id * W + w]!;
-    }
-    this.masks = masks;
-    this.words = words;
   }
 }

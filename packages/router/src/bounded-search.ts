@@ -209,8 +209,9 @@ export class BoundedSearch {
       expiry.delete(s);
       cols.markChanged(s);
     }
-    const n = cols.changedCount;
-    const changed = cols.changed;
+    const changes = cols.changes;
+    const n = changes.count;
+    const changed = changes.slots;
     const reportedAt = cols.reportedAt;
     for (let k = 0; k < n; k++) {
       const s = changed[k]!;
@@ -226,7 +227,7 @@ export class BoundedSearch {
       if (now - reportedAt[s]! <= ttl) expiry.set(s, reportedAt[s]!);
       else expiry.delete(s);
     }
-    cols.clearChanged();
+    changes.clear();
   }
 
   /**

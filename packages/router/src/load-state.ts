@@ -5,6 +5,7 @@
  * @packageDocumentation
  */
 import type { BlockIndex } from './block-index';
+import { ChangedSlots } from './changed-slots';
 import type { LoadFigures } from './cost-bound';
 
 /** A worker's effective load figures at one time, as a decision reads them. */
@@ -33,26 +34,12 @@ export class LoadColumns {
   reportedAt = new Float64Array(16);
   /** See {@link WorkerLoadState.reportedTotal}. */
   reportedTotal = new Float64Array(16);
-  /**
-   * Slots whose figures changed since {@link LoadColumns.clearChanged} (each once), for the
-   * router's load-ordered heap: read `changed[0..changedCount)`.
-   */
-  changed = new Int32Array(16);
-  /** See {@link LoadColumns.changed}. */
-  changedCount = 0;
-  private isChanged = new Uint8Array(16);
+  /** Slots whose figures changed since the router's search last read them. */
+  readonly changes = new ChangedSlots();
 
   /** Notes that a figure of `slot` changed. */
   markChanged(slot: number): void {
-    if (this.isChanged[slot] === 1) return;
-    this.isChanged[slot] = 1;
-    this.changed[this.changedCount++] = slot;
-  }
-
-  /** Forgets the changed slots (after reading them). */
-  clearChanged(): void {
-    for (let k = 0; k < this.changedCount; k++) this.isChanged[this.changed[k]!] = 0;
-    this.changedCount = 0;
+    this.changes.mark(slot);
   }
 
   /** Makes room for `slot` and gives it a new worker's values. */
@@ -72,12 +59,6 @@ export class LoadColumns {
       this.prefilling = grow(this.prefilling);
       this.reportedAt = grow(this.reportedAt);
       this.reportedTotal = grow(this.reportedTotal);
-      const changed = new Int32Array(n);
-      changed.set(this.changed);
-      this.changed = changed;
-      const is = new Uint8Array(n);
-      is.set(this.isChanged);
-      this.isChanged = is;
     }
     this.privateBlocks[slot] = 0;
     this.loneBlocks[slot] = 0;
