@@ -60,6 +60,11 @@ export interface SearchHost {
   profileAt(pos: number): EngineProfile | undefined;
   /** Every distinct profile in use (undefined for the strategy's own). */
   profilesInUse(): readonly (EngineProfile | undefined)[];
+  /**
+   * Sets the context's `busyShare` (workers outside load class 0 over all workers) before the
+   * floors, which may read it, are computed.
+   */
+  setBusyShare(share: number): void;
 }
 
 /** See the module comment. */
@@ -231,20 +236,25 @@ export class BoundedSearch {
   }
 
   /**
-   * Chooses the workers to score for a prompt of `islTokens` tokens (`promptBlocks` full blocks)
-   * just scored by the index and the load tracker, and fills the context with them in position
-   * order. `blocked(pos)`: workers not to consider (fenced, excluded).
+   * Chooses the workers to score for the prompt of the host's context (`promptBlocks` full
+   * blocks) just scored by the index and the load tracker, and fills the context with them in
+   * position order. `blocked(pos)`: workers not to consider (fenced, excluded).
    * @returns how many; their positions are {@link BoundedSearch.positions}
    */
   choose(
     now: number,
     ttl: number,
-    islTokens: number,
     blockSize: number,
     promptBlocks: number,
     blocked: ((pos: number) => boolean) | undefined,
   ): number {
     this.refresh(now, ttl, blockSize);
+    const heaps = this.heaps;
+    if (heaps.length > 1) {
+      let all = 0;
+      for (const h of heaps) all += h.size;
+      this.host.setBusyShare(all > 0 ? (all - heaps[0]!.size) / all : 0);
+    } else this.host.setBusyShare(0);
     if (++this.epoch >= 0x7fffffff) {
       this.epoch = 1;
       this.pickedAt.fill(0);
@@ -286,15 +296,13 @@ export class BoundedSearch {
     }
     // 3. The others, least bound first (a merge of the class heaps' walks), while one could still
     // win or tie.
-    const sharers = host.ctx.prefixSharers ?? 0;
-    const heaps = this.heaps;
     const floors = this.floors;
     const profiles = host.profilesInUse();
     for (let c = 0; c < heaps.length; c++) {
       let floor = Infinity;
       if (heaps[c]!.size > 0) {
         for (const p of profiles) {
-          floor = Math.min(floor, bound.requestFloor(islTokens, blockSize, level, p, sharers, c));
+          floor = Math.min(floor, bound.requestFloor(host.ctx, level, p, c));
         }
         heaps[c]!.begin();
       }
@@ -316,7 +324,7 @@ export class BoundedSearch {
           floors[c] = Infinity;
           continue;
         }
-        const b = f + h.keyOf(u);
+        const b = bound.bound(host.ctx, c, f, h.keyOf(u));
         if (b < lb) {
           lb = b;
           hc = c;

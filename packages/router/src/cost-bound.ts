@@ -14,7 +14,7 @@
  * @packageDocumentation
  */
 import type { RoutingContext } from './strategies/strategy';
-import type { EngineProfile } from './ttft-cost';
+import { delayedRequests, type EngineProfile } from './ttft-cost';
 
 /** The load figures of one worker a key is computed from (effective values, as the context has them). */
 export interface LoadFigures {
@@ -47,17 +47,19 @@ export interface CostBound {
   loadKey(f: LoadFigures, profile: EngineProfile | undefined, blockSize: number): number;
   /**
    * Request part of the bound for any worker of load class `cls` sharing at most `level` leading
-   * blocks (indexed or active) of an `islTokens`-token prompt, `prefixSharers` running requests
-   * (the context's) sharing its first block.
+   * blocks (indexed or active) of the context's prompt. It may read the context's decision-wide
+   * fields (`islTokens`, `blockSize`, `prefixSharers`, `arrivalRate`, `busyShare`, `fleetSize`),
+   * not its per-worker entries.
    */
-  requestFloor(
-    islTokens: number,
-    blockSize: number,
-    level: number,
-    profile: EngineProfile | undefined,
-    prefixSharers: number,
-    cls: number,
-  ): number;
+  requestFloor(ctx: RoutingContext, level: number, profile: EngineProfile | undefined, cls: number): number;
+  /**
+   * The bound itself, for a worker of load class `cls` whose request floor is at least `floor` and
+   * whose load key is `key`: at most its cost, and non-decreasing in both `floor` and `key` (the
+   * walk visits each class in ascending key and stops at the first bound above the best cost; the
+   * floors of several profiles are merged by their minimum). `floor + key` for an additive cost; a
+   * cost whose request part grows with the load (the ttft work term) lifts it.
+   */
+  bound(ctx: RoutingContext, cls: number, floor: number, key: number): number;
   /** The exact cost `select` minimises, of context entry `i`. */
   cost(ctx: RoutingContext, i: number): number;
 }
@@ -89,35 +91,50 @@ export function ttftLoadKey(f: LoadFigures, p: EngineProfile, blockSize: number)
   return p.prefillFixedMs * f.prefillRequests + p.prefillPerTokenMs * q + steps * step;
 }
 
-/** Load classes of the ttft bound: requests ahead 0, 1, ..., `TTFT_CLASSES - 1` or more. */
-export const TTFT_CLASSES = 16;
+/**
+ * Load classes of the ttft bound: no request ahead (0), or at least one (1). The work term's share
+ * is 1 behind a queue and the prefix's coldness before an empty one, and the router's `busyShare`
+ * is the share of workers outside class 0.
+ */
+export const TTFT_CLASSES = 2;
 
-/** The ttft bound's load class: the requests queued or prefilling ahead, capped. */
+/** The ttft bound's load class: whether a request is queued or prefilling ahead. */
 export function ttftLoadClass(f: LoadFigures): number {
-  const a = f.prefillRequests;
-  return a >= TTFT_CLASSES - 1 ? TTFT_CLASSES - 1 : a > 0 ? Math.floor(a) : 0;
+  return f.prefillRequests >= 1 ? 1 : 0;
 }
 
 /**
  * See {@link ttftLoadKey}. A worker sharing `overlap <= level` blocks computes `fresh >= f` tokens,
  * `f = max(1, isl - level * bs)`, with `cached >= isl - fresh`, so its own prefill is at least
- * `own = fixed + per_token * f + attention * f * (isl - f / 2)` (increasing in `f` up to `isl`). It is
- * counted once, plus `workWeight * max(busy, cold)` times, where `cold = 1 / (1 + prefixSharers)` is
- * the same for every worker of the decision and `busy = ahead / (ahead + 1)` is at least
- * `cls / (cls + 1)` for a worker of load class `cls` (ahead >= cls).
+ * `own = fixed + per_token * f + attention * f * (isl - f / 2)` (increasing in `f` up to `isl`): the
+ * request floor, and its predicted TTFT is at least that plus its load key ({@link ttftBound} adds
+ * the work term).
  */
-export function ttftRequestFloor(
-  islTokens: number,
-  blockSize: number,
-  level: number,
-  p: EngineProfile,
+export function ttftRequestFloor(ctx: RoutingContext, level: number, p: EngineProfile): number {
+  const isl = ctx.islTokens;
+  const f = Math.max(1, isl - Math.min(level * ctx.blockSize, isl));
+  return p.prefillFixedMs + p.prefillPerTokenMs * f + p.prefillAttentionMs * f * (isl - f / 2);
+}
+
+/**
+ * The ttft bound of a worker of class `cls` with request floor `own` and load key `key`: its TTFT
+ * is at least `t = own + key`, and the work term (`ttft-cost.ts`) counts `delayed * share * (own +
+ * memory)`, where `delayed` is non-decreasing in the TTFT and the worker's decision share (so at
+ * least its value at `t` and the even share `1 / fleet`), `share` is 1 for a worker of class 1 (a
+ * request ahead) and at least `1 / (1 + prefixSharers)` in class 0, and memory >= 0. The result
+ * grows with `key` (the work term scales with the TTFT), which an additive floor would miss.
+ */
+export function ttftBound(
+  ctx: RoutingContext,
+  cls: number,
+  own: number,
+  key: number,
   workWeight: number,
-  prefixSharers = 0,
-  cls = 0,
+  maxDelayed: number,
 ): number {
-  const f = Math.max(1, islTokens - Math.min(level * blockSize, islTokens));
-  const own = p.prefillFixedMs + p.prefillPerTokenMs * f + p.prefillAttentionMs * f * (islTokens - f / 2);
-  const cold = 1 / (1 + prefixSharers);
-  const busy = cls / (cls + 1);
-  return (1 + workWeight * (busy > cold ? busy : cold)) * own;
+  const t = own + key;
+  if (workWeight === 0) return t;
+  const n = delayedRequests(ctx, 0, t, workWeight, maxDelayed);
+  const share = cls > 0 ? 1 : 1 / (1 + (ctx.prefixSharers ?? 0));
+  return t + n * share * own;
 }

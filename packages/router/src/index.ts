@@ -103,9 +103,17 @@ export {
   TTFT_KV_OPTIONS,
 } from './scheduler';
 export type { KvSchedulerOptions, KvPreset, KvObjective } from './scheduler';
-export { predictTtftMs, checkEngineProfile, MOCKER_ENGINE_PROFILE } from './ttft-cost';
+export {
+  predictTtftMs,
+  checkEngineProfile,
+  delayedRequests,
+  MAX_BUSY_SHARE,
+  MAX_DELAYED_REQUESTS,
+  MOCKER_ENGINE_PROFILE,
+} from './ttft-cost';
+export { TrafficTracker, SHARE_HALF_LIFE_PER_WORKER } from './traffic';
 export type { EngineProfile } from './ttft-cost';
-export { blocksLoadKey, blocksRequestFloor, ttftLoadKey, ttftRequestFloor } from './cost-bound';
+export { blocksLoadKey, blocksRequestFloor, ttftLoadKey, ttftBound, ttftRequestFloor } from './cost-bound';
 export type { CostBound, LoadFigures } from './cost-bound';
 export { WorkerHeap } from './worker-heap';
 export { SEARCH_TIES } from './bounded-search';

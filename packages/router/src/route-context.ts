@@ -8,6 +8,7 @@ import type { RandomSource } from './common';
 import type { LoadTracker } from './load';
 import type { EffectiveLoad, WorkerLoadState } from './load-state';
 import type { RoutingContext } from './strategies/strategy';
+import type { TrafficTracker } from './traffic';
 import type { EngineProfile } from './ttft-cost';
 
 /** A registered worker as the router keeps it. */
@@ -32,11 +33,15 @@ export class RouteContext implements RoutingContext {
   inflight: Float64Array = new Float64Array(16);
   prefillRequests: Float64Array = new Float64Array(16);
   totalBlocks: Float64Array = new Float64Array(16);
+  routedShare: Float64Array = new Float64Array(16);
   profiles: (EngineProfile | undefined)[] = [];
   tokenIds: ArrayLike<number> | undefined = undefined;
   islTokens = 0;
   requestBlocks = 0;
   prefixSharers = 0;
+  arrivalRate = 0;
+  busyShare = 0;
+  fleetSize = 0;
   // The decision's inputs the entries are filled from (see `fill`).
   now = 0;
   ttl = 0;
@@ -55,6 +60,7 @@ export class RouteContext implements RoutingContext {
     readonly random: RandomSource,
     private readonly core: BlockIndex,
     private readonly load: LoadTracker,
+    private readonly traffic: TrafficTracker,
   ) {}
 
   /** Makes the arrays hold at least `n` entries. */
@@ -71,6 +77,7 @@ export class RouteContext implements RoutingContext {
     this.inflight = grow();
     this.prefillRequests = grow();
     this.totalBlocks = grow();
+    this.routedShare = grow();
   }
 
   /**
@@ -85,6 +92,7 @@ export class RouteContext implements RoutingContext {
     const total = this.load.columns.reportedTotal[ls]!;
     this.totalBlocks[i] = total > 0 ? total : 0;
     this.profiles[i] = c.profile;
+    this.routedShare[i] = this.traffic.share(ls);
     const f = c.load.figures(this.now, this.ttl, this.fig);
     this.inflight[i] = f.inflight;
     this.activeBlocks[i] = f.activeBlocks;

@@ -54,6 +54,8 @@ export interface WorkerStats extends WorkerLoad {
   fenced?: FenceInfo;
   /** Event-id gaps seen (events mode). */
   eventGaps: number;
+  /** Its share of the recent decisions (this router's and its peers'), in [0, 1]. */
+  routedShare: number;
 }
 
 /** Router-wide figures, e.g. for Prometheus gauges and counters. */
@@ -86,4 +88,10 @@ export interface RouterStats {
    * rotating sample of them). Zeros without a search.
    */
   search: { scoredPerDecision: number; sampledTies: number };
+  /**
+   * Requests per second arriving at the fleet, a moving average over this router's and its peers'
+   * decisions (the `ttft` cost's work term reads it); 0 before two, Infinity while every arrival
+   * so far came at one instant.
+   */
+  arrivalsPerSecond: number;
 }

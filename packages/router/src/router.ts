@@ -24,10 +24,12 @@ import { type ApplyResult, KvIndexer } from './indexer';
 import { LoadTracker } from './load';
 import { type FenceInfo, type ReplicaApplyResult, RouterPeers, routedEntry } from './peers';
 import type { ReplicaMessage, ReplicaStateMessage } from './replica';
+import type { EffectiveLoad } from './load-state';
 import { type Candidate, RouteContext } from './route-context';
 import type { RouteDecision, RouteRequest, RouterStats, WorkerStats } from './router-types';
 import { type CompiledRouterOptions, compileRouterOptions, type KvRouterOptions } from './router-options';
 import type { RoutingContext, RoutingStrategy } from './strategies/strategy';
+import { TrafficTracker } from './traffic';
 import { checkEngineProfile, type EngineProfile } from './ttft-cost';
 
 export { compileRouterOptions, DEFAULT_BLOCK_SIZE, DEFAULT_FENCE_HOLD_MS } from './router-options';
@@ -66,6 +68,15 @@ export class KvRouter {
   private loadSlots = new Int32Array(16);
   private readonly warnedUnknown = new Set<string>();
   private readonly peers: RouterPeers;
+  /** Arrival rate and per-worker decision shares, for the `ttft` cost's work term. */
+  private readonly traffic = new TrafficTracker();
+  private readonly busyFig: EffectiveLoad = {
+    activeBlocks: 0,
+    activePrefillTokens: 0,
+    inflight: 0,
+    prefillRequests: 0,
+    waiting: 0,
+  };
   private decisions = 0;
   private seq = 0;
   private overlapSum = 0;
@@ -98,7 +109,7 @@ export class KvRouter {
       maxTrackedRequests: o.maxTrackedRequests,
     });
     this.peers = new RouterPeers(o.routerId, this.load, (id) => this.byId.get(id)?.load, o.onWarning, o.fenceHoldMs);
-    this.ctx = new RouteContext(o.blockSize, o.random, this.core, this.load);
+    this.ctx = new RouteContext(o.blockSize, o.random, this.core, this.load, this.traffic);
     const bound = this.strategy.costBound;
     if (bound !== undefined) {
       const cands = this.cands;
@@ -108,6 +119,9 @@ export class KvRouter {
         loadAt: (pos) => cands[pos]!.load,
         profileAt: (pos) => cands[pos]!.profile,
         profilesInUse: () => this.profilesInUse,
+        setBusyShare: (v) => {
+          this.ctx.busyShare = v;
+        },
       });
     }
   }
@@ -205,6 +219,7 @@ export class KvRouter {
     this.ctx.workerIds.splice(i, 1);
     if (this.indexer !== undefined) this.indexer.removeWorker(workerId);
     else this.approxIndexer!.removeWorker(workerId);
+    this.traffic.forget(c.load.slot);
     this.load.removeWorker(workerId);
     this.peers.fences.delete(workerId);
     return true;
@@ -300,7 +315,17 @@ export class KvRouter {
 
   /** Applies another replica's message (validated; never throws on bad input). */
   applyReplicaMessage(message: ReplicaMessage | unknown): ReplicaApplyResult {
-    return this.peers.apply(message, this.now(), (id) => this.byId.has(id));
+    const now = this.now();
+    const r = this.peers.apply(message, now, (id) => this.byId.has(id));
+    // A peer's decision is an arrival at the fleet too (the work term needs the fleet's rate).
+    if (r.applied && (message as { type?: unknown }).type === 'routed') {
+      const c = this.byId.get((message as { worker_id: string }).worker_id);
+      if (c !== undefined) {
+        this.traffic.arrive(now);
+        this.traffic.routed(c.load.slot, this.cands.length);
+      }
+    }
+    return r;
   }
 
   /** Releases the requests of a replica that left (e.g. it left discovery). @returns how many */
@@ -373,11 +398,16 @@ export class KvRouter {
     ctx.islTokens = isl;
     ctx.requestBlocks = requestBlocks;
     ctx.prefixSharers = load.prefixSharers(packed.words, seqAt, packed.count);
+    const record = req?.record !== false;
+    // This arrival counts in the rate its own decision uses (a probe, `record: false`, does not).
+    if (record) this.traffic.arrive(now);
+    ctx.arrivalRate = this.traffic.rate;
+    ctx.fleetSize = all.length;
     const allIds = ctx.workerIds;
     let n: number;
     if (search !== undefined) {
       const skip = blocked === undefined ? undefined : (pos: number): boolean => blocked(all[pos]!);
-      n = search.choose(now, ctx.ttl, isl, bs, packed.count, skip);
+      n = search.choose(now, ctx.ttl, bs, packed.count, skip);
       const pos = search.positions;
       const ids = this.pickedIds;
       ids.length = n;
@@ -386,6 +416,7 @@ export class KvRouter {
     } else {
       n = cands.length;
       for (let i = 0; i < n; i++) ctx.fill(i, cands[i]!);
+      ctx.busyShare = this.busyShare(now, ctx.ttl);
       // With excluded workers, entry i must name cands[i] for strategies that read ids.
       if (cands !== all) ctx.workerIds = cands.map((c) => c.id);
     }
@@ -407,8 +438,8 @@ export class KvRouter {
     const uncached = isl - overlap * bs;
     const requestId = req?.requestId ?? `${this.options.requestIdPrefix}-${++this.seq}`;
     if (requestId.charCodeAt(0) === 0) throw new RouterInvalidArgumentError('requestId must not start with NUL');
-    const record = req?.record !== false;
     if (record) {
+      this.traffic.routed(chosen.load.slot, all.length);
       load.onRoutedPacked(
         requestId,
         chosen.load,
@@ -454,6 +485,18 @@ export class KvRouter {
     return decision;
   }
 
+  /**
+   * Share of all registered workers with a request queued or prefilling (at least one), as the
+   * bounded search counts it from its load classes; computed here when there is no search.
+   */
+  private busyShare(now: number, ttl: number): number {
+    const all = this.cands;
+    if (all.length === 0) return 0;
+    let busy = 0;
+    for (const c of all) if (c.load.figures(now, ttl, this.busyFig).prefillRequests >= 1) busy++;
+    return busy / all.length;
+  }
+
   /** The request produced its first token (prefill done). @returns whether it was tracked */
   onFirstToken(requestId: string): boolean {
     const worker = this.peers.fences.size > 0 ? this.load.workerOf(requestId) : undefined;
@@ -482,6 +525,7 @@ export class KvRouter {
         workerId: c.id,
         cachedBlocks: this.core.cachedBlocks(c.slot),
         eventGaps: idx?.eventGaps(c.id) ?? 0,
+        routedShare: this.traffic.share(c.load.slot),
         ...this.load.load(c.id)!,
       };
       const last = idx?.lastEventId(c.id);
@@ -511,6 +555,7 @@ export class KvRouter {
         scoredPerDecision: this.search === undefined || this.decisions === 0 ? 0 : this.search.scored / this.decisions,
         sampledTies: this.search?.sampledTies ?? 0,
       },
+      arrivalsPerSecond: this.traffic.rate * 1000,
     };
   }
 }

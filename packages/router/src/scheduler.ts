@@ -27,11 +27,18 @@ import {
   TTFT_CLASSES,
   ttftLoadClass,
   ttftLoadKey,
+  ttftBound,
   ttftRequestFloor,
 } from './cost-bound';
 import { BlockHasher, PACKED_STRIDE } from './hashing';
 import { randomIndex, type RoutingChoice, type RoutingContext, type RoutingStrategy } from './strategies/strategy';
-import { checkEngineProfile, type EngineProfile, MOCKER_ENGINE_PROFILE, predictTtftMs } from './ttft-cost';
+import {
+  checkEngineProfile,
+  type EngineProfile,
+  MAX_DELAYED_REQUESTS,
+  MOCKER_ENGINE_PROFILE,
+  predictTtftMs,
+} from './ttft-cost';
 
 /**
  * Named sets of {@link KvSchedulerOptions}: `ttft` (predicted time to first token, the default of
@@ -82,11 +89,16 @@ export interface KvSchedulerOptions {
   /** What the cost measures; default from the preset (`ttft` for the `ttft` preset, else `blocks`). */
   objective?: KvObjective;
   /**
-   * `ttft` objective: weight of the compute the request adds to the worker (its own prefill time)
-   * on top of its predicted TTFT: the delay a cache miss imposes on the requests behind it, which a
-   * greedy TTFT minimum ignores. Default from the preset.
+   * `ttft` objective: multiplier of the requests the work term counts the request's compute as
+   * delaying (`ttft-cost.ts`: the delay a cache miss imposes on the requests after it there, which
+   * a greedy TTFT minimum ignores); 0 turns the term off. Default from the preset (1 for `ttft`).
    */
   workWeight?: number;
+  /**
+   * `ttft` objective: most requests the work term counts one request's compute as delaying;
+   * default from the preset ({@link MAX_DELAYED_REQUESTS} for `ttft`).
+   */
+  maxDelayed?: number;
   /**
    * `ttft` objective: the engines' timing curve, for workers whose own profile the router does not
    * know (`KvRouter.setWorkerProfile`); default {@link MOCKER_ENGINE_PROFILE}.
@@ -106,6 +118,7 @@ export const DYNAMO_KV_OPTIONS: PresetValues = {
   memoryBlocks: 32768,
   objective: 'blocks',
   workWeight: 0,
+  maxDelayed: MAX_DELAYED_REQUESTS,
 };
 
 /**
@@ -122,13 +135,15 @@ export const TUNED_KV_OPTIONS: PresetValues = {
   memoryBlocks: 32768,
   objective: 'blocks',
   workWeight: 0,
+  maxDelayed: MAX_DELAYED_REQUESTS,
 };
 
 /**
  * The predicted-TTFT cost (`ttft-cost.ts`) with in-flight blocks counted as cached where they are
- * being computed, plus 6 times the prefill time the request adds, as far as it delays others
- * (`workWeight` times the share of `ttft-cost.ts`; the weight chosen on the grid's `tune` cells,
- * docs/benchmarks.md). `overlapWeight` and `queueWeight` do not apply to it.
+ * being computed, plus the work term: the compute the request adds, times the requests it is
+ * expected to delay (from the arrival rate, the worker's share of the decisions and how busy the
+ * fleet is; at most `maxDelayed`, 12, the cap chosen on the grid, docs/benchmarks.md).
+ * `overlapWeight` and `queueWeight` do not apply to it.
  */
 export const TTFT_KV_OPTIONS: PresetValues = {
   overlapWeight: 1,
@@ -138,7 +153,8 @@ export const TTFT_KV_OPTIONS: PresetValues = {
   memoryWeight: 0,
   memoryBlocks: 32768,
   objective: 'ttft',
-  workWeight: 6,
+  workWeight: 1,
+  maxDelayed: MAX_DELAYED_REQUESTS,
 };
 
 /** The values of a preset. */
@@ -240,8 +256,10 @@ export class KvScheduler implements RoutingStrategy {
   readonly objective: KvObjective;
   /** `ttft` objective: the curve of workers without their own profile. */
   readonly engineProfile: EngineProfile;
-  /** `ttft` objective: weight of the compute the request adds (its own prefill time). */
+  /** `ttft` objective: multiplier of the requests the work term counts as delayed. */
   readonly workWeight: number;
+  /** `ttft` objective: most requests the work term counts as delayed. */
+  readonly maxDelayed: number;
   /**
    * Lower bounds of the cost (`cost-bound.ts`) that let `KvRouter` score only the workers sharing
    * the prompt's prefix plus the least loaded others; undefined when a pick needs every worker's
@@ -274,6 +292,7 @@ export class KvScheduler implements RoutingStrategy {
     }
     this.engineProfile = checkEngineProfile(options.engineProfile ?? MOCKER_ENGINE_PROFILE);
     this.workWeight = checkNonNegative(options.workWeight ?? base.workWeight, 'workWeight');
+    this.maxDelayed = checkNonNegative(options.maxDelayed ?? base.maxDelayed, 'maxDelayed');
     this.costBound = this.temperature === 0 && this.memory === undefined ? this.makeBound() : undefined;
   }
 
@@ -282,12 +301,13 @@ export class KvScheduler implements RoutingStrategy {
     if (this.objective === 'ttft') {
       // Without the work term the class changes nothing: one class keeps the walk a single heap.
       const ww = this.workWeight;
+      const md = this.maxDelayed;
       return {
         classes: ww > 0 ? TTFT_CLASSES : 1,
         loadClass: ww > 0 ? ttftLoadClass : () => 0,
         loadKey: (f, p, bs) => ttftLoadKey(f, p ?? this.engineProfile, bs),
-        requestFloor: (isl, bs, level, p, sharers, cls) =>
-          ttftRequestFloor(isl, bs, level, p ?? this.engineProfile, ww, sharers, cls),
+        requestFloor: (ctx, level, p) => ttftRequestFloor(ctx, level, p ?? this.engineProfile),
+        bound: (ctx, cls, own, key) => ttftBound(ctx, cls, own, key, ww, md),
         cost,
       };
     }
@@ -295,7 +315,8 @@ export class KvScheduler implements RoutingStrategy {
       classes: 1,
       loadClass: () => 0,
       loadKey: (f, _p, bs) => blocksLoadKey(f, this.overlapWeight, this.queueWeight, bs),
-      requestFloor: (isl, bs, level) => blocksRequestFloor(isl, bs, level, this.overlapWeight),
+      requestFloor: (ctx, level) => blocksRequestFloor(ctx.islTokens, ctx.blockSize, level, this.overlapWeight),
+      bound: (_ctx, _cls, floor, key) => floor + key,
       cost,
     };
   }
@@ -306,7 +327,7 @@ export class KvScheduler implements RoutingStrategy {
       let overlap = ctx.overlapBlocks[i]!;
       if (remembered > overlap) overlap = remembered;
       if (this.inflightOverlap) overlap = Math.max(overlap, ctx.requestBlocks - ctx.newBlocks[i]!);
-      return predictTtftMs(ctx, i, overlap, ctx.profiles?.[i] ?? this.engineProfile, this.workWeight);
+      return predictTtftMs(ctx, i, overlap, ctx.profiles?.[i] ?? this.engineProfile, this.workWeight, this.maxDelayed);
     }
     return kvCost(ctx, i, this.overlapWeight, this.inflightOverlap, this.queueWeight, remembered);
   }

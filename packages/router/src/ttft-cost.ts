@@ -1,7 +1,8 @@
 /**
  * The `kv` strategy's default cost: each worker's predicted time to first token for this request,
  * in milliseconds, from what the router knows and the engine's timing curve ({@link EngineProfile},
- * configuration or worker metadata, never a constant of the router).
+ * configuration or worker metadata, never a constant of the router), plus the delay its compute is
+ * expected to add to the requests that come after it there.
  *
  * ```
  * cached(w)  = max(indexed overlap, blocks in flight there) * block_size       tokens
@@ -12,9 +13,11 @@
  * steps      = ceil((queue + new) / max_batched_tokens)
  * decode_ms  = steps * (decode_base + decode_per_seq * running(w) + decode_per_ctx * active(w) * block_size)
  * memory_ms  = per_token * block_size * max(0, active(w) + new_blocks(w) - total_blocks(w))
+ * ttft_ms    = prefill_ms + decode_ms + memory_ms
  * own_ms     = fixed + per_token * new + attention * new * (cached + new / 2)
- * share(w)   = max(ahead / (ahead + 1), 1 / (1 + sharers))
- * cost(w)    = prefill_ms + decode_ms + memory_ms + work_weight * share(w) * own_ms
+ * delayed(w) = min(max_delayed, work_weight * rate * max(1 / fleet, routed_share(w)) * ttft_ms / (1 - busy))
+ * share(w)   = 1 if ahead(w) > 0, else 1 / (1 + sharers)
+ * cost(w)    = ttft_ms + delayed(w) * share(w) * (own_ms + memory_ms)
  * ```
  *
  * - `prefill_ms`: the queue ahead is computed first (each request in it paying the fixed cost),
@@ -24,14 +27,21 @@
  *   prefill needs costs one decode step at the worker's batch and context;
  * - `memory_ms`: blocks beyond the worker's capacity must wait for others to finish (or be
  *   recomputed after a preemption): priced as recomputing them.
- * - `own_ms` (the work term): the compute this request adds to the worker, which delays the requests
- *   behind it there; a cache miss costs the fleet more than its own TTFT shows. `share(w)` is how
- *   much of that delay is expected: the worker's queue (`ahead / (ahead + 1)`, 0 when idle, towards
- *   1 when busy), or the prefix being cold (`sharers`: running requests anywhere whose prompt starts
- *   with the same block; none gives 1). An idle worker recomputing a hot prefix delays nobody now
- *   and serves the later requests of that prefix, so the term fades there: that replicates a hot
+ * - The work term: the compute this request adds on `w` (`own_ms`, plus the recompute its memory
+ *   overflow forces on others) delays every request that reaches `w` before `w`'s backlog clears.
+ *   `delayed(w)` estimates how many: requests arrive at `w` at `rate` (the fleet's, requests per
+ *   ms, from the decisions this router and its peers made) times `w`'s share of the recent
+ *   decisions (at least an even share), during the time this request keeps `w` busy (`ttft_ms`),
+ *   stretched by `1 / (1 - busy)` (`busy`: the share of workers with a request ahead, at most
+ *   {@link MAX_BUSY_SHARE}) as in a queue's busy period; capped at `max_delayed`, since beyond a
+ *   few requests the arrivals to come are not known. A quiet fleet counts a cache miss almost
+ *   only by its own TTFT, a busy one counts it for every request it will hold up, and a worker
+ *   that draws many decisions (a hot prefix's home) counts more than an idle one.
+ * - `share(w)`: an idle worker recomputing a prefix that running requests share (`sharers`:
+ *   running requests anywhere whose prompt starts with the same block) holds nobody up now and
+ *   serves the later requests of that prefix, so the term fades there; that replicates a hot
  *   prefix whose home worker's queue costs more than recomputing it elsewhere, while a session's
- *   private history (no sharers) keeps its full weight and stays where it is cached.
+ *   private history (no sharers) keeps its full weight.
  * @packageDocumentation
  */
 import { RouterInvalidArgumentError } from './errors';
@@ -83,9 +93,39 @@ export function checkEngineProfile(p: EngineProfile, name = 'engineProfile'): En
   return p;
 }
 
+/** The most of the fleet counted busy in the work term's `1 / (1 - busy)` (see the module comment). */
+export const MAX_BUSY_SHARE = 0.9;
+
+/** Default cap of the requests one request's work is counted as delaying (`maxDelayed`). */
+export const MAX_DELAYED_REQUESTS = 12;
+
 /**
- * Predicted time to first token of the request in `ctx` on worker `i`, ms (see the module comment).
- * `overlap` is the cached prefix used, in blocks.
+ * The work term's `delayed`: requests expected to reach a worker whose share of the recent
+ * decisions is `routedShare` while a request with TTFT `ttftMs` keeps it busy (see the module
+ * comment). Non-decreasing in `ttftMs` and `routedShare` (the cost bound relies on it); 0 while the
+ * arrival rate is unknown.
+ */
+export function delayedRequests(
+  ctx: RoutingContext,
+  routedShare: number,
+  ttftMs: number,
+  workWeight: number,
+  maxDelayed: number,
+): number {
+  const rate = ctx.arrivalRate ?? 0;
+  if (!(rate > 0) || workWeight === 0) return 0;
+  const fleet = ctx.fleetSize ?? ctx.count;
+  const even = 1 / (fleet > 1 ? fleet : 1);
+  const b = ctx.busyShare ?? 0;
+  const busy = b > 0 ? (b < MAX_BUSY_SHARE ? b : MAX_BUSY_SHARE) : 0;
+  const n = (workWeight * rate * (routedShare > even ? routedShare : even) * ttftMs) / (1 - busy);
+  // An infinite rate (arrivals at one instant) times a zero TTFT is NaN: count it as the cap.
+  return n < maxDelayed ? n : maxDelayed;
+}
+
+/**
+ * Predicted time to first token of the request in `ctx` on worker `i`, ms, plus the work term
+ * (see the module comment). `overlap` is the cached prefix used, in blocks.
  */
 export function predictTtftMs(
   ctx: RoutingContext,
@@ -93,6 +133,7 @@ export function predictTtftMs(
   overlap: number,
   p: EngineProfile,
   workWeight = 0,
+  maxDelayed = MAX_DELAYED_REQUESTS,
 ): number {
   const bs = ctx.blockSize;
   const cached = Math.min(overlap * bs, ctx.islTokens);
@@ -110,9 +151,11 @@ export function predictTtftMs(
   const total = ctx.totalBlocks?.[i] ?? 0;
   const over = total > 0 ? active + ctx.newBlocks[i]! - total : 0;
   const memory = over > 0 ? p.prefillPerTokenMs * bs * over : 0;
-  if (workWeight === 0) return prefill + decode + memory;
+  const ttft = prefill + decode + memory;
+  if (workWeight === 0) return ttft;
+  const delayed = delayedRequests(ctx, ctx.routedShare?.[i] ?? 0, ttft, workWeight, maxDelayed);
+  if (delayed === 0) return ttft;
   const own = p.prefillFixedMs + p.prefillPerTokenMs * fresh + p.prefillAttentionMs * fresh * (cached + fresh / 2);
-  const busy = ahead / (ahead + 1);
-  const cold = 1 / (1 + (ctx.prefixSharers ?? 0));
-  return prefill + decode + memory + workWeight * (busy > cold ? busy : cold) * own;
+  const share = ahead > 0 ? 1 : 1 / (1 + (ctx.prefixSharers ?? 0));
+  return ttft + delayed * share * (own + memory);
 }

@@ -102,7 +102,7 @@ const config: fc.Arbitrary<Config> = fc.record({
     inflightOverlap: fc.boolean(),
     overlapWeight: fc.constantFrom(0, 1, 16),
     queueWeight: fc.constantFrom(0, 0.1, 1),
-    workWeight: fc.constantFrom(0, 6),
+    workWeight: fc.constantFrom(0, 1, 6),
   }),
   steps: fc.integer({ min: 20, max: 160 }),
 });
@@ -284,7 +284,7 @@ describe('KvRouter bounded search', () => {
 });
 
 describe('cost bounds', () => {
-  it('cost >= requestFloor(level) + loadKey for every worker sharing at most `level` blocks', () => {
+  it('cost >= bound(requestFloor(level), loadKey) for every worker sharing at most `level` blocks, and the bound is monotone', () => {
     fc.assert(
       fc.property(
         fc.record({
@@ -301,6 +301,10 @@ describe('cost bounds', () => {
           total: fc.nat({ max: 5000 }),
           profile: fc.constantFrom(undefined, ...PROFILES),
           sharers: fc.nat({ max: 20 }),
+          rate: fc.constantFrom(undefined, 0, 1e-4, 0.01, 1, Infinity),
+          busy: fc.double({ min: 0, max: 1, noNaN: true }),
+          fleet: fc.integer({ min: 1, max: 64 }),
+          routed: fc.double({ min: 0, max: 1, noNaN: true }),
         }),
         (x) => {
           const s = new KvScheduler(x.options);
@@ -320,9 +324,17 @@ describe('cost bounds', () => {
                 inflight: x.inflight,
                 prefillRequests: x.prefillRequests,
                 totalBlocks: x.total,
+                routedShare: x.routed,
               },
             ],
-            { islTokens: x.isl, blockSize: x.bs, prefixSharers: x.sharers },
+            {
+              islTokens: x.isl,
+              blockSize: x.bs,
+              prefixSharers: x.sharers,
+              busyShare: x.busy,
+              fleetSize: x.fleet,
+              ...(x.rate !== undefined ? { arrivalRate: x.rate } : {}),
+            },
           );
           const withProfile = { ...ctx, profiles: [x.profile] };
           const cost = b.cost(withProfile, 0);
@@ -334,8 +346,17 @@ describe('cost bounds', () => {
           };
           const cls = b.loadClass(fig);
           expect(Number.isInteger(cls) && cls >= 0 && cls < b.classes).toBe(true);
-          const lb = b.requestFloor(x.isl, x.bs, level, x.profile, x.sharers, cls) + b.loadKey(fig, x.profile, x.bs);
+          const floor = b.requestFloor(ctx, level, x.profile, cls);
+          const key = b.loadKey(fig, x.profile, x.bs);
+          const lb = b.bound(ctx, cls, floor, key);
+          expect(lb).toBeGreaterThanOrEqual(floor + key - 1e-9 * Math.max(1, floor + key));
           expect(lb).toBeLessThanOrEqual(cost + 1e-9 * Math.max(1, cost));
+          // The walk stops at the first bound above the best cost, and merges profiles' floors by
+          // their minimum: the bound must not decrease in either.
+          for (const d of [0.5, 10, 1000]) {
+            expect(b.bound(ctx, cls, floor, key + d)).toBeGreaterThanOrEqual(lb);
+            expect(b.bound(ctx, cls, floor + d, key)).toBeGreaterThanOrEqual(lb);
+          }
         },
       ),
       { numRuns: 2000 },

@@ -96,8 +96,9 @@ describe('KvRouter', () => {
       block_size: 2,
       strategy: 'kv',
       // The predicted TTFT (mocker profile): nothing cached to prefill but the last token, one step;
-      // plus 6 times that prefill (the work it adds).
-      cost: expect.closeTo(7 * (26.2 + 0.0741 + 2.5e-6 * (8 + 0.5)) + 19.44, 9) as unknown as number,
+      // plus the work term: both requests arrived at the same instant (an unbounded rate), so that
+      // prefill counts as delaying the cap of 12 requests.
+      cost: expect.closeTo(13 * (26.2 + 0.0741 + 2.5e-6 * (8 + 0.5)) + 19.44, 9) as unknown as number,
       recorded: true,
     });
     const w = c.router.stats().workers.find((x) => x.workerId === first.worker_id)!;

@@ -1,9 +1,13 @@
 import {
   checkEngineProfile,
+  delayedRequests,
   KvScheduler,
   kvCost,
+  MAX_BUSY_SHARE,
+  MAX_DELAYED_REQUESTS,
   MOCKER_ENGINE_PROFILE,
   predictTtftMs,
+  type RoutingContext,
   RouterInvalidArgumentError,
   routingContext,
   softmaxSample,
@@ -177,47 +181,95 @@ describe('the ttft cost (default of the kv strategy)', () => {
     expect(pick(0)).toBe('hit');
     expect(pick(500)).toBe('hit');
     expect(pick(2000)).toBe('cold');
-    // Counting the compute a miss adds (workWeight) keeps the prefix longer: cold costs 165 + 165w,
-    // the hit 263 + 28w at a 2,000-token queue.
-    const heavy = new KvScheduler({ preset: 'ttft', engineProfile: profile, workWeight: 1 });
+    // With traffic known, the work term (the compute a miss adds, times the requests it delays)
+    // keeps the prefix longer: at 10 requests/s over 2 workers, half of them busy, the cold worker
+    // costs 165 + 1.65 * 160 = 429, the hit 263 + 2.63 * 48 = 389.
+    const heavy = new KvScheduler({ preset: 'ttft', engineProfile: profile });
     const ctx = routingContext(
       [{ workerId: 'hit', overlapBlocks: 8, activePrefillTokens: 2000 }, { workerId: 'cold' }],
-      { islTokens: 1000, blockSize: 100, random: () => 0 },
+      { islTokens: 1000, blockSize: 100, random: () => 0, arrivalRate: 0.01, busyShare: 0.5 },
     );
     expect(ctx.workerIds[heavy.select(ctx).index]).toBe('hit');
-    expect(new KvScheduler({ preset: 'ttft' }).workWeight).toBe(6);
+    expect(heavy.lastCosts[0]).toBeCloseTo(263 + 2.63 * 48, 9);
+    expect(heavy.lastCosts[1]).toBeCloseTo(165 + 1.65 * 160, 9);
+    // Without a rate (nothing known of the traffic yet) the term is 0.
+    const unknown = routingContext(
+      [{ workerId: 'hit', overlapBlocks: 8, activePrefillTokens: 2000 }, { workerId: 'cold' }],
+      { islTokens: 1000, blockSize: 100, random: () => 0, busyShare: 0.5 },
+    );
+    expect(unknown.workerIds[heavy.select(unknown).index]).toBe('cold');
+    expect(heavy.workWeight).toBe(1);
+    expect(heavy.maxDelayed).toBe(MAX_DELAYED_REQUESTS);
   });
 
-  it('counts the work a miss adds only as far as it delays others: a hot prefix is replicated on an idle worker', () => {
-    const s = new KvScheduler({ preset: 'ttft', engineProfile: profile, workWeight: 6 });
+  it('counts the work a miss adds by the requests it delays; a hot prefix is replicated on an idle worker', () => {
+    const s = new KvScheduler({ preset: 'ttft', engineProfile: profile });
+    // 'hit' is the prefix's home (90% of the recent decisions) with 2 requests and 1,000 tokens
+    // ahead; 'cold' has nothing cached.
     const pick = (sharers: number, coldAhead: number): string => {
       const ctx = routingContext(
         [
-          { workerId: 'hit', overlapBlocks: 8, activePrefillTokens: 2000, prefillRequests: 4 },
-          { workerId: 'cold', prefillRequests: coldAhead },
+          { workerId: 'hit', overlapBlocks: 8, activePrefillTokens: 1000, prefillRequests: 2, routedShare: 0.9 },
+          { workerId: 'cold', prefillRequests: coldAhead, routedShare: 0.1 },
         ],
-        { islTokens: 1000, blockSize: 100, random: () => 0, prefixSharers: sharers },
+        { islTokens: 1000, blockSize: 100, random: () => 0, prefixSharers: sharers, arrivalRate: 0.01, busyShare: 0.5 },
       );
       return ctx.workerIds[s.select(ctx).index]!;
     };
-    const ttft = (ctx: ReturnType<typeof routingContext>, i: number, o: number): number =>
-      predictTtftMs(ctx, i, o, profile, 0);
-    // No other request shares the prefix (a private history): the full work term keeps it cached.
+    // No other request shares the prefix (a private history): the full work term keeps it cached
+    // (hit 178 + 3.2 * 48 = 332, cold 165 + 1.65 * 160 = 429).
     expect(pick(0, 0)).toBe('hit');
-    // Hot prefix (9 running sharers) and an idle cold worker: the term fades to 1/10 there.
+    // Hot prefix (9 running sharers) and an idle cold worker: the term is a tenth there (191).
     expect(pick(9, 0)).toBe('cold');
-    // Hot prefix but the cold worker is busy too (4 ahead): 4/5 of the term stays, the hit wins.
+    // Hot prefix but the cold worker has requests ahead: the whole term counts (205 + 2.05 * 160).
     expect(pick(9, 4)).toBe('hit');
-    // The figures: the share is max(ahead / (ahead + 1), 1 / (1 + sharers)).
-    const ctx = routingContext([{ workerId: 'a', prefillRequests: 1 }], {
+
+    // The figures: delayed = weight * rate * max(1 / fleet, share) * ttft / (1 - busy), at most
+    // maxDelayed; the term is delayed * (1 or 1 / (1 + sharers)) * (own + memory).
+    const ttft = (c: RoutingContext, i: number): number => predictTtftMs(c, i, 0, profile, 0);
+    const own = 10 + 0.1 * 1000 + 1e-4 * 1000 * 500;
+    const one = (o: {
+      ahead?: number;
+      routed?: number;
+      sharers?: number;
+      rate?: number;
+      busy?: number;
+      fleet?: number;
+    }) =>
+      routingContext([{ workerId: 'a', prefillRequests: o.ahead ?? 0, routedShare: o.routed ?? 0 }], {
+        islTokens: 1000,
+        blockSize: 100,
+        prefixSharers: o.sharers ?? 0,
+        arrivalRate: o.rate ?? 0.002,
+        busyShare: o.busy ?? 0.5,
+        fleetSize: o.fleet ?? 4,
+      });
+    let c = one({ ahead: 1, routed: 0.5, sharers: 3 });
+    expect(predictTtftMs(c, 0, 0, profile, 1)).toBeCloseTo(ttft(c, 0) + ((0.002 * 0.5 * ttft(c, 0)) / 0.5) * own, 9);
+    expect(delayedRequests(c, 0.5, 100, 1, 12)).toBeCloseTo(0.2, 12);
+    // Idle: the share is 1 / (1 + sharers); an unpicked worker counts an even share (1 / fleet).
+    c = one({ sharers: 3 });
+    expect(predictTtftMs(c, 0, 0, profile, 1)).toBeCloseTo(
+      ttft(c, 0) + ((0.002 * 0.25 * ttft(c, 0)) / 0.5) * 0.25 * own,
+      9,
+    );
+    // The weight scales the count; the busy share is capped at MAX_BUSY_SHARE; the count at maxDelayed.
+    c = one({ busy: 1 });
+    expect(delayedRequests(c, 0, 100, 2, 12)).toBeCloseTo((2 * 0.002 * 0.25 * 100) / (1 - MAX_BUSY_SHARE), 12);
+    expect(delayedRequests(one({ rate: Infinity }), 0, 100, 1, 12)).toBe(12);
+    expect(delayedRequests(one({ rate: 1 }), 1, 1e6, 1, 5)).toBe(5);
+    expect(delayedRequests(one({ rate: 0 }), 1, 1e6, 1, 5)).toBe(0);
+    expect(predictTtftMs(one({ rate: 0 }), 0, 0, profile, 1)).toBe(ttft(one({ rate: 0 }), 0));
+    // A worker over its capacity adds the recompute it forces to its own work.
+    const full = routingContext([{ workerId: 'f', activeBlocks: 95, totalBlocks: 100, prefillRequests: 1 }], {
       islTokens: 1000,
       blockSize: 100,
-      prefixSharers: 3,
+      arrivalRate: 0.002,
+      busyShare: 0,
+      fleetSize: 1,
     });
-    const own = 10 + 0.1 * 1000 + 1e-4 * 1000 * 500;
-    expect(predictTtftMs(ctx, 0, 0, profile, 6)).toBeCloseTo(ttft(ctx, 0, 0) + 6 * 0.5 * own, 9);
-    const lone = routingContext([{ workerId: 'a' }], { islTokens: 1000, blockSize: 100 });
-    expect(predictTtftMs(lone, 0, 0, profile, 6)).toBeCloseTo(ttft(lone, 0, 0) + 6 * own, 9);
+    const mem = 0.1 * 100 * 5;
+    expect(predictTtftMs(full, 0, 0, profile, 1)).toBeCloseTo(ttft(full, 0) + 0.002 * ttft(full, 0) * (own + mem), 9);
   });
 
   it('uses a worker profile from the context over its own, and rejects bad profiles naming the field', () => {

@@ -65,6 +65,21 @@ export interface RoutingContext {
    * same block as this one: how hot the prompt's prefix is; absent: unknown.
    */
   readonly prefixSharers?: number;
+  /**
+   * Requests per ms arriving at the fleet (this router's and its peers' decisions, a moving
+   * average); absent or 0: unknown.
+   */
+  readonly arrivalRate?: number;
+  /** Each worker's share of the recent decisions, in [0, 1]; absent: unknown. */
+  readonly routedShare?: ArrayLike<number>;
+  /**
+   * Share of all registered workers (not only the `count` here) with a request queued or
+   * prefilling, in [0, 1]; absent: unknown. `KvRouter` counts it from the bounded search's load
+   * classes, so it is 0 for a strategy whose bound has a single class.
+   */
+  readonly busyShare?: number;
+  /** Registered workers (the context may hold only some of them); absent: `count`. */
+  readonly fleetSize?: number;
 }
 
 /** A strategy's pick. */
@@ -111,6 +126,8 @@ export interface CandidateWorker {
   prefillRequests?: number;
   /** Its KV capacity in blocks; default 0 (unknown). */
   totalBlocks?: number;
+  /** Its share of the recent decisions; default 0. */
+  routedShare?: number;
 }
 
 /**
@@ -125,6 +142,9 @@ export function routingContext(
     random?: RandomSource;
     tokenIds?: ArrayLike<number>;
     prefixSharers?: number;
+    arrivalRate?: number;
+    busyShare?: number;
+    fleetSize?: number;
   },
 ): RoutingContext {
   if (candidates.length === 0) throw new RouterInvalidArgumentError('at least one candidate worker is needed');
@@ -147,6 +167,10 @@ export function routingContext(
     totalBlocks: candidates.map((c) => c.totalBlocks ?? 0),
     ...(request.tokenIds !== undefined ? { tokenIds: request.tokenIds } : {}),
     ...(request.prefixSharers !== undefined ? { prefixSharers: request.prefixSharers } : {}),
+    ...(request.arrivalRate !== undefined ? { arrivalRate: request.arrivalRate } : {}),
+    ...(request.busyShare !== undefined ? { busyShare: request.busyShare } : {}),
+    ...(request.fleetSize !== undefined ? { fleetSize: request.fleetSize } : {}),
+    routedShare: candidates.map((c) => c.routedShare ?? 0),
   };
 }
 
