@@ -197,7 +197,8 @@ describe('runRoutingBench', () => {
     );
     const r = await runRoutingBench({ requests, workers: 8, speedup: 1.5, strategies: ['kv', 'round-robin'] });
     const [kv, rr] = r.runs;
-    expect(r.details[0]!.busyMs.every((b) => b > 0)).toBe(true);
+    // Each prompt is replicated on at least three engines (llm-d keeps them on two).
+    expect(r.details[0]!.busyMs.filter((b) => b > 0).length).toBeGreaterThanOrEqual(6);
     expect(kv!.ttft_ms.p99).toBeLessThan(rr!.ttft_ms.p99);
     expect(kv!.ttft_ms.p50).toBeLessThan(rr!.ttft_ms.p50);
   }, 30_000);
@@ -314,6 +315,8 @@ describe('bench routing command', () => {
     [['routing', '--workload', 'shared-prefix', '--sessions', '1.5'], /--sessions must be a positive integer/],
     [['routing', '--trace', '/nonexistent/trace.jsonl'], /--trace: cannot read/],
     [['routing', '--workload', 'shared-prefix', '--kv-preset', 'fast'], /--kv-preset must be ttft, tuned or dynamo/],
+    [['routing', '--workload', 'shared-prefix', '--kv-work-weight', '-1'], /--kv-work-weight must be a number >= 0/],
+    [['routing', '--workload', 'shared-prefix', '--kv-max-delayed', '-2'], /--kv-max-delayed must be a number >= 0/],
   ])('%j fails naming the flag', async (args, message) => {
     expect(await run(args)).toMatch(message);
   });

@@ -61,10 +61,11 @@ export interface SearchHost {
   /** Every distinct profile in use (undefined for the strategy's own). */
   profilesInUse(): readonly (EngineProfile | undefined)[];
   /**
-   * Sets the context's `busyShare` (workers outside load class 0 over all workers) before the
-   * floors, which may read it, are computed.
+   * Sets the context's `busyShare` (workers outside load class 0 over all workers) and
+   * `queuedRequests` (the sum of the workers' queued or prefilling requests) before the floors,
+   * which may read them, are computed.
    */
-  setBusyShare(share: number): void;
+  setFleetLoad(busyShare: number, queuedRequests: number): void;
 }
 
 /** See the module comment. */
@@ -116,6 +117,9 @@ export class BoundedSearch {
 
   /** Workers scored, over all decisions. */
   scored = 0;
+  /** Each load slot's queued or prefilling requests when it was last keyed, and their sum. */
+  private queuedOf = new Float64Array(16);
+  private queuedTotal = 0;
   /** Decisions whose walk stopped at {@link SEARCH_TIES} workers that could at best tie. */
   sampledTies = 0;
 
@@ -145,6 +149,21 @@ export class BoundedSearch {
     if (old < 0) return;
     this.heaps[old]!.delete(s);
     this.classOf[s] = -1;
+    this.setQueued(s, 0);
+  }
+
+  /** Records load slot `s`'s queued requests in the fleet's sum. */
+  private setQueued(s: number, q: number): void {
+    if (s >= this.queuedOf.length) {
+      const next = new Float64Array(Math.max(s + 1, this.queuedOf.length * 2));
+      next.set(this.queuedOf);
+      this.queuedOf = next;
+    }
+    const v = q > 0 && Number.isFinite(q) ? q : 0;
+    this.queuedTotal += v - this.queuedOf[s]!;
+    this.queuedOf[s] = v;
+    // Rounding drift of the running sum stays below a request; it cannot go negative.
+    if (this.queuedTotal < 0.5) this.queuedTotal = Math.max(0, Math.round(this.queuedTotal));
   }
 
   private placed(s: number): boolean {
@@ -229,6 +248,7 @@ export class BoundedSearch {
       }
       const cached = this.core.cachedBlocks(this.coreOfPos[pos]!);
       this.place(s, cls, this.bound.loadKey(f, this.host.profileAt(pos), blockSize), cached);
+      this.setQueued(s, f.prefillRequests);
       if (now - reportedAt[s]! <= ttl) expiry.set(s, reportedAt[s]!);
       else expiry.delete(s);
     }
@@ -253,8 +273,8 @@ export class BoundedSearch {
     if (heaps.length > 1) {
       let all = 0;
       for (const h of heaps) all += h.size;
-      this.host.setBusyShare(all > 0 ? (all - heaps[0]!.size) / all : 0);
-    } else this.host.setBusyShare(0);
+      this.host.setFleetLoad(all > 0 ? (all - heaps[0]!.size) / all : 0, this.queuedTotal);
+    } else this.host.setFleetLoad(0, this.queuedTotal);
     if (++this.epoch >= 0x7fffffff) {
       this.epoch = 1;
       this.pickedAt.fill(0);

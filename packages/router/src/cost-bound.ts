@@ -48,7 +48,8 @@ export interface CostBound {
   /**
    * Request part of the bound for any worker of load class `cls` sharing at most `level` leading
    * blocks (indexed or active) of the context's prompt. It may read the context's decision-wide
-   * fields (`islTokens`, `blockSize`, `prefixSharers`, `arrivalRate`, `busyShare`, `fleetSize`),
+   * fields (`islTokens`, `blockSize`, `prefixSharers`, `arrivalRate`, `busyShare`, `queuedRequests`,
+   * `fleetSize`),
    * not its per-worker entries.
    */
   requestFloor(ctx: RoutingContext, level: number, profile: EngineProfile | undefined, cls: number): number;
@@ -88,7 +89,7 @@ export function ttftLoadKey(f: LoadFigures, p: EngineProfile, blockSize: number)
   const q = f.activePrefillTokens;
   const steps = Math.ceil((q + 1) / p.maxBatchedTokens);
   const step = p.decodeBaseMs + p.decodePerSeqMs * f.inflight + p.decodePerContextTokenMs * f.activeBlocks * blockSize;
-  return p.prefillFixedMs * f.prefillRequests + p.prefillPerTokenMs * q + steps * step;
+  return p.prefillFixedMs * (f.prefillRequests + 1) + p.prefillPerTokenMs * q + steps * step;
 }
 
 /**
@@ -113,7 +114,7 @@ export function ttftLoadClass(f: LoadFigures): number {
 export function ttftRequestFloor(ctx: RoutingContext, level: number, p: EngineProfile): number {
   const isl = ctx.islTokens;
   const f = Math.max(1, isl - Math.min(level * ctx.blockSize, isl));
-  return p.prefillFixedMs + p.prefillPerTokenMs * f + p.prefillAttentionMs * f * (isl - f / 2);
+  return p.prefillPerTokenMs * f + p.prefillAttentionMs * f * (isl - f / 2);
 }
 
 /**

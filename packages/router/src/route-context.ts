@@ -41,6 +41,7 @@ export class RouteContext implements RoutingContext {
   prefixSharers = 0;
   arrivalRate = 0;
   busyShare = 0;
+  queuedRequests = 0;
   fleetSize = 0;
   // The decision's inputs the entries are filled from (see `fill`).
   now = 0;

@@ -119,8 +119,9 @@ export class KvRouter {
         loadAt: (pos) => cands[pos]!.load,
         profileAt: (pos) => cands[pos]!.profile,
         profilesInUse: () => this.profilesInUse,
-        setBusyShare: (v) => {
-          this.ctx.busyShare = v;
+        setFleetLoad: (busy, queued) => {
+          this.ctx.busyShare = busy;
+          this.ctx.queuedRequests = queued;
         },
       });
     }
@@ -416,7 +417,7 @@ export class KvRouter {
     } else {
       n = cands.length;
       for (let i = 0; i < n; i++) ctx.fill(i, cands[i]!);
-      ctx.busyShare = this.busyShare(now, ctx.ttl);
+      this.fleetLoad(now, ctx.ttl);
       // With excluded workers, entry i must name cands[i] for strategies that read ids.
       if (cands !== all) ctx.workerIds = cands.map((c) => c.id);
     }
@@ -486,15 +487,21 @@ export class KvRouter {
   }
 
   /**
-   * Share of all registered workers with a request queued or prefilling (at least one), as the
-   * bounded search counts it from its load classes; computed here when there is no search.
+   * The context's `busyShare` (share of all registered workers with a request queued or
+   * prefilling) and `queuedRequests` (their sum), as the bounded search counts them from its load
+   * classes; computed here when there is no search.
    */
-  private busyShare(now: number, ttl: number): number {
+  private fleetLoad(now: number, ttl: number): void {
     const all = this.cands;
-    if (all.length === 0) return 0;
     let busy = 0;
-    for (const c of all) if (c.load.figures(now, ttl, this.busyFig).prefillRequests >= 1) busy++;
-    return busy / all.length;
+    let queued = 0;
+    for (const c of all) {
+      const q = c.load.figures(now, ttl, this.busyFig).prefillRequests;
+      if (q >= 1) busy++;
+      if (q > 0) queued += q;
+    }
+    this.ctx.busyShare = all.length === 0 ? 0 : busy / all.length;
+    this.ctx.queuedRequests = queued;
   }
 
   /** The request produced its first token (prefill done). @returns whether it was tracked */

@@ -14,8 +14,9 @@
  * decode_ms  = steps * (decode_base + decode_per_seq * running(w) + decode_per_ctx * active(w) * block_size)
  * memory_ms  = per_token * block_size * max(0, active(w) + new_blocks(w) - total_blocks(w))
  * ttft_ms    = prefill_ms + decode_ms + memory_ms
- * own_ms     = fixed + per_token * new + attention * new * (cached + new / 2)
- * delayed(w) = min(max_delayed, work_weight * rate * max(1 / fleet, routed_share(w)) * ttft_ms / (1 - busy))
+ * own_ms     = per_token * new + attention * new * (cached + new / 2)
+ * delayed(w) = min(max_delayed, queued + 1,
+ *                 work_weight * rate * max(1 / fleet, routed_share(w)) * ttft_ms / (1 - busy))
  * share(w)   = 1 if ahead(w) > 0, else 1 / (1 + sharers)
  * cost(w)    = ttft_ms + delayed(w) * share(w) * (own_ms + memory_ms)
  * ```
@@ -27,14 +28,18 @@
  *   prefill needs costs one decode step at the worker's batch and context;
  * - `memory_ms`: blocks beyond the worker's capacity must wait for others to finish (or be
  *   recomputed after a preemption): priced as recomputing them.
- * - The work term: the compute this request adds on `w` (`own_ms`, plus the recompute its memory
- *   overflow forces on others) delays every request that reaches `w` before `w`'s backlog clears.
+ * - The work term: the compute this request adds on `w` (`own_ms`: its tokens' prefill, not the
+ *   fixed cost, which it pays wherever it goes and which a step shares among the prefills it
+ *   batches; plus the recompute its memory overflow forces on others) delays every request that reaches `w` before `w`'s backlog clears.
  *   `delayed(w)` estimates how many: requests arrive at `w` at `rate` (the fleet's, requests per
  *   ms, from the decisions this router and its peers made) times `w`'s share of the recent
  *   decisions (at least an even share), during the time this request keeps `w` busy (`ttft_ms`),
  *   stretched by `1 / (1 - busy)` (`busy`: the share of workers with a request ahead, at most
  *   {@link MAX_BUSY_SHARE}) as in a queue's busy period; capped at `max_delayed`, since beyond a
- *   few requests the arrivals to come are not known. A quiet fleet counts a cache miss almost
+ *   few requests the arrivals to come are not known, and at one more than the requests queued or
+ *   prefilling on the whole fleet now (`queued`): arrivals at that rate waiting that long would
+ *   keep about as many queued (Little's law), so a rate that the queues do not show (a closed-loop
+ *   client, or a profile predicting far slower engines than the real ones) counts one at most. A quiet fleet counts a cache miss almost
  *   only by its own TTFT, a busy one counts it for every request it will hold up, and a worker
  *   that draws many decisions (a hot prefix's home) counts more than an idle one.
  * - `share(w)`: an idle worker recomputing a prefix that running requests share (`sharers`:
@@ -119,8 +124,13 @@ export function delayedRequests(
   const b = ctx.busyShare ?? 0;
   const busy = b > 0 ? (b < MAX_BUSY_SHARE ? b : MAX_BUSY_SHARE) : 0;
   const n = (workWeight * rate * (routedShare > even ? routedShare : even) * ttftMs) / (1 - busy);
+  // Little's law check: arrivals at `rate` waiting `ttftMs` would keep about `rate * ttft` requests
+  // queued; no more than one beyond those the fleet holds now are counted (a TTFT predicted far
+  // above the engines' real one, or a closed-loop client, would otherwise count phantom requests).
+  const q = ctx.queuedRequests;
+  const cap = q !== undefined && q >= 0 && q + 1 < maxDelayed ? q + 1 : maxDelayed;
   // An infinite rate (arrivals at one instant) times a zero TTFT is NaN: count it as the cap.
-  return n < maxDelayed ? n : maxDelayed;
+  return n < cap ? n : cap;
 }
 
 /**
@@ -155,7 +165,8 @@ export function predictTtftMs(
   if (workWeight === 0) return ttft;
   const delayed = delayedRequests(ctx, ctx.routedShare?.[i] ?? 0, ttft, workWeight, maxDelayed);
   if (delayed === 0) return ttft;
-  const own = p.prefillFixedMs + p.prefillPerTokenMs * fresh + p.prefillAttentionMs * fresh * (cached + fresh / 2);
+  // The fixed cost is not in it: every placement pays it, and a step batches several prefills.
+  const own = p.prefillPerTokenMs * fresh + p.prefillAttentionMs * fresh * (cached + fresh / 2);
   const share = ahead > 0 ? 1 : 1 / (1 + (ctx.prefixSharers ?? 0));
   return ttft + delayed * share * (own + memory);
 }

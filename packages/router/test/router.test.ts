@@ -5,6 +5,7 @@ import {
   RouterError,
   RouterInvalidArgumentError,
   compileRouterOptions,
+  createStrategy,
   sequenceHashes,
   type RouteDecision,
   type RoutingStrategy,
@@ -96,15 +97,58 @@ describe('KvRouter', () => {
       block_size: 2,
       strategy: 'kv',
       // The predicted TTFT (mocker profile): nothing cached to prefill but the last token, one step;
-      // plus the work term: both requests arrived at the same instant (an unbounded rate), so that
-      // prefill counts as delaying the cap of 12 requests.
-      cost: expect.closeTo(13 * (26.2 + 0.0741 + 2.5e-6 * (8 + 0.5)) + 19.44, 9) as unknown as number,
+      // plus the work term: both requests arrived at the same instant (an unbounded rate), but none
+      // is queued now, so that prefill's compute (not its fixed cost) counts as delaying one request.
+      cost: expect.closeTo(26.2 + 2 * (0.0741 + 2.5e-6 * (8 + 0.5)) + 19.44, 9) as unknown as number,
       recorded: true,
     });
     const w = c.router.stats().workers.find((x) => x.workerId === first.worker_id)!;
     expect(w).toMatchObject({ activeBlocks: 4, activePrefillTokens: 0, inflightRequests: 1, cachedBlocks: 4 });
     expect(c.router.onFinished('req-x')).toBe(true);
     expect(c.router.onFinished('req-x')).toBe(false);
+  });
+
+  it('keeps sending a closed-loop client to the idle worker caching its prefix, however fast it asks', () => {
+    // Each request finishes before the next arrives (a sequential client): the arrival rate looks
+    // high, but nothing is queued, so the work term counts at most one delayed request and the
+    // cached worker's shorter prefill wins though it drew every recent decision.
+    for (const gap of [1, 5, 40]) {
+      const c = cluster({ blockSize: 4 }, ['cold', 'home']);
+      const prefix = Array.from({ length: 44 }, (_, i) => 1000 + i);
+      const seed = c.router.route({ tokenIds: prefix, excludeWorkers: new Set(['cold']) });
+      c.store(seed, prefix);
+      c.router.onFinished(seed.request_id);
+      for (let q = 0; q < 8; q++) {
+        c.advance(gap);
+        const tokens = [...prefix, 5000 + q, 6000 + q, 7000 + q];
+        const d = c.router.route(tokens);
+        expect([gap, q, d.worker_id]).toEqual([gap, q, 'home']);
+        c.router.onFirstToken(d.request_id);
+        c.router.onFinished(d.request_id);
+      }
+    }
+  });
+
+  it('gives the cost the requests queued on the whole fleet, with and without the bounded search', () => {
+    for (const bounded of [true, false]) {
+      const kv = createStrategy('kv');
+      const seen: (number | undefined)[] = [];
+      const strategy: RoutingStrategy = {
+        name: 'kv',
+        select: (ctx) => {
+          seen.push(ctx.queuedRequests);
+          return kv.select(ctx);
+        },
+        ...(bounded ? { costBound: kv.costBound! } : {}),
+      };
+      const c = cluster({ strategy }, ['w0', 'w1', 'w2']);
+      const ids = [0, 1, 2, 3].map((i) => c.router.route([i * 10 + 1, i * 10 + 2, i * 10 + 3]).request_id);
+      expect(seen).toEqual([0, 1, 2, 3]);
+      c.router.onFirstToken(ids[0]!);
+      c.router.onFinished(ids[1]!);
+      c.router.route([77, 78]);
+      expect(seen[4]).toBe(2);
+    }
   });
 
   it('accepts number[], Uint32Array and requests; generates request ids; record: false records nothing', () => {

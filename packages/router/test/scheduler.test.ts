@@ -183,15 +183,15 @@ describe('the ttft cost (default of the kv strategy)', () => {
     expect(pick(2000)).toBe('cold');
     // With traffic known, the work term (the compute a miss adds, times the requests it delays)
     // keeps the prefix longer: at 10 requests/s over 2 workers, half of them busy, the cold worker
-    // costs 165 + 1.65 * 160 = 429, the hit 263 + 2.63 * 48 = 389.
+    // costs 165 + 1.65 * 150 = 413, the hit 263 + 2.63 * 38 = 363.
     const heavy = new KvScheduler({ preset: 'ttft', engineProfile: profile });
     const ctx = routingContext(
       [{ workerId: 'hit', overlapBlocks: 8, activePrefillTokens: 2000 }, { workerId: 'cold' }],
       { islTokens: 1000, blockSize: 100, random: () => 0, arrivalRate: 0.01, busyShare: 0.5 },
     );
     expect(ctx.workerIds[heavy.select(ctx).index]).toBe('hit');
-    expect(heavy.lastCosts[0]).toBeCloseTo(263 + 2.63 * 48, 9);
-    expect(heavy.lastCosts[1]).toBeCloseTo(165 + 1.65 * 160, 9);
+    expect(heavy.lastCosts[0]).toBeCloseTo(263 + 2.63 * 38, 9);
+    expect(heavy.lastCosts[1]).toBeCloseTo(165 + 1.65 * 150, 9);
     // Without a rate (nothing known of the traffic yet) the term is 0.
     const unknown = routingContext(
       [{ workerId: 'hit', overlapBlocks: 8, activePrefillTokens: 2000 }, { workerId: 'cold' }],
@@ -217,17 +217,18 @@ describe('the ttft cost (default of the kv strategy)', () => {
       return ctx.workerIds[s.select(ctx).index]!;
     };
     // No other request shares the prefix (a private history): the full work term keeps it cached
-    // (hit 178 + 3.2 * 48 = 332, cold 165 + 1.65 * 160 = 429).
+    // (hit 178 + 3.2 * 38 = 300, cold 165 + 1.65 * 150 = 413).
     expect(pick(0, 0)).toBe('hit');
-    // Hot prefix (9 running sharers) and an idle cold worker: the term is a tenth there (191).
+    // Hot prefix (9 running sharers) and an idle cold worker: the term is a tenth there (190).
     expect(pick(9, 0)).toBe('cold');
-    // Hot prefix but the cold worker has requests ahead: the whole term counts (205 + 2.05 * 160).
+    // Hot prefix but the cold worker has requests ahead: the whole term counts (205 + 2.05 * 150).
     expect(pick(9, 4)).toBe('hit');
 
     // The figures: delayed = weight * rate * max(1 / fleet, share) * ttft / (1 - busy), at most
     // maxDelayed; the term is delayed * (1 or 1 / (1 + sharers)) * (own + memory).
     const ttft = (c: RoutingContext, i: number): number => predictTtftMs(c, i, 0, profile, 0);
-    const own = 10 + 0.1 * 1000 + 1e-4 * 1000 * 500;
+    // The work is the prefill's compute, not its fixed cost (paid wherever the request goes).
+    const own = 0.1 * 1000 + 1e-4 * 1000 * 500;
     const one = (o: {
       ahead?: number;
       routed?: number;
@@ -259,6 +260,12 @@ describe('the ttft cost (default of the kv strategy)', () => {
     expect(delayedRequests(one({ rate: Infinity }), 0, 100, 1, 12)).toBe(12);
     expect(delayedRequests(one({ rate: 1 }), 1, 1e6, 1, 5)).toBe(5);
     expect(delayedRequests(one({ rate: 0 }), 1, 1e6, 1, 5)).toBe(0);
+    // No more than one beyond the requests the fleet has queued (Little's law check).
+    const queued = (q: number): RoutingContext => ({ ...one({ rate: 1 }), queuedRequests: q });
+    expect(delayedRequests(queued(0), 1, 1e6, 1, 12)).toBe(1);
+    expect(delayedRequests(queued(3), 1, 1e6, 1, 12)).toBe(4);
+    expect(delayedRequests(queued(30), 1, 1e6, 1, 12)).toBe(12);
+    expect(delayedRequests(queued(0), 0, 0.5, 1, 12)).toBeCloseTo((1 * 0.25 * 0.5) / 0.5, 12);
     expect(predictTtftMs(one({ rate: 0 }), 0, 0, profile, 1)).toBe(ttft(one({ rate: 0 }), 0));
     // A worker over its capacity adds the recompute it forces to its own work.
     const full = routingContext([{ workerId: 'f', activeBlocks: 95, totalBlocks: 100, prefillRequests: 1 }], {

@@ -27,6 +27,18 @@ describe('strategies', () => {
     expect(isStrategyName('KV')).toBe(false);
   });
 
+  it('createStrategy passes every kv option through to the scheduler', () => {
+    const kv = createStrategy('kv', { workWeight: 2.5, maxDelayed: 7, overlapWeight: 3 }) as unknown as {
+      workWeight: number;
+      maxDelayed: number;
+      overlapWeight: number;
+    };
+    expect(kv.workWeight).toBe(2.5);
+    expect(kv.maxDelayed).toBe(7);
+    expect(kv.overlapWeight).toBe(3);
+    expect(() => createStrategy('kv', { maxDelayed: -1 })).toThrow(/maxDelayed/);
+  });
+
   it('round-robin cycles, and wraps when workers change', () => {
     const s = new RoundRobinStrategy();
     const three = routingContext([{ workerId: 'a' }, { workerId: 'b' }, { workerId: 'c' }], req);

@@ -50,6 +50,7 @@ interface RoutingArgs {
   'router-replicas': number;
   'engine-model': string;
   'kv-work-weight'?: number;
+  'kv-max-delayed'?: number;
   grid: boolean;
   'grid-workers': string;
   'grid-speedups': string;
@@ -186,7 +187,11 @@ export function routingBenchCommand<T>(fail: (e: unknown) => never): CommandModu
         })
         .option('kv-work-weight', {
           type: 'number',
-          describe: 'kv strategy, ttft cost: weight of the compute a request adds (default 6)',
+          describe: 'kv strategy, ttft cost: multiplier of the requests a miss is counted as delaying (default 1)',
+        })
+        .option('kv-max-delayed', {
+          type: 'number',
+          describe: 'kv strategy, ttft cost: most requests one miss is counted as delaying (default 12)',
         })
         .option('engine-model', {
           type: 'string',
@@ -226,7 +231,15 @@ export function routingBenchCommand<T>(fail: (e: unknown) => never): CommandModu
         if (ww !== undefined && !(typeof ww === 'number' && ww >= 0 && Number.isFinite(ww))) {
           throw new InvalidArgumentError(`--kv-work-weight must be a number >= 0, got ${String(ww)}`);
         }
-        const strategyOptions = { preset, ...(ww !== undefined ? { workWeight: ww } : {}) } as const;
+        const md = argv['kv-max-delayed'];
+        if (md !== undefined && !(typeof md === 'number' && md >= 0 && Number.isFinite(md))) {
+          throw new InvalidArgumentError(`--kv-max-delayed must be a number >= 0, got ${String(md)}`);
+        }
+        const strategyOptions = {
+          preset,
+          ...(ww !== undefined ? { workWeight: ww } : {}),
+          ...(md !== undefined ? { maxDelayed: md } : {}),
+        } as const;
         if (argv.grid) {
           const list = (flag: string, v: string): number[] => {
             const xs = v.split(',').map((x) => Number(x.trim()));

@@ -53,6 +53,7 @@ function kvOnly(o: StrategyOptions): KvSchedulerOptions {
     'memoryBlocks',
     'objective',
     'workWeight',
+    'maxDelayed',
     'engineProfile',
   ] as const) {
     if (o[k] !== undefined) (out as Record<string, unknown>)[k] = o[k];

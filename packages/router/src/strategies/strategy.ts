@@ -78,6 +78,11 @@ export interface RoutingContext {
    * classes, so it is 0 for a strategy whose bound has a single class.
    */
   readonly busyShare?: number;
+  /**
+   * Requests queued or prefilling on all registered workers (not only the `count` here), as their
+   * effective loads count them; absent: unknown.
+   */
+  readonly queuedRequests?: number;
   /** Registered workers (the context may hold only some of them); absent: `count`. */
   readonly fleetSize?: number;
 }
@@ -144,6 +149,7 @@ export function routingContext(
     prefixSharers?: number;
     arrivalRate?: number;
     busyShare?: number;
+    queuedRequests?: number;
     fleetSize?: number;
   },
 ): RoutingContext {
@@ -169,6 +175,7 @@ export function routingContext(
     ...(request.prefixSharers !== undefined ? { prefixSharers: request.prefixSharers } : {}),
     ...(request.arrivalRate !== undefined ? { arrivalRate: request.arrivalRate } : {}),
     ...(request.busyShare !== undefined ? { busyShare: request.busyShare } : {}),
+    ...(request.queuedRequests !== undefined ? { queuedRequests: request.queuedRequests } : {}),
     ...(request.fleetSize !== undefined ? { fleetSize: request.fleetSize } : {}),
     routedShare: candidates.map((c) => c.routedShare ?? 0),
   };
