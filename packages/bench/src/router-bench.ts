@@ -118,26 +118,31 @@ function positiveInt(v: number, name: string): number {
   return v;
 }
 
+/** One point of the benchmark: filled once, then timed in slices (a sweep interleaves them). */
+interface BenchPoint {
+  /** Untimed decisions until the in-flight window is full (and at least 500). */
+  warm(): Promise<void>;
+  /** `n` timed decisions. */
+  timed(n: number): void;
+  result(): RouterBenchResult;
+}
+
 /**
- * Runs the router benchmark (see the module comment).
+ * Fills a point: its router, its index and the memory it takes (see the module comment).
  * @throws RangeError for options that are not positive integers, or isl < blockSize
  */
-export async function runRouterBench(
-  options: RouterBenchOptions = {},
-  hooks: RouterBenchHooks = {},
-): Promise<RouterBenchResult> {
+async function preparePoint(options: RouterBenchOptions, hooks: RouterBenchHooks): Promise<BenchPoint> {
   const W = positiveInt(options.workers ?? 64, 'workers');
   const totalBlocks = positiveInt(options.blocks ?? 1_000_000, 'blocks');
   const isl = positiveInt(options.isl ?? 4096, 'isl');
   const bs = positiveInt(options.blockSize ?? 64, 'blockSize');
-  const decisions = positiveInt(options.decisions ?? 5000, 'decisions');
+  positiveInt(options.decisions ?? 5000, 'decisions');
   const seed = options.seed ?? 1;
   const seqBlocks = Math.floor(isl / bs);
   if (seqBlocks < 1) throw new RangeError('isl must be at least blockSize');
   const progress = hooks.onProgress ?? (() => undefined);
   const rnd = mulberry32(seed);
   const gc = getGc();
-
   // Shared prefixes ("system prompts"): stored once per worker that uses them.
   const families = 32;
   const familyBlocks = Array.from({ length: families }, () => 1 + Math.floor(rnd() * Math.max(1, seqBlocks / 4)));
@@ -239,9 +244,8 @@ export async function runRouterBench(
   const decideUs: number[] = [];
   const inflight: string[] = [];
   const window = 2 * W;
-  // Untimed until the in-flight window is full, so that every size is timed in its steady state.
-  const warmup = Math.max(Math.min(500, decisions), window);
-  for (let i = 0; i < warmup + decisions; i++) {
+  let i = 0;
+  const decide = (timed: boolean): void => {
     clock += 1;
     makePrompt();
     let th: number;
@@ -262,31 +266,79 @@ export async function runRouterBench(
       hasher.hash(prompt);
       th = nowUs() - t0;
     }
+    i++;
     inflight.push(requestId);
     if (inflight.length > window) {
       const done = inflight.shift()!;
       router.onFirstToken(done);
       router.onFinished(done);
     }
-    if (i >= warmup) {
+    if (timed) {
       hashUs.push(th);
       decideUs.push(td);
     }
-    if (i % 500 === 499) {
-      progress('decisions', Math.max(0, i + 1 - warmup), decisions);
-      await tick();
-    }
-  }
-  progress('decisions', decisions, decisions);
-
-  return {
-    workers: W,
-    indexed_blocks: indexed,
-    decision_us: percentiles(decideUs),
-    hash_us: percentiles(hashUs),
-    events_per_s: eventsPerS,
-    heap_bytes_per_block: heapPerBlock,
   };
+  const decisions = options.decisions ?? 5000;
+  return {
+    async warm() {
+      // Untimed until the in-flight window is full, so that every size is timed in its steady state.
+      const warmup = Math.max(Math.min(500, decisions), window);
+      for (let k = 0; k < warmup; k++) {
+        decide(false);
+        if (k % 500 === 499) await tick();
+      }
+    },
+    timed(n: number) {
+      for (let k = 0; k < n; k++) decide(true);
+      progress('decisions', decideUs.length, decisions);
+    },
+    result: () => ({
+      workers: W,
+      indexed_blocks: indexed,
+      decision_us: percentiles(decideUs),
+      hash_us: percentiles(hashUs),
+      events_per_s: eventsPerS,
+      heap_bytes_per_block: heapPerBlock,
+    }),
+  };
+}
+
+/** Timed decisions per slice: a sweep alternates its points slice by slice. */
+const SLICE = 50;
+
+/**
+ * Runs the router benchmark (see the module comment).
+ * @throws RangeError for options that are not positive integers, or isl < blockSize
+ */
+export async function runRouterBench(
+  options: RouterBenchOptions = {},
+  hooks: RouterBenchHooks = {},
+): Promise<RouterBenchResult> {
+  return (await runPoints([options], hooks))[0]!;
+}
+
+/** Fills every point in order, warms each, then times them slice by slice in turn. */
+async function runPoints(list: readonly RouterBenchOptions[], hooks: RouterBenchHooks): Promise<RouterBenchResult[]> {
+  const points: BenchPoint[] = [];
+  const tag = (k: number): string => (list.length > 1 ? ` ${k + 1}/${list.length}` : '');
+  for (const [k, o] of list.entries()) {
+    points.push(await preparePoint(o, { onProgress: (phase, d, t) => hooks.onProgress?.(phase + tag(k), d, t) }));
+  }
+  for (const p of points) await p.warm();
+  const want = list.map((o) => o.decisions ?? 5000);
+  const done = want.map(() => 0);
+  for (let more = true; more;) {
+    more = false;
+    for (const [k, p] of points.entries()) {
+      const n = Math.min(SLICE, want[k]! - done[k]!);
+      if (n <= 0) continue;
+      p.timed(n);
+      done[k]! += n;
+      more = true;
+    }
+    await tick();
+  }
+  return points.map((p) => p.result());
 }
 
 /** A human-readable table of a result, with the targets. */
@@ -363,23 +415,22 @@ export function sweepPoints(workers: readonly number[], blocks: readonly number[
   }));
 }
 
-/** Runs {@link runRouterBench} once per point, in order, in this process (same machine state). */
+/**
+ * Runs every point in this process: each is filled in order, then their timed decisions alternate
+ * in slices of {@link SLICE}, so that every point is timed under the same machine state (on a
+ * shared VM the speed of a whole process drifts by 1.5x for seconds at a time, which timing the
+ * points one after the other turned into the ratio).
+ */
 export async function runRouterSweep(
   points: readonly RouterSweepPoint[],
   options: Omit<RouterBenchOptions, 'workers' | 'blocks'> = {},
   hooks: RouterBenchHooks = {},
 ): Promise<RouterSweepResult> {
   if (points.length === 0) throw new RangeError('a sweep needs at least one point');
-  const out: RouterBenchResult[] = [];
-  for (const [i, p] of points.entries()) {
-    const tag = points.length > 1 ? ` ${i + 1}/${points.length}` : '';
-    out.push(
-      await runRouterBench(
-        { ...options, workers: p.workers, blocks: p.blocks },
-        { onProgress: (phase, d, t) => hooks.onProgress?.(phase + tag, d, t) },
-      ),
-    );
-  }
+  const out = await runPoints(
+    points.map((p) => ({ ...options, workers: p.workers, blocks: p.blocks })),
+    hooks,
+  );
   const first = out[0]!.decision_us.p50;
   const last = out[out.length - 1]!.decision_us.p50;
   return { points: out, p50_ratio: first > 0 ? round(last / first) : Infinity };

@@ -107,7 +107,7 @@ export class WorkerLoadState {
   }
 
   /**
-   * Distinct blocks of running requests in small groups (at most `SMALL_GROUP` (16) requests
+   * Distinct blocks of running requests in small groups (at most `SMALL_GROUP` (64) requests
    * sharing a first block), which are compared chain to chain instead of indexed.
    */
   get loneBlocks(): number {

@@ -105,19 +105,29 @@ interface TrackedRequest {
   routedAt: number;
 }
 
+/**
+ * Running requests per group compared chain to chain; a larger group is indexed. Comparing costs
+ * a decision O(members x shared blocks), indexing O(blocks) hash-table writes per request routed
+ * and finished: at 1,024 workers with 2 requests in flight each (`bench router`), groups of ~40
+ * made a limit of 16 index every prompt's 64 blocks, 5 of a decision's 23 us (docs/benchmarks.md).
+ */
+const SMALL_GROUP = 64;
+
 /** See the module comment. */
 export class LoadTracker {
   /** Reported metrics validity, ms. */
   readonly metricsTtlMs: number;
   /** Request release timeout, ms. */
   readonly requestTimeoutMs: number;
+  /** Running requests with one first block compared chain to chain before they are indexed. */
+  static readonly SMALL_GROUP = SMALL_GROUP;
   /** Most requests tracked at once. */
   readonly maxTrackedRequests: number;
   private readonly now: Clock;
   private readonly warn: WarningHandler;
   /**
    * Blocks of running requests, per worker, with one reference per request; only for requests
-   * of large groups (more than `SMALL_GROUP` (16) running requests with the same first block).
+   * of large groups (more than `SMALL_GROUP` (64) running requests with the same first block).
    * Requests of a small group are kept as a list and compared chain to chain: a sequence hash
    * names its whole prefix, so two chains share exactly their longest common prefix, and the
    * distinct blocks a worker holds for a group are the size of the union (a trie) of its chains.
@@ -576,9 +586,6 @@ export class LoadTracker {
 
 /** Hash arrays of finished requests kept for reuse. */
 const HASH_POOL_SIZE = 256;
-
-/** Running requests per group compared chain to chain; a larger group is indexed. */
-const SMALL_GROUP = 16;
 
 function positive(v: number, name: string): number {
   if (!(v > 0) || !Number.isFinite(v)) {

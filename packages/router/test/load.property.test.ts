@@ -13,8 +13,9 @@ type Op =
 
 // Chains over a tiny alphabet, so that they share prefixes often; block i of a chain is keyed by
 // the whole prefix (like a sequence hash): key = hash of chain[0..i]. `firsts` first blocks: with
-// one, every request is in the same group, which grows past the small-group limit (16 running
-// requests compared chain to chain) into the active-block index and shrinks again.
+// one, every request is in the same group, which grows past the small-group limit
+// (LoadTracker.SMALL_GROUP running requests compared chain to chain) into the active-block index
+// and shrinks again.
 function chainOf(firsts: number): fc.Arbitrary<number[]> {
   return fc
     .tuple(fc.integer({ min: 1, max: firsts }), fc.array(fc.constantFrom(1, 2, 3), { maxLength: 4 }))
@@ -50,12 +51,21 @@ function checkAgainstModel(
   maxOps: number,
   finishWeight: number,
   runs: number,
-): void {
+  growFirst = 0,
+): number {
   const op = opOf(firsts, workers, finishWeight);
   const chain = chainOf(firsts);
+  // `growFirst` routes before the mixed operations (so a group can pass the small-group limit).
+  const grow = opOf(firsts, workers, 0).filter((o) => o.kind === 'route');
+  let mostRunning = 0;
   fc.assert(
     fc.property(
-      fc.array(op, { minLength: minOps, maxLength: maxOps }),
+      fc
+        .tuple(
+          fc.array(grow, { minLength: growFirst, maxLength: growFirst }),
+          fc.array(op, { minLength: minOps, maxLength: maxOps }),
+        )
+        .map(([a, b]) => [...a, ...b]),
       fc.array(chain, { minLength: 1, maxLength: 5 }),
       (ops, queries) => {
         const lt = new LoadTracker({ now: () => 0 });
@@ -68,6 +78,7 @@ function checkAgainstModel(
             const ks = keys(o.chain);
             lt.onRouted(id, `w${o.worker}`, { prefillTokens: 0, sequenceHashes: ks, blocks: ks.length + o.extra });
             running.set(id, { worker: o.worker, chain: o.chain, extra: o.extra });
+            mostRunning = Math.max(mostRunning, running.size);
           } else if (o.kind === 'finish') {
             const ids = [...running.keys()];
             if (ids.length === 0) continue;
@@ -113,6 +124,7 @@ function checkAgainstModel(
     ),
     { numRuns: runs },
   );
+  return mostRunning;
 }
 
 describe('LoadTracker active blocks agree with a brute-force model', () => {
@@ -121,6 +133,8 @@ describe('LoadTracker active blocks agree with a brute-force model', () => {
   });
 
   it('when one group grows past the small-group limit and shrinks (20 workers)', () => {
-    checkAgainstModel(1, 20, 60, 120, 2, 25);
+    const limit = LoadTracker.SMALL_GROUP;
+    const most = checkAgainstModel(1, 20, 60, 120, 6, 25, limit + 16);
+    expect(most).toBeGreaterThan(limit);
   });
 });
