@@ -14,7 +14,7 @@
  * @packageDocumentation
  */
 import type { RoutingContext } from './strategies/strategy';
-import { delayedRequests, type EngineProfile } from './ttft-cost';
+import { delayedRequests, type EngineProfile, idleWorkShare } from './ttft-cost';
 
 /** The load figures of one worker a key is computed from (effective values, as the context has them). */
 export interface LoadFigures {
@@ -122,7 +122,7 @@ export function ttftRequestFloor(ctx: RoutingContext, level: number, p: EnginePr
  * is at least `t = own + key`, and the work term (`ttft-cost.ts`) counts `delayed * share * (own +
  * memory)`, where `delayed` is non-decreasing in the TTFT and the worker's decision share (so at
  * least its value at `t` and the even share `1 / fleet`), `share` is 1 for a worker of class 1 (a
- * request ahead) and at least `1 / (1 + prefixSharers)` in class 0, and memory >= 0. The result
+ * request ahead) and {@link idleWorkShare} in class 0 (decision-wide), and memory >= 0. The result
  * grows with `key` (the work term scales with the TTFT), which an additive floor would miss.
  */
 export function ttftBound(
@@ -136,6 +136,6 @@ export function ttftBound(
   const t = own + key;
   if (workWeight === 0) return t;
   const n = delayedRequests(ctx, 0, t, workWeight, maxDelayed);
-  const share = cls > 0 ? 1 : 1 / (1 + (ctx.prefixSharers ?? 0));
+  const share = cls > 0 ? 1 : idleWorkShare(ctx);
   return t + n * share * own;
 }

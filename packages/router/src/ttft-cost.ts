@@ -17,7 +17,7 @@
  * own_ms     = per_token * new + attention * new * (cached + new / 2)
  * delayed(w) = min(max_delayed, queued + 1,
  *                 work_weight * rate * max(1 / fleet, routed_share(w)) * ttft_ms / (1 - busy))
- * share(w)   = 1 if ahead(w) > 0, else 1 / (1 + sharers)
+ * share(w)   = 1 if ahead(w) > 0, else 1 / (1 + sharers * (1 - busy))
  * cost(w)    = ttft_ms + delayed(w) * share(w) * (own_ms + memory_ms)
  * ```
  *
@@ -46,7 +46,9 @@
  *   running requests anywhere whose prompt starts with the same block) holds nobody up now and
  *   serves the later requests of that prefix, so the term fades there; that replicates a hot
  *   prefix whose home worker's queue costs more than recomputing it elsewhere, while a session's
- *   private history (no sharers) keeps its full weight.
+ *   private history (no sharers) keeps its full weight. The busier the fleet, the sooner an idle
+ *   worker has requests of its own to delay: the sharers count by `1 - busy`, so a nearly busy
+ *   fleet does not spend its few idle engines recomputing long prompts.
  * @packageDocumentation
  */
 import { RouterInvalidArgumentError } from './errors';
@@ -104,6 +106,21 @@ export const MAX_BUSY_SHARE = 0.9;
 /** Default cap of the requests one request's work is counted as delaying (`maxDelayed`). */
 export const MAX_DELAYED_REQUESTS = 12;
 
+/** The context's busy share, clamped to [0, {@link MAX_BUSY_SHARE}]. */
+function busyShare(ctx: RoutingContext): number {
+  const b = ctx.busyShare ?? 0;
+  return b > 0 ? (b < MAX_BUSY_SHARE ? b : MAX_BUSY_SHARE) : 0;
+}
+
+/**
+ * The work term's `share` for a worker with no request ahead (see the module comment): it fades
+ * with the prefix's heat, the less so the busier the fleet. Depends on decision-wide fields only
+ * (the cost bound relies on it).
+ */
+export function idleWorkShare(ctx: RoutingContext): number {
+  return 1 / (1 + (ctx.prefixSharers ?? 0) * (1 - busyShare(ctx)));
+}
+
 /**
  * The work term's `delayed`: requests expected to reach a worker whose share of the recent
  * decisions is `routedShare` while a request with TTFT `ttftMs` keeps it busy (see the module
@@ -121,8 +138,7 @@ export function delayedRequests(
   if (!(rate > 0) || workWeight === 0) return 0;
   const fleet = ctx.fleetSize ?? ctx.count;
   const even = 1 / (fleet > 1 ? fleet : 1);
-  const b = ctx.busyShare ?? 0;
-  const busy = b > 0 ? (b < MAX_BUSY_SHARE ? b : MAX_BUSY_SHARE) : 0;
+  const busy = busyShare(ctx);
   const n = (workWeight * rate * (routedShare > even ? routedShare : even) * ttftMs) / (1 - busy);
   // Little's law check: arrivals at `rate` waiting `ttftMs` would keep about `rate * ttft` requests
   // queued; no more than one beyond those the fleet holds now are counted (a TTFT predicted far
@@ -167,6 +183,6 @@ export function predictTtftMs(
   if (delayed === 0) return ttft;
   // The fixed cost is not in it: every placement pays it, and a step batches several prefills.
   const own = p.prefillPerTokenMs * fresh + p.prefillAttentionMs * fresh * (cached + fresh / 2);
-  const share = ahead > 0 ? 1 : 1 / (1 + (ctx.prefixSharers ?? 0));
+  const share = ahead > 0 ? 1 : idleWorkShare(ctx);
   return ttft + delayed * share * (own + memory);
 }

@@ -1,6 +1,7 @@
 import {
   checkEngineProfile,
   delayedRequests,
+  idleWorkShare,
   KvScheduler,
   kvCost,
   MAX_BUSY_SHARE,
@@ -219,7 +220,8 @@ describe('the ttft cost (default of the kv strategy)', () => {
     // No other request shares the prefix (a private history): the full work term keeps it cached
     // (hit 178 + 3.2 * 38 = 300, cold 165 + 1.65 * 150 = 413).
     expect(pick(0, 0)).toBe('hit');
-    // Hot prefix (9 running sharers) and an idle cold worker: the term is a tenth there (190).
+    // Hot prefix (9 running sharers) and an idle cold worker, half the fleet busy: the term is
+    // 1 / (1 + 9 * 0.5) there (165 + 247.5 / 5.5 = 210).
     expect(pick(9, 0)).toBe('cold');
     // Hot prefix but the cold worker has requests ahead: the whole term counts (205 + 2.05 * 150).
     expect(pick(9, 4)).toBe('hit');
@@ -248,12 +250,17 @@ describe('the ttft cost (default of the kv strategy)', () => {
     let c = one({ ahead: 1, routed: 0.5, sharers: 3 });
     expect(predictTtftMs(c, 0, 0, profile, 1)).toBeCloseTo(ttft(c, 0) + ((0.002 * 0.5 * ttft(c, 0)) / 0.5) * own, 9);
     expect(delayedRequests(c, 0.5, 100, 1, 12)).toBeCloseTo(0.2, 12);
-    // Idle: the share is 1 / (1 + sharers); an unpicked worker counts an even share (1 / fleet).
+    // Idle: the share is 1 / (1 + sharers * (1 - busy)); an unpicked worker counts an even share
+    // (1 / fleet).
     c = one({ sharers: 3 });
     expect(predictTtftMs(c, 0, 0, profile, 1)).toBeCloseTo(
-      ttft(c, 0) + ((0.002 * 0.25 * ttft(c, 0)) / 0.5) * 0.25 * own,
+      ttft(c, 0) + ((0.002 * 0.25 * ttft(c, 0)) / 0.5) * (1 / (1 + 3 * 0.5)) * own,
       9,
     );
+    expect(idleWorkShare(one({ sharers: 3, busy: 0 }))).toBeCloseTo(0.25, 12);
+    // The busy share counts at most MAX_BUSY_SHARE: a fully busy fleet still discounts a hot prefix.
+    expect(idleWorkShare(one({ sharers: 3, busy: 1 }))).toBeCloseTo(1 / (1 + 3 * (1 - MAX_BUSY_SHARE)), 12);
+    expect(idleWorkShare(one({ sharers: 0, busy: 0.3 }))).toBe(1);
     // The weight scales the count; the busy share is capped at MAX_BUSY_SHARE; the count at maxDelayed.
     c = one({ busy: 1 });
     expect(delayedRequests(c, 0, 100, 2, 12)).toBeCloseTo((2 * 0.002 * 0.25 * 100) / (1 - MAX_BUSY_SHARE), 12);
