@@ -4,7 +4,9 @@
  * block-table lookups of the index walk. Prints the p50 and mean of each part in microseconds (the
  * wrappers add ~0.1 us each) and the walk's matched blocks and table lookups per decision.
  *
- *   npm run build && node --expose-gc --import tsx packages/bench/scripts/router-parts.ts
+ *   npm run build && node --expose-gc --import tsx packages/bench/scripts/router-parts.ts [workers] [blocks]
+ *
+ * `workers` and `blocks` default to the bench's 64 and 1,000,000.
  */
 import { KvRouter } from '@dynamo-ts/router';
 import { runRouterBench } from '../src/router-bench';
@@ -54,7 +56,11 @@ KvRouter.prototype.route = function (this: KvRouter, input) {
 };
 
 async function main(): Promise<void> {
-  const r = await runRouterBench({});
+  const [workers, blocks] = process.argv.slice(2).map(Number);
+  const r = await runRouterBench({
+    ...(workers !== undefined ? { workers } : {}),
+    ...(blocks !== undefined ? { blocks } : {}),
+  });
   const warm = 500;
   process.stdout.write(`bench: decision p50 ${r.decision_us.p50} us, hash p50 ${r.hash_us.p50} us\n`);
   for (const [label, values] of parts) {

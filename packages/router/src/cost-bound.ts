@@ -4,13 +4,15 @@
  * depends only on the request and the most the worker can share of it:
  *
  * ```
- * cost(w) >= requestFloor(request, level) + loadKey(w)   for every w sharing at most `level` blocks
+ * cost(w) >= bound(class(w), requestFloor(request, level), loadKey(w))
+ *            for every w sharing at most `level` blocks; bound non-decreasing in floor and key
  * ```
  *
  * With it, `KvRouter` scores the few workers that share more than `level` leading blocks, then walks
- * the others in ascending `requestFloor(class) + loadKey` (one heap per load class) and stops once
- * that exceeds the best cost found (plus the tie tolerance): no worker left could win or tie. Each bound below restates its cost's terms (`scheduler.ts` `kvCost`, `ttft-cost.ts`
- * `predictTtftMs`): change both together (`test/cost-bound.property.test.ts` checks the inequality).
+ * the others in ascending bound (one heap per load class, ordered by key) and stops once that
+ * exceeds the best cost found (plus the tie tolerance): no worker left could win or tie. Each bound
+ * below restates its cost's terms (`scheduler.ts` `kvCost`, `ttft-cost.ts` `predictTtftMs`): change
+ * both together (`test/bounded-search.property.test.ts` checks the inequality).
  * @packageDocumentation
  */
 import type { RoutingContext } from './strategies/strategy';
@@ -48,9 +50,8 @@ export interface CostBound {
   /**
    * Request part of the bound for any worker of load class `cls` sharing at most `level` leading
    * blocks (indexed or active) of the context's prompt. It may read the context's decision-wide
-   * fields (`islTokens`, `blockSize`, `prefixSharers`, `arrivalRate`, `busyShare`, `queuedRequests`,
-   * `fleetSize`),
-   * not its per-worker entries.
+   * fields (`islTokens`, `blockSize`, `prefixSharers`, `arrivalRate`, `busyShare`,
+   * `queuedRequests`, `fleetSize`), not its per-worker entries.
    */
   requestFloor(ctx: RoutingContext, level: number, profile: EngineProfile | undefined, cls: number): number;
   /**
@@ -105,11 +106,12 @@ export function ttftLoadClass(f: LoadFigures): number {
 }
 
 /**
- * See {@link ttftLoadKey}. A worker sharing `overlap <= level` blocks computes `fresh >= f` tokens,
- * `f = max(1, isl - level * bs)`, with `cached >= isl - fresh`, so its own prefill is at least
- * `own = fixed + per_token * f + attention * f * (isl - f / 2)` (increasing in `f` up to `isl`): the
- * request floor, and its predicted TTFT is at least that plus its load key ({@link ttftBound} adds
- * the work term).
+ * See {@link ttftLoadKey}, which holds the request's own fixed cost. A worker sharing
+ * `overlap <= level` blocks computes `fresh >= f` tokens, `f = max(1, isl - level * bs)`, with
+ * `cached >= isl - fresh`, so the compute of its own prefill is at least
+ * `own = per_token * f + attention * f * (isl - f / 2)` (increasing in `f` up to `isl`): the request
+ * floor, also the floor of the work term's `own_ms`; its predicted TTFT is at least that plus its
+ * load key ({@link ttftBound} adds the work term).
  */
 export function ttftRequestFloor(ctx: RoutingContext, level: number, p: EngineProfile): number {
   const isl = ctx.islTokens;

@@ -109,7 +109,9 @@ interface TrackedRequest {
  * Running requests per group compared chain to chain; a larger group is indexed. Comparing costs
  * a decision O(members x shared blocks), indexing O(blocks) hash-table writes per request routed
  * and finished: at 1,024 workers with 2 requests in flight each (`bench router`), groups of ~40
- * made a limit of 16 index every prompt's 64 blocks, 5 of a decision's 23 us (docs/benchmarks.md).
+ * made a limit of 16 index every prompt's 64 blocks: recording a request took 11-13 us at p50
+ * against 1-2 us with 64, comparing chains 2 against 3-9 us (docs/benchmarks.md, "Router at fleet
+ * scale").
  */
 const SMALL_GROUP = 64;
 

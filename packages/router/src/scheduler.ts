@@ -142,7 +142,8 @@ export const TUNED_KV_OPTIONS: PresetValues = {
  * The predicted-TTFT cost (`ttft-cost.ts`) with in-flight blocks counted as cached where they are
  * being computed, plus the work term: the compute the request adds, times the requests it is
  * expected to delay (from the arrival rate, the worker's share of the decisions and how busy the
- * fleet is; at most `maxDelayed`, 12, the cap chosen on the grid, docs/benchmarks.md).
+ * fleet is; at most `maxDelayed`, 12, and one more than the fleet's queued requests; docs/router.md
+ * section 13).
  * `overlapWeight` and `queueWeight` do not apply to it.
  */
 export const TTFT_KV_OPTIONS: PresetValues = {
