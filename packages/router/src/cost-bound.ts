@@ -16,7 +16,7 @@
  * @packageDocumentation
  */
 import type { RoutingContext } from './strategies/strategy';
-import { delayedRequests, type EngineProfile, idleWorkShare } from './ttft-cost';
+import { delayedRequests, type EngineProfile, heldBlocks, idleWorkShare } from './ttft-cost';
 
 /** The load figures of one worker a key is computed from (effective values, as the context has them). */
 export interface LoadFigures {
@@ -84,12 +84,14 @@ export function blocksRequestFloor(islTokens: number, blockSize: number, level: 
 
 /**
  * Bound of `predictTtftMs` (ttft objective). With `fresh >= 1` the prefill needs at least
- * `ceil((queue + 1) / max_batched)` steps, each costing one decode step; the memory term is >= 0.
+ * `ceil((queue + 1) / max_batched)` steps, each costing one decode step at the blocks the worker
+ * holds ({@link heldBlocks}); the memory term is >= 0.
  */
 export function ttftLoadKey(f: LoadFigures, p: EngineProfile, blockSize: number): number {
   const q = f.activePrefillTokens;
   const steps = Math.ceil((q + 1) / p.maxBatchedTokens);
-  const step = p.decodeBaseMs + p.decodePerSeqMs * f.inflight + p.decodePerContextTokenMs * f.activeBlocks * blockSize;
+  const held = heldBlocks(f.activeBlocks, q, blockSize);
+  const step = p.decodeBaseMs + p.decodePerSeqMs * f.inflight + p.decodePerContextTokenMs * held * blockSize;
   return p.prefillFixedMs * (f.prefillRequests + 1) + p.prefillPerTokenMs * q + steps * step;
 }
 

@@ -107,6 +107,7 @@ export {
   predictTtftMs,
   checkEngineProfile,
   delayedRequests,
+  heldBlocks,
   idleWorkShare,
   MAX_BUSY_SHARE,
   MAX_DELAYED_REQUESTS,

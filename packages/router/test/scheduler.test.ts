@@ -159,12 +159,20 @@ describe('the ttft cost (default of the kv strategy)', () => {
       ],
       { islTokens: 1000, blockSize: 100 },
     );
-    // cached: queue 500 + 400 new over 600 cached; 1 step; 2 running, 1000 context tokens.
-    expect(predictTtftMs(ctx, 0, 6, profile)).toBeCloseTo(10 + 0.1 * 900 + 1e-4 * 400 * (600 + 200) + (5 + 1 + 10), 9);
+    // cached: queue 500 + 400 new over 600 cached; 1 step; 2 running, 10 active blocks of which the
+    // queued 500 tokens (5 blocks) are not held yet: 500 context tokens.
+    expect(predictTtftMs(ctx, 0, 6, profile)).toBeCloseTo(10 + 0.1 * 900 + 1e-4 * 400 * (600 + 200) + (5 + 1 + 5), 9);
     // idle: 1000 new, 1 step of an empty batch.
     expect(predictTtftMs(ctx, 1, 0, profile)).toBeCloseTo(10 + 100 + 1e-4 * 1000 * 500 + 5, 9);
     // full: 95 + 10 blocks > 100: 5 blocks priced as recomputed; 95 blocks of context decode.
     expect(predictTtftMs(ctx, 2, 0, profile)).toBeCloseTo(10 + 100 + 50 + 5 + 0.01 * 9500 + 0.1 * 100 * 5, 9);
+    // backlog: 95 active blocks, but 50 of them are prompts still queued (5,000 tokens): 45 held,
+    // so no memory term and 45 blocks of context; 6,000 tokens to compute: 6 steps.
+    const backlog = routingContext([{ workerId: 'b', activeBlocks: 95, activePrefillTokens: 5000, totalBlocks: 100 }], {
+      islTokens: 1000,
+      blockSize: 100,
+    });
+    expect(predictTtftMs(backlog, 0, 0, profile)).toBeCloseTo(10 + 600 + 50 + 6 * (5 + 0.01 * 4500), 9);
     // 2,500 tokens to compute at 1,000 a step: 3 decode steps.
     const queued = routingContext([{ workerId: 'q', activePrefillTokens: 1500 }], { islTokens: 1000, blockSize: 100 });
     expect(predictTtftMs(queued, 0, 0, profile)).toBeCloseTo(10 + 250 + 50 + 3 * 5, 9);
