@@ -129,6 +129,8 @@ export interface RoutingRunDetail {
   busyMs: number[];
   /** Virtual time at which the last request finished, ms. */
   makespanMs: number;
+  /** Every completed request's TTFT, ms, ascending (to pool runs, e.g. several seeds). */
+  ttftSamples: number[];
 }
 
 /** Result of {@link runRoutingBench}. */
@@ -452,6 +454,7 @@ async function runOne(
       ttftCurve: TTFT_CURVE_PERCENTILES.map((p) => ({ p, ms: round(percentile(ttft, p)) })),
       busyMs: busy.map((b) => round(b)),
       makespanMs: round(makespan),
+      ttftSamples: ttft,
     },
   };
 }

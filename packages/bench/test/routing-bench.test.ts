@@ -16,7 +16,7 @@ import {
   type BenchRequest,
 } from '../src/routing-bench';
 import { routingBenchCommand } from '../src/cli/bench-routing-command';
-import { formatGridMarkdown, type GridCell } from '../src/routing/grid';
+import { arrivalWindowMs, formatGridMarkdown, gridWorkloads, runRoutingGrid, type GridCell } from '../src/routing/grid';
 
 const line = (o: object): string => JSON.stringify(o);
 
@@ -317,6 +317,7 @@ describe('bench routing command', () => {
     [['routing', '--workload', 'shared-prefix', '--kv-preset', 'fast'], /--kv-preset must be ttft, tuned or dynamo/],
     [['routing', '--workload', 'shared-prefix', '--kv-work-weight', '-1'], /--kv-work-weight must be a number >= 0/],
     [['routing', '--workload', 'shared-prefix', '--kv-max-delayed', '-2'], /--kv-max-delayed must be a number >= 0/],
+    [['routing', '--grid', '--grid-seeds', '0'], /--grid-seeds must be a positive integer/],
   ])('%j fails naming the flag', async (args, message) => {
     expect(await run(args)).toMatch(message);
   });
@@ -337,6 +338,31 @@ describe('grid pieces', () => {
     expect(heads.size).toBeLessThanOrEqual(2);
   });
 
+  it('offered load is busy time over the arrival window', () => {
+    const at = (ms: number): BenchRequest => ({ arrivalMs: ms, inputLength: 1, outputLength: 1, tokens: () => new Uint32Array(1) });
+    expect(arrivalWindowMs([at(500), at(100), at(2100)], 9000)).toBe(2000);
+    // All at once: the makespan is the window.
+    expect(arrivalWindowMs([at(7), at(7)], 300)).toBe(300);
+  });
+
+  it('pools the requests of several seeds per cell', async () => {
+    const only = ['shared-prefix 64x8', 'chat (think time)'];
+    expect(gridWorkloads(undefined, 1).map((w) => w.name)).toEqual(expect.arrayContaining(only));
+    const grid = { strategies: ['kv', 'round-robin'], workers: [2], speedups: [64], only } as const;
+    const cells = await runRoutingGrid({ ...grid, seeds: 2 });
+    expect(cells.map((c) => c.workload)).toEqual(only);
+    for (const c of cells) {
+      expect(c.offered).toBeGreaterThan(0);
+      expect(['light', 'moderate', 'heavy', 'overloaded']).toContain(c.load);
+      expect(c.kv.p99).toBeGreaterThanOrEqual(c.kv.p50);
+    }
+    // Two seeds of a generated workload are different requests: the pooled cell differs from seed 1's.
+    const one = await runRoutingGrid(grid);
+    expect(cells.map((c) => [c.kv, c.offered])).not.toEqual(one.map((c) => [c.kv, c.offered]));
+    await expect(runRoutingGrid({ strategies: ['kv'], seeds: 0 })).rejects.toThrow(/seeds must be a positive integer/);
+    await expect(runRoutingGrid({ strategies: ['kv'], only: ['nope'] })).rejects.toThrow(/no grid workload is named/);
+  }, 60_000);
+
   it('the grid table marks losses and counts wins per split and load', () => {
     const cell = (wins: boolean, load: string): GridCell => ({
       workload: 'w',
@@ -344,6 +370,7 @@ describe('grid pieces', () => {
       workers: 4,
       speedup: 1,
       utilization: 0.9,
+      offered: 0.93,
       load,
       kv: { p50: 10, p99: 20 },
       bestP50: { strategy: 'llm-d-scorers', ms: 11 },
@@ -351,7 +378,7 @@ describe('grid pieces', () => {
       wins,
     });
     const md = formatGridMarkdown([cell(true, 'heavy'), cell(false, 'heavy')]);
-    expect(md).toMatch(/\| 10 ms \| 11 ms \(llm-d-scorers\) \| 20 ms \| 1.50 s \(sglang-cache-aware\) \| yes \|/);
+    expect(md).toMatch(/\| 0.90 \| 0.93 \| heavy \| 10 ms \| 11 ms \(llm-d-scorers\) \| 20 ms \| 1.50 s \(sglang-cache-aware\) \| yes \|/);
     expect(md).toMatch(/\*\*no\*\*/);
     expect(md).toMatch(/- check, heavy: kv wins 1 of 2/);
   });

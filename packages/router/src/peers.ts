@@ -40,6 +40,8 @@ export interface ReplicaApplyResult {
   applied: boolean;
   /** Validation errors, or why it was ignored. */
   reason?: string;
+  /** A `routed` message for a request this router already tracked (redelivered): not a new arrival. */
+  repeat?: boolean;
 }
 
 /** See the module comment. */
@@ -173,6 +175,7 @@ export class RouterPeers {
       this.peers.set(routerId, keys);
     }
     const key = peerRequestKey(routerId, r.request_id);
+    const repeat = keys.has(key);
     const n = r.sequence_hashes.length;
     if (this.scratch.length < 2 * n) this.scratch = new Uint32Array(4 * n);
     const words = this.scratch;
@@ -188,7 +191,7 @@ export class RouterPeers {
         if (keys.size <= this.load.maxTrackedRequests) break;
       }
     }
-    return { applied: true };
+    return repeat ? { applied: true, repeat } : { applied: true };
   }
 
   /** This replica's whole picture: its own requests in flight and its fences. */

@@ -318,8 +318,9 @@ export class KvRouter {
   applyReplicaMessage(message: ReplicaMessage | unknown): ReplicaApplyResult {
     const now = this.now();
     const r = this.peers.apply(message, now, (id) => this.byId.has(id));
-    // A peer's decision is an arrival at the fleet too (the work term needs the fleet's rate).
-    if (r.applied && (message as { type?: unknown }).type === 'routed') {
+    // A peer's decision is an arrival at the fleet too (the work term needs the fleet's rate);
+    // a redelivered one is not.
+    if (r.applied && r.repeat !== true && (message as { type?: unknown }).type === 'routed') {
       const c = this.byId.get((message as { worker_id: string }).worker_id);
       if (c !== undefined) {
         this.traffic.arrive(now);

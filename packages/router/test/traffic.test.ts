@@ -106,7 +106,12 @@ describe('KvRouter traffic', () => {
       const r = k % 2 === 0 ? a : b;
       const other = r === a ? b : a;
       r.route({ tokenIds: [k, 7, 8, 9], requestId: `q${k}` });
-      for (const m of r.takeReplicaMessages()) other.applyReplicaMessage(m);
+      const msgs = r.takeReplicaMessages();
+      for (const m of msgs) other.applyReplicaMessage(m);
+      // A redelivered decision (at-least-once transport) is the same request, not another arrival.
+      const routed = msgs.filter((m) => m.type === 'routed');
+      expect(routed).toHaveLength(1);
+      expect(other.applyReplicaMessage(routed[0])).toEqual({ applied: true, repeat: true });
     }
     expect(a.stats().arrivalsPerSecond).toBeCloseTo(20, 6);
     expect(b.stats().arrivalsPerSecond).toBeCloseTo(20, 6);

@@ -54,6 +54,7 @@ interface RoutingArgs {
   grid: boolean;
   'grid-workers': string;
   'grid-speedups': string;
+  'grid-seeds': number;
   'replica-sharing': boolean;
   json?: string;
   chart?: string;
@@ -180,6 +181,11 @@ export function routingBenchCommand<T>(fail: (e: unknown) => never): CommandModu
           describe: 'run the grid of generated workloads (plus --trace if given) and print a markdown table',
         })
         .option('grid-workers', { type: 'string', default: '4,16', describe: 'with --grid: worker counts' })
+        .option('grid-seeds', {
+          type: 'number',
+          default: 1,
+          describe: 'with --grid: seeds per cell, their requests pooled for the percentiles',
+        })
         .option('grid-speedups', {
           type: 'string',
           default: '4,1.5,0.75',
@@ -251,8 +257,13 @@ export function routingBenchCommand<T>(fail: (e: unknown) => never): CommandModu
           const workers = list('grid-workers', argv['grid-workers']);
           if (workers.some((w) => !Number.isSafeInteger(w)))
             throw new InvalidArgumentError('--grid-workers must be integers');
+          const seeds = argv['grid-seeds'];
+          if (!Number.isSafeInteger(seeds) || seeds < 1) {
+            throw new InvalidArgumentError(`--grid-seeds must be a positive integer, got ${String(seeds)}`);
+          }
           const bar = progressBar();
           const cells = await runRoutingGrid({
+            seeds,
             ...(argv.trace !== undefined ? { tracePath: argv.trace } : {}),
             strategies,
             workers,
