@@ -339,7 +339,12 @@ describe('grid pieces', () => {
   });
 
   it('offered load is busy time over the arrival window', () => {
-    const at = (ms: number): BenchRequest => ({ arrivalMs: ms, inputLength: 1, outputLength: 1, tokens: () => new Uint32Array(1) });
+    const at = (ms: number): BenchRequest => ({
+      arrivalMs: ms,
+      inputLength: 1,
+      outputLength: 1,
+      tokens: () => new Uint32Array(1),
+    });
     expect(arrivalWindowMs([at(500), at(100), at(2100)], 9000)).toBe(2000);
     // All at once: the makespan is the window.
     expect(arrivalWindowMs([at(7), at(7)], 300)).toBe(300);
@@ -378,7 +383,9 @@ describe('grid pieces', () => {
       wins,
     });
     const md = formatGridMarkdown([cell(true, 'heavy'), cell(false, 'heavy')]);
-    expect(md).toMatch(/\| 0.90 \| 0.93 \| heavy \| 10 ms \| 11 ms \(llm-d-scorers\) \| 20 ms \| 1.50 s \(sglang-cache-aware\) \| yes \|/);
+    expect(md).toMatch(
+      /\| 0.90 \| 0.93 \| heavy \| 10 ms \| 11 ms \(llm-d-scorers\) \| 20 ms \| 1.50 s \(sglang-cache-aware\) \| yes \|/,
+    );
     expect(md).toMatch(/\*\*no\*\*/);
     expect(md).toMatch(/- check, heavy: kv wins 1 of 2/);
   });

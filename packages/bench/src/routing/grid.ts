@@ -139,7 +139,8 @@ export async function runRoutingGrid(o: GridOptions): Promise<GridCell[]> {
   if (!o.strategies.includes('kv')) throw new Error('strategies must include kv');
   const seed = o.seed ?? 1;
   const seeds = o.seeds ?? 1;
-  if (!Number.isSafeInteger(seeds) || seeds < 1) throw new Error(`seeds must be a positive integer, got ${String(seeds)}`);
+  if (!Number.isSafeInteger(seeds) || seeds < 1)
+    throw new Error(`seeds must be a positive integer, got ${String(seeds)}`);
   const pick = (ws: GridWorkload[]): GridWorkload[] =>
     o.only === undefined ? ws : ws.filter((w) => o.only!.includes(w.name));
   const perSeed = Array.from({ length: seeds }, (_, k) => pick(gridWorkloads(o.tracePath, seed + k)));
