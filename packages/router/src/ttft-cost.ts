@@ -25,12 +25,15 @@
  * - `prefill_ms`: the queue ahead is computed first (each request in it paying the fixed cost),
  *   then this prompt's uncached tokens, whose attention also reads the cached prefix (so a hit
  *   saves its linear cost, not its attention);
- * - `held(w)`: the KV the worker's engine holds. The active blocks count every request routed there
- *   and not finished, but a prompt still queued holds none of its uncached blocks until it is
- *   admitted (and by then the sequences ahead of it have mostly finished), so those are left out;
- *   counting them made a backlogged fleet look out of memory and sent a session's next turn away
- *   from the worker queueing its history (on 4 overloaded engines a third of the follow-up turns
- *   moved, and the hit rate fell from 48% to 44%);
+ * - `held(w)`: the KV the request finds when it is admitted. The active blocks count every request
+ *   routed there and not finished, but a prompt still queued holds none of its uncached blocks
+ *   until it is admitted, and computing the queue ahead takes long enough for the sequences
+ *   running now to finish: the queue, in blocks, is left out. Counting it made a backlogged fleet
+ *   look out of memory and sent a session's next turn away from the worker queueing its history
+ *   (on 4 overloaded engines a third of the follow-up turns moved, and the hit rate fell from 48%
+ *   to 44%). Taking instead what the engine reports holding now (raised from the tracked blocks
+ *   less the queue) was measured worse there: it counts the blocks of a long prefill in progress,
+ *   long finished by the time a queued request is admitted;
  * - `decode_ms`: with chunked prefill every step also decodes the running sequences, so each step the
  *   prefill needs costs one decode step at the worker's batch and context;
  * - `memory_ms`: blocks beyond the worker's capacity must wait for others to finish (or be
@@ -157,8 +160,8 @@ export function delayedRequests(
 }
 
 /**
- * The KV blocks a worker's engine holds (`held(w)`, see the module comment): its active blocks less
- * the uncached prompt tokens still queued there, which get their blocks only when admitted.
+ * The KV blocks a request finds on a worker when it is admitted (`held(w)`, see the module
+ * comment): the worker's active blocks less the uncached prompt tokens queued there.
  */
 export function heldBlocks(activeBlocks: number, queuedTokens: number, blockSize: number): number {
   const held = activeBlocks - queuedTokens / blockSize;
