@@ -318,6 +318,8 @@ describe('bench routing command', () => {
     [['routing', '--workload', 'shared-prefix', '--kv-work-weight', '-1'], /--kv-work-weight must be a number >= 0/],
     [['routing', '--workload', 'shared-prefix', '--kv-max-delayed', '-2'], /--kv-max-delayed must be a number >= 0/],
     [['routing', '--grid', '--grid-seeds', '0'], /--grid-seeds must be a positive integer/],
+    [['routing', '--grid', '--strategies', 'kv'], /--strategies: with --grid, name kv and at least one policy/],
+    [['routing', '--grid', '--strategies', 'round-robin,random'], /--strategies: with --grid, name kv/],
   ])('%j fails naming the flag', async (args, message) => {
     expect(await run(args)).toMatch(message);
   });
@@ -364,8 +366,9 @@ describe('grid pieces', () => {
     // Two seeds of a generated workload are different requests: the pooled cell differs from seed 1's.
     const one = await runRoutingGrid(grid);
     expect(cells.map((c) => [c.kv, c.offered])).not.toEqual(one.map((c) => [c.kv, c.offered]));
-    await expect(runRoutingGrid({ strategies: ['kv'], seeds: 0 })).rejects.toThrow(/seeds must be a positive integer/);
-    await expect(runRoutingGrid({ strategies: ['kv'], only: ['nope'] })).rejects.toThrow(/no grid workload is named/);
+    await expect(runRoutingGrid({ ...grid, seeds: 0 })).rejects.toThrow(/seeds must be a positive integer/);
+    await expect(runRoutingGrid({ ...grid, only: ['nope'] })).rejects.toThrow(/no grid workload is named/);
+    await expect(runRoutingGrid({ ...grid, strategies: ['kv'] })).rejects.toThrow(/at least one policy to compare/);
   }, 60_000);
 
   it('the grid table marks losses and counts wins per split and load', () => {

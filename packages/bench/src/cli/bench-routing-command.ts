@@ -257,6 +257,11 @@ export function routingBenchCommand<T>(fail: (e: unknown) => never): CommandModu
           const workers = list('grid-workers', argv['grid-workers']);
           if (workers.some((w) => !Number.isSafeInteger(w)))
             throw new InvalidArgumentError('--grid-workers must be integers');
+          if (!strategies.includes('kv') || strategies.length < 2) {
+            throw new InvalidArgumentError(
+              '--strategies: with --grid, name kv and at least one policy to compare it with',
+            );
+          }
           const seeds = argv['grid-seeds'];
           if (!Number.isSafeInteger(seeds) || seeds < 1) {
             throw new InvalidArgumentError(`--grid-seeds must be a positive integer, got ${String(seeds)}`);
